@@ -1,0 +1,3 @@
+//! The x402 facilitator: it will own the verify and settle engine for EIP-3009 USDC payments, the chain client
+//! that reads token state and submits settlements, the durable settlement ledger (sqlx, SQLite or PostgreSQL)
+//! that makes every payment settle exactly once, and the HTTP service (`/verify`, `/settle`, `/supported`).

@@ -1,0 +1,253 @@
+//! EIP-3009 `TransferWithAuthorization`: the EIP-712 typed data an `exact` EVM payment signs, its domain taken
+//! from a requirement, the signing hash, signing with any alloy signer, strict signer recovery (65 bytes,
+//! `v` ∈ {27, 28}, low `s` — what FiatToken itself accepts), and a builder that makes a payment for an offer.
+
+use alloy::primitives::{Address, B256, Bytes, U256, b256};
+use alloy::signers::Signer;
+use alloy::sol;
+use alloy::sol_types::{Eip712Domain, SolStruct};
+
+use crate::network::{NetworkError, parse_caip2};
+use crate::version::Version;
+use crate::wire::{ExactEvmAuthorization, ExactEvmPayload, Extra, ResourceInfo, v1, v2};
+
+sol! {
+    /// The EIP-3009 struct, exactly as FiatToken hashes it.
+    #[derive(Debug, PartialEq, Eq)]
+    struct TransferWithAuthorization {
+        address from;
+        address to;
+        uint256 value;
+        uint256 validAfter;
+        uint256 validBefore;
+        bytes32 nonce;
+    }
+}
+
+/// `keccak256("TransferWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)")`.
+pub const TRANSFER_WITH_AUTHORIZATION_TYPEHASH: B256 =
+    b256!("0x7c7c6cdb67a18743f49ec6fa9b35f50d52ed05cbed4cc592e13b44501c1a2267");
+
+/// Half the secp256k1 group order: a signature with a larger `s` is malleable and refused.
+const SECP256K1_HALF_N: U256 = U256::from_be_slice(&[
+    0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x5d, 0x57, 0x6e,
+    0x73, 0x57, 0xa4, 0x50, 0x1d, 0xdf, 0xe9, 0x2f, 0x46, 0x68, 0x1b, 0x20, 0xa0,
+]);
+
+/// `validAfter` is set this far in the past, so a clock slightly ahead of the chain's does not make a fresh
+/// payment "not yet valid".
+pub const VALID_AFTER_SLACK_SECONDS: u64 = 600;
+
+/// Why typed data could not be built, signed or recovered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Eip3009Error {
+    #[error("the requirement's `extra` lacks the token's EIP-712 name and version")]
+    MissingDomain,
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    #[error("an ECDSA signature is 65 bytes, this one is {0}")]
+    SignatureLength(usize),
+    #[error("signature `v` must be 27 or 28, it is {0}")]
+    InvalidV(u8),
+    #[error("signature `s` is in the upper half of the curve order (malleable)")]
+    HighS,
+    #[error("no public key recovers from this signature")]
+    Unrecoverable,
+    #[error("the signer failed: {0}")]
+    Signer(String),
+    #[error("validBefore overflows: now {now} + maxTimeoutSeconds {timeout}")]
+    TimeOverflow { now: u64, timeout: u64 },
+}
+
+/// An EIP-712 domain with all four fields.
+pub fn domain(name: &str, version: &str, chain_id: u64, verifying_contract: Address) -> Eip712Domain {
+    Eip712Domain::new(
+        Some(name.to_owned().into()),
+        Some(version.to_owned().into()),
+        Some(U256::from(chain_id)),
+        Some(verifying_contract),
+        None,
+    )
+}
+
+/// The domain a payment for this offer is signed under: `extra.name`/`extra.version`, the chain id of its
+/// CAIP-2 network, and the asset as verifying contract.
+pub fn domain_for(requirement: &v2::PaymentRequirements) -> Result<Eip712Domain, Eip3009Error> {
+    let chain_id = parse_caip2(&requirement.network)?;
+    domain_from_extra(requirement.extra.as_ref(), chain_id, requirement.asset)
+}
+
+/// The same for a v1 offer, whose network name the caller has resolved to a chain id.
+pub fn domain_for_v1(requirement: &v1::PaymentRequirements, chain_id: u64) -> Result<Eip712Domain, Eip3009Error> {
+    domain_from_extra(requirement.extra.as_ref(), chain_id, requirement.asset)
+}
+
+fn domain_from_extra(extra: Option<&Extra>, chain_id: u64, asset: Address) -> Result<Eip712Domain, Eip3009Error> {
+    match extra {
+        Some(Extra {
+            name: Some(name),
+            version: Some(version),
+            ..
+        }) => Ok(domain(name, version, chain_id, asset)),
+        _ => Err(Eip3009Error::MissingDomain),
+    }
+}
+
+/// The typed struct for a wire authorization.
+pub fn typed(authorization: &ExactEvmAuthorization) -> TransferWithAuthorization {
+    TransferWithAuthorization {
+        from: authorization.from,
+        to: authorization.to,
+        value: authorization.value,
+        validAfter: authorization.valid_after,
+        validBefore: authorization.valid_before,
+        nonce: authorization.nonce,
+    }
+}
+
+/// The EIP-712 digest the buyer signs.
+pub fn signing_hash(authorization: &ExactEvmAuthorization, domain: &Eip712Domain) -> B256 {
+    typed(authorization).eip712_signing_hash(domain)
+}
+
+/// Signs an authorization; the result is 65 bytes `r || s || v` with `v` ∈ {27, 28}.
+pub async fn sign<S>(
+    signer: &S,
+    authorization: &ExactEvmAuthorization,
+    domain: &Eip712Domain,
+) -> Result<Bytes, Eip3009Error>
+where
+    S: Signer + ?Sized + Send + Sync,
+{
+    let hash = signing_hash(authorization, domain);
+    let signature = signer
+        .sign_hash(&hash)
+        .await
+        .map_err(|e| Eip3009Error::Signer(e.to_string()))?;
+    Ok(Bytes::copy_from_slice(&signature.as_bytes()))
+}
+
+/// The address that signed `authorization` under `domain`, with FiatToken's own rules: exactly 65 bytes,
+/// `v` of 27 or 28, and `s` in the lower half of the order.
+pub fn recover(
+    authorization: &ExactEvmAuthorization,
+    domain: &Eip712Domain,
+    signature: &[u8],
+) -> Result<Address, Eip3009Error> {
+    recover_prehash(&signing_hash(authorization, domain), signature)
+}
+
+/// Strict ECDSA recovery of the signer of a 32-byte digest.
+pub fn recover_prehash(hash: &B256, signature: &[u8]) -> Result<Address, Eip3009Error> {
+    let bytes: &[u8; 65] = signature
+        .try_into()
+        .map_err(|_| Eip3009Error::SignatureLength(signature.len()))?;
+    let v = bytes[64];
+    if v != 27 && v != 28 {
+        return Err(Eip3009Error::InvalidV(v));
+    }
+    let r = U256::from_be_slice(&bytes[..32]);
+    let s = U256::from_be_slice(&bytes[32..64]);
+    if s > SECP256K1_HALF_N {
+        return Err(Eip3009Error::HighS);
+    }
+    alloy::primitives::Signature::new(r, s, v == 28)
+        .recover_address_from_prehash(hash)
+        .map_err(|_| Eip3009Error::Unrecoverable)
+}
+
+/// A fresh random 32-byte nonce.
+pub fn random_nonce() -> B256 {
+    B256::random()
+}
+
+/// The authorization a buyer signs for an offer: `validAfter = now − 600`, `validBefore = now +
+/// maxTimeoutSeconds`.
+pub fn build_authorization(
+    from: Address,
+    pay_to: Address,
+    amount: U256,
+    max_timeout_seconds: u64,
+    now: u64,
+    nonce: B256,
+) -> Result<ExactEvmAuthorization, Eip3009Error> {
+    let valid_before = now.checked_add(max_timeout_seconds).ok_or(Eip3009Error::TimeOverflow {
+        now,
+        timeout: max_timeout_seconds,
+    })?;
+    Ok(ExactEvmAuthorization {
+        from,
+        to: pay_to,
+        value: amount,
+        valid_after: U256::from(now.saturating_sub(VALID_AFTER_SLACK_SECONDS)),
+        valid_before: U256::from(valid_before),
+        nonce,
+    })
+}
+
+/// Makes and signs a v2 payment for `requirement` (its `accepted` is a verbatim copy of the requirement).
+pub async fn pay<S>(
+    signer: &S,
+    requirement: &v2::PaymentRequirements,
+    resource: Option<ResourceInfo>,
+    now: u64,
+    nonce: B256,
+) -> Result<v2::PaymentPayload, Eip3009Error>
+where
+    S: Signer + ?Sized + Send + Sync,
+{
+    let domain = domain_for(requirement)?;
+    let authorization = build_authorization(
+        signer.address(),
+        requirement.pay_to,
+        requirement.amount,
+        requirement.max_timeout_seconds,
+        now,
+        nonce,
+    )?;
+    let signature = sign(signer, &authorization, &domain).await?;
+    Ok(v2::PaymentPayload {
+        x402_version: Version,
+        resource,
+        accepted: requirement.clone(),
+        payload: ExactEvmPayload {
+            signature,
+            authorization,
+        }
+        .into(),
+        extensions: None,
+    })
+}
+
+/// Makes and signs a v1 payment for `requirement` on the chain the caller resolved its network name to.
+pub async fn pay_v1<S>(
+    signer: &S,
+    requirement: &v1::PaymentRequirements,
+    chain_id: u64,
+    now: u64,
+    nonce: B256,
+) -> Result<v1::PaymentPayload, Eip3009Error>
+where
+    S: Signer + ?Sized + Send + Sync,
+{
+    let domain = domain_for_v1(requirement, chain_id)?;
+    let authorization = build_authorization(
+        signer.address(),
+        requirement.pay_to,
+        requirement.max_amount_required,
+        requirement.max_timeout_seconds,
+        now,
+        nonce,
+    )?;
+    let signature = sign(signer, &authorization, &domain).await?;
+    Ok(v1::PaymentPayload {
+        x402_version: Version,
+        scheme: requirement.scheme.clone(),
+        network: requirement.network.clone(),
+        payload: ExactEvmPayload {
+            signature,
+            authorization,
+        }
+        .into(),
+    })
+}
