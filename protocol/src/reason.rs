@@ -28,6 +28,16 @@ pub const UNEXPECTED_SETTLE_ERROR: &str = "unexpected_settle_error";
 /// Circle's hosted facilitator: the chain has not confirmed within the wait; never serve content on it.
 pub const SETTLEMENT_PENDING: &str = "settlement_pending";
 
+// Reasons this project adds where the reference has none (callers treat reasons as open-ended strings).
+/// `paymentPayload.accepted` differs from `paymentRequirements` on a field that decides the payment.
+pub const INVALID_EXACT_EVM_ACCEPTED_MISMATCH: &str = "invalid_exact_evm_accepted_mismatch";
+/// The asset is not one this facilitator settles on that network.
+pub const INVALID_EXACT_EVM_UNSUPPORTED_ASSET: &str = "invalid_exact_evm_unsupported_asset";
+/// Payer or payee is on the token's blacklist.
+pub const INVALID_EXACT_EVM_ADDRESS_BLACKLISTED: &str = "invalid_exact_evm_address_blacklisted";
+/// The token is paused.
+pub const INVALID_EXACT_EVM_TOKEN_PAUSED: &str = "invalid_exact_evm_token_paused";
+
 /// Every reason above, for tests and documentation.
 pub const ALL: &[&str] = &[
     INVALID_EXACT_EVM_SCHEME,
@@ -52,4 +62,8 @@ pub const ALL: &[&str] = &[
     UNEXPECTED_VERIFY_ERROR,
     UNEXPECTED_SETTLE_ERROR,
     SETTLEMENT_PENDING,
+    INVALID_EXACT_EVM_ACCEPTED_MISMATCH,
+    INVALID_EXACT_EVM_UNSUPPORTED_ASSET,
+    INVALID_EXACT_EVM_ADDRESS_BLACKLISTED,
+    INVALID_EXACT_EVM_TOKEN_PAUSED,
 ];

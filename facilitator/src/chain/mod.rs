@@ -1,0 +1,143 @@
+//! The chain as the facilitator sees it: one client per configured network, holding the JSON-RPC provider,
+//! the token metadata cache (EIP-712 name and version, read once per asset), and the reads a verify needs,
+//! gathered in a single round trip (one Multicall3 `aggregate3` plus `eth_getCode` and the settlement
+//! simulation, all concurrently).
+
+mod snapshot;
+pub mod token;
+
+pub use snapshot::{ChainSnapshot, SnapshotRequest};
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::eips::eip1559::Eip1559Estimation;
+use alloy::primitives::{Address, B256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use moka::future::Cache;
+use protocol::network::{MULTICALL3, Network};
+
+/// Why the chain could not be read.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ChainError {
+    #[error("RPC request failed: {0}")]
+    Rpc(String),
+    #[error("RPC URL `{0}` is not valid")]
+    BadUrl(String),
+    #[error("the chain answered something unreadable: {0}")]
+    Decode(String),
+}
+
+/// EIP-712 name and version a token reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenDomain {
+    pub name: String,
+    pub version: String,
+}
+
+/// One network's chain access.
+#[derive(Clone)]
+pub struct ChainClient {
+    pub network: Arc<Network>,
+    pub caip2: Arc<str>,
+    provider: DynProvider,
+    multicall3: Address,
+    domains: Cache<Address, TokenDomain>,
+    fees: Cache<(), Eip1559Estimation>,
+}
+
+impl ChainClient {
+    /// A client for `network` at `rpc_url`.
+    pub fn connect(network: Network, rpc_url: &str, multicall3: Option<Address>) -> Result<Self, ChainError> {
+        let url = rpc_url.parse().map_err(|_| ChainError::BadUrl(rpc_url.to_owned()))?;
+        let provider = ProviderBuilder::new().connect_http(url).erased();
+        Ok(Self::with_provider(network, provider, multicall3))
+    }
+
+    pub fn with_provider(network: Network, provider: DynProvider, multicall3: Option<Address>) -> Self {
+        ChainClient {
+            caip2: network.caip2().into(),
+            network: Arc::new(network),
+            provider,
+            multicall3: multicall3.unwrap_or(MULTICALL3),
+            domains: Cache::builder()
+                .max_capacity(1_024)
+                .time_to_live(Duration::from_secs(3_600))
+                .build(),
+            fees: Cache::builder()
+                .max_capacity(1)
+                .time_to_live(Duration::from_secs(2))
+                .build(),
+        }
+    }
+
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    pub fn chain_id(&self) -> u64 {
+        self.network.chain_id
+    }
+
+    /// The token's EIP-712 name and version, read once and cached.
+    pub async fn token_domain(&self, asset: Address) -> Result<TokenDomain, ChainError> {
+        let provider = self.provider.clone();
+        self.domains
+            .try_get_with(asset, async move {
+                let token = token::IFiatToken::new(asset, provider);
+                let (name_call, version_call) = (token.name(), token.version());
+                let (name, version) = tokio::join!(name_call.call(), version_call.call());
+                Ok(TokenDomain {
+                    name: name.map_err(|e| ChainError::Rpc(e.to_string()))?,
+                    version: version.map_err(|e| ChainError::Rpc(e.to_string()))?,
+                })
+            })
+            .await
+            .map_err(|e: Arc<ChainError>| (*e).clone())
+    }
+
+    /// Current EIP-1559 fees, read from the chain at most every two seconds.
+    pub async fn fees(&self) -> Result<Eip1559Estimation, ChainError> {
+        let provider = self.provider.clone();
+        self.fees
+            .try_get_with((), async move {
+                provider
+                    .estimate_eip1559_fees()
+                    .await
+                    .map_err(|e| ChainError::Rpc(e.to_string()))
+            })
+            .await
+            .map_err(|e: Arc<ChainError>| (*e).clone())
+    }
+
+    /// Whether the chain answers, and with the chain id we expect.
+    pub async fn ready(&self) -> Result<(), ChainError> {
+        let id = self
+            .provider
+            .get_chain_id()
+            .await
+            .map_err(|e| ChainError::Rpc(e.to_string()))?;
+        if id != self.network.chain_id {
+            return Err(ChainError::Rpc(format!(
+                "RPC reports chain id {id}, configured {}",
+                self.network.chain_id
+            )));
+        }
+        Ok(())
+    }
+
+    /// The Multicall3 address used for batched reads and batched settlement.
+    pub fn multicall3(&self) -> Address {
+        self.multicall3
+    }
+
+    /// A transaction's receipt status, if mined: `Some(true)` succeeded, `Some(false)` reverted.
+    pub async fn receipt_status(&self, tx_hash: B256) -> Result<Option<bool>, ChainError> {
+        let receipt = self
+            .provider
+            .get_transaction_receipt(tx_hash)
+            .await
+            .map_err(|e| ChainError::Rpc(e.to_string()))?;
+        Ok(receipt.map(|r| r.status()))
+    }
+}

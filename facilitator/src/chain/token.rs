@@ -1,0 +1,34 @@
+//! The contract surfaces the facilitator calls, declared inline so their names are stable: FiatToken v2.2's
+//! EIP-3009 and compliance reads, EIP-1271 `isValidSignature`, and Multicall3 `aggregate3`.
+
+alloy::sol! {
+    #[sol(rpc)]
+    #[derive(Debug)]
+    interface IFiatToken {
+        function name() external view returns (string);
+        function version() external view returns (string);
+        function balanceOf(address account) external view returns (uint256);
+        function authorizationState(address authorizer, bytes32 nonce) external view returns (bool);
+        function isBlacklisted(address account) external view returns (bool);
+        function paused() external view returns (bool);
+        function transferWithAuthorization(address from, address to, uint256 value, uint256 validAfter, uint256 validBefore, bytes32 nonce, bytes signature) external;
+        event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce);
+        event Transfer(address indexed from, address indexed to, uint256 value);
+    }
+
+    #[sol(rpc)]
+    interface IERC1271 {
+        function isValidSignature(bytes32 hash, bytes signature) external view returns (bytes4 magicValue);
+    }
+
+    #[sol(rpc)]
+    #[derive(Debug)]
+    interface IMulticall3 {
+        struct Call3 { address target; bool allowFailure; bytes callData; }
+        struct Result { bool success; bytes returnData; }
+        function aggregate3(Call3[] calldata calls) external payable returns (Result[] memory returnData);
+    }
+}
+
+/// EIP-1271's "valid" answer.
+pub const ERC1271_MAGIC: [u8; 4] = [0x16, 0x26, 0xba, 0x7e];

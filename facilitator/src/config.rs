@@ -1,0 +1,310 @@
+//! Facilitator configuration: a TOML file, then environment overrides, then validation that names the bad key.
+//! Networks are Arc testnet and mainnet (built in; they need an `rpc_url` to be served) plus custom ones, such
+//! as the devnet read from its state file. Settlement keys come from the environment or a file and are never
+//! printed: `Debug` of the config redacts them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256};
+use alloy::signers::local::PrivateKeySigner;
+use protocol::network::{Asset, Network};
+use serde::Deserialize;
+
+/// Environment variable with comma-separated settlement private keys.
+pub const ENV_SETTLEMENT_KEYS: &str = "NERDCABAL_SETTLEMENT_KEYS";
+/// Environment variable with the ledger database URL.
+pub const ENV_DATABASE_URL: &str = "DATABASE_URL";
+/// Environment variable with comma-separated API keys.
+pub const ENV_API_KEYS: &str = "NERDCABAL_FACILITATOR_API_KEYS";
+/// Environment variable with the listen address.
+pub const ENV_LISTEN: &str = "NERDCABAL_FACILITATOR_LISTEN";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("invalid configuration: {0}")]
+    Parse(String),
+    #[error("invalid configuration key `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// One network to serve.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    pub name: String,
+    pub chain_id: u64,
+    pub rpc_url: String,
+    /// Tokens settled on this network; defaults to USDC at Arc's address.
+    #[serde(default)]
+    pub assets: Vec<Asset>,
+    /// Multicall3 address (the canonical one by default).
+    #[serde(default)]
+    pub multicall3: Option<Address>,
+}
+
+/// The file's shape; every section is optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    database_url: Option<String>,
+    #[serde(default)]
+    networks: Vec<NetworkConfig>,
+    settlement: Option<SettlementSection>,
+    security: Option<SecuritySection>,
+    limits: Option<LimitsSection>,
+    verify: Option<VerifySection>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettlementSection {
+    key_file: Option<PathBuf>,
+    receipt_timeout_ms: Option<u64>,
+    low_gas_warning_wei: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecuritySection {
+    #[serde(default)]
+    api_keys: Vec<String>,
+    require_key_for_verify: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LimitsSection {
+    body_bytes: Option<usize>,
+    per_ip_per_second: Option<u32>,
+    per_key_per_second: Option<u32>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifySection {
+    clock_skew_secs: Option<u64>,
+    #[serde(default)]
+    erc6492_factories: Vec<Address>,
+}
+
+/// The validated configuration.
+#[derive(Clone)]
+pub struct FacilitatorConfig {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub networks: Vec<NetworkConfig>,
+    pub settlement_keys: Vec<PrivateKeySigner>,
+    pub receipt_timeout: Duration,
+    pub low_gas_warning_wei: alloy::primitives::U256,
+    pub api_keys: Vec<String>,
+    pub require_key_for_verify: bool,
+    pub body_limit_bytes: usize,
+    pub per_ip_per_second: u32,
+    pub per_key_per_second: u32,
+    pub clock_skew_secs: u64,
+    pub erc6492_factories: Vec<Address>,
+}
+
+impl std::fmt::Debug for FacilitatorConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FacilitatorConfig")
+            .field("listen", &self.listen)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("networks", &self.networks.iter().map(|n| &n.name).collect::<Vec<_>>())
+            .field(
+                "settlement_signers",
+                &self.settlement_keys.iter().map(|k| k.address()).collect::<Vec<_>>(),
+            )
+            .field("api_keys", &format_args!("[{} redacted]", self.api_keys.len()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A database URL without its password.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl FacilitatorConfig {
+    /// Reads `path` (if given), applies the environment, adds `extra_networks`, and validates.
+    pub fn load(path: Option<&Path>, extra_networks: Vec<NetworkConfig>) -> Result<Self, ConfigError> {
+        let file = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse(e.to_string()))?
+            }
+            None => FileConfig::default(),
+        };
+        Self::from_parts(file, extra_networks, |name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from TOML text and an environment lookup (for tests).
+    pub fn from_toml(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let file = toml::from_str::<FileConfig>(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        Self::from_parts(file, Vec::new(), env)
+    }
+
+    fn from_parts(
+        file: FileConfig,
+        extra_networks: Vec<NetworkConfig>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let listen = match env(ENV_LISTEN) {
+            Some(text) => text
+                .parse()
+                .map_err(|_| invalid(ENV_LISTEN, format!("`{text}` is not host:port")))?,
+            None => file.listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 4020))),
+        };
+        let database_url = env(ENV_DATABASE_URL)
+            .or(file.database_url)
+            .unwrap_or_else(|| "sqlite://facilitator.db".to_owned());
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
+            return Err(invalid("database_url", "must start with sqlite: or postgres://"));
+        }
+
+        let settlement = file.settlement.unwrap_or_default();
+        let mut key_texts: Vec<(String, String)> = Vec::new();
+        if let Some(keys) = env(ENV_SETTLEMENT_KEYS) {
+            key_texts.extend(
+                keys.split(',')
+                    .map(|k| (ENV_SETTLEMENT_KEYS.to_owned(), k.trim().to_owned())),
+            );
+        }
+        if let Some(path) = &settlement.key_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| invalid("settlement.key_file", format!("cannot read {}: {e}", path.display())))?;
+            key_texts.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(|k| ("settlement.key_file".to_owned(), k.to_owned())),
+            );
+        }
+        let mut settlement_keys = Vec::new();
+        for (i, (source, text)) in key_texts.iter().enumerate() {
+            let key: B256 = text.parse().map_err(|_| {
+                invalid(
+                    source.clone(),
+                    format!("key #{} is not a 32-byte hex private key", i + 1),
+                )
+            })?;
+            let signer = PrivateKeySigner::from_bytes(&key)
+                .map_err(|_| invalid(source.clone(), format!("key #{} is not a valid secp256k1 key", i + 1)))?;
+            settlement_keys.push(signer);
+        }
+
+        let mut networks = file.networks;
+        networks.extend(extra_networks);
+        for (i, network) in networks.iter_mut().enumerate() {
+            if url::Url::parse(&network.rpc_url).is_err() {
+                return Err(invalid(
+                    format!("networks[{i}].rpc_url"),
+                    format!("`{}` is not a URL", network.rpc_url),
+                ));
+            }
+            if network.assets.is_empty() {
+                network.assets.push(Asset::arc_usdc());
+            }
+        }
+        for (i, a) in networks.iter().enumerate() {
+            if networks[..i].iter().any(|b| b.chain_id == a.chain_id) {
+                return Err(invalid(
+                    format!("networks[{i}].chain_id"),
+                    format!("chain id {} is configured twice", a.chain_id),
+                ));
+            }
+        }
+
+        let security = file.security.unwrap_or_default();
+        let mut api_keys = security.api_keys;
+        if let Some(keys) = env(ENV_API_KEYS) {
+            api_keys.extend(
+                keys.split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        let limits = file.limits.unwrap_or_default();
+        let verify = file.verify.unwrap_or_default();
+        let low_gas_warning_wei = match settlement.low_gas_warning_wei {
+            Some(text) => protocol::decimal::parse(&text)
+                .ok_or_else(|| invalid("settlement.low_gas_warning_wei", "must be a decimal integer"))?,
+            // 0.01 of the native token (18 decimals).
+            None => alloy::primitives::U256::from(10_000_000_000_000_000u64),
+        };
+        Ok(FacilitatorConfig {
+            listen,
+            database_url,
+            networks,
+            settlement_keys,
+            receipt_timeout: Duration::from_millis(settlement.receipt_timeout_ms.unwrap_or(10_000)),
+            low_gas_warning_wei,
+            api_keys,
+            require_key_for_verify: security.require_key_for_verify.unwrap_or(false),
+            body_limit_bytes: limits.body_bytes.unwrap_or(64 * 1024),
+            per_ip_per_second: limits.per_ip_per_second.unwrap_or(2_000),
+            per_key_per_second: limits.per_key_per_second.unwrap_or(10_000),
+            clock_skew_secs: verify.clock_skew_secs.unwrap_or(30),
+            erc6492_factories: verify.erc6492_factories,
+        })
+    }
+
+    /// Networks as protocol definitions.
+    pub fn network_definitions(&self) -> Vec<Network> {
+        self.networks
+            .iter()
+            .map(|n| Network {
+                name: n.name.clone(),
+                chain_id: n.chain_id,
+                assets: n.assets.clone(),
+            })
+            .collect()
+    }
+}
+
+impl NetworkConfig {
+    /// The devnet of a `nerdcabal devnet` state file.
+    pub fn from_devnet(state: &contracts::DevnetState) -> Self {
+        let network = state.network_definition();
+        NetworkConfig {
+            name: network.name,
+            chain_id: network.chain_id,
+            rpc_url: state.rpc_url.clone(),
+            assets: network.assets,
+            multicall3: Some(state.multicall3),
+        }
+    }
+}
+
+/// On the devnet with no key configured, the last dev account settles (its key is a public anvil test key).
+pub fn devnet_settlement_key(state: &contracts::DevnetState) -> Result<Vec<PrivateKeySigner>, ConfigError> {
+    let account = state
+        .accounts
+        .last()
+        .ok_or_else(|| invalid("devnet", "the state file lists no accounts"))?;
+    let signer = PrivateKeySigner::from_bytes(&account.private_key)
+        .map_err(|_| invalid("devnet.accounts", "the last account's key is not valid"))?;
+    Ok(vec![signer])
+}

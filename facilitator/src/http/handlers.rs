@@ -1,0 +1,210 @@
+//! The endpoint handlers. Bodies are read as bytes and decoded with the protocol crate's typed errors, so a
+//! malformed body is a 400 with a reason, never a framework rejection or a 500; business outcomes are 200.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use alloy::primitives::{Address, B256};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use protocol::header::decode_json;
+use protocol::{SupportedKind, SupportedResponse, VerifyRequest, VerifyResponse};
+use serde_json::json;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::verify::LedgerCheck;
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn read_request(body: Result<Bytes, BytesRejection>) -> Result<VerifyRequest, ApiError> {
+    let body = body.map_err(|e| {
+        let status = e.status();
+        let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+            "body_too_large"
+        } else {
+            "unreadable_body"
+        };
+        ApiError::new(status, reason, e.body_text())
+    })?;
+    decode_json::<VerifyRequest>(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.reason(), e.to_string()))
+}
+
+pub async fn verify(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let started = Instant::now();
+    let request = match read_request(body) {
+        Ok(request) => request,
+        Err(error) => {
+            state
+                .metrics
+                .record("verify", error.reason, started.elapsed().as_secs_f64());
+            return error.into_response();
+        }
+    };
+    let answer = match state
+        .settler
+        .verifier()
+        .verify(&request, now(), LedgerCheck::RefuseReserved)
+        .await
+    {
+        Ok(payment) => VerifyResponse::valid(payment.payer()),
+        Err(invalid) => VerifyResponse::invalid(invalid.reason, invalid.message, invalid.payer),
+    };
+    let outcome = answer.invalid_reason.as_deref().unwrap_or("valid");
+    state.metrics.record("verify", outcome, started.elapsed().as_secs_f64());
+    Json(answer).into_response()
+}
+
+pub async fn settle(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let started = Instant::now();
+    let request = match read_request(body) {
+        Ok(request) => request,
+        Err(error) => {
+            state
+                .metrics
+                .record("settle", error.reason, started.elapsed().as_secs_f64());
+            return error.into_response();
+        }
+    };
+    let answer = state.settler.settle(&request, now()).await;
+    let outcome = if answer.success {
+        "success"
+    } else {
+        answer.error_reason.as_deref().unwrap_or("failed")
+    };
+    state.metrics.record("settle", outcome, started.elapsed().as_secs_f64());
+    tracing::info!(payer = ?answer.payer, tx = %answer.transaction, outcome, "settle");
+    Json(answer).into_response()
+}
+
+pub async fn supported(State(state): State<AppState>) -> Json<SupportedResponse> {
+    let mut answer = SupportedResponse::default();
+    for chain in state.settler.verifier().chains() {
+        answer.kinds.push(SupportedKind {
+            x402_version: 2,
+            scheme: protocol::SCHEME_EXACT.into(),
+            network: chain.caip2.to_string(),
+            extra: None,
+        });
+        answer.kinds.push(SupportedKind {
+            x402_version: 1,
+            scheme: protocol::SCHEME_EXACT.into(),
+            network: chain.network.name.clone(),
+            extra: None,
+        });
+    }
+    answer
+        .kinds
+        .sort_by(|a, b| (b.x402_version, &a.network).cmp(&(a.x402_version, &b.network)));
+    let mut signers: Vec<String> = state
+        .settler
+        .pools()
+        .values()
+        .flat_map(|pool| pool.addresses())
+        .map(|a| a.to_checksum(None))
+        .collect();
+    signers.sort();
+    signers.dedup();
+    answer.signers.insert("eip155:*".into(), signers);
+    Json(answer)
+}
+
+pub async fn health() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn ready(State(state): State<AppState>) -> Response {
+    let mut problems = Vec::new();
+    if !state.settler.verifier().ledger().ping().await {
+        problems.push("database unreachable".to_owned());
+    }
+    for chain in state.settler.verifier().chains() {
+        if let Err(e) = chain.ready().await {
+            problems.push(format!("{}: {e}", chain.caip2));
+        }
+    }
+    if problems.is_empty() {
+        Json(json!({"ready": true})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"ready": false, "problems": problems})),
+        )
+            .into_response()
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+pub async fn settlement_status(
+    State(state): State<AppState>,
+    Path((payer, nonce)): Path<(String, String)>,
+) -> Response {
+    let Ok(payer) = payer.parse::<Address>() else {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_payer",
+            "payer must be a 20-byte hex address",
+        )
+        .into_response();
+    };
+    let Ok(nonce) = nonce.parse::<B256>() else {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_nonce",
+            "nonce must be 32 bytes of hex",
+        )
+        .into_response();
+    };
+    let rows = match state.settler.verifier().ledger().find(payer, nonce).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "ledger_unavailable", e.to_string()).into_response();
+        }
+    };
+    if rows.is_empty() {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_settlement",
+            "no settlement for this payer and nonce",
+        )
+        .into_response();
+    }
+    let settlements: Vec<_> = rows
+        .iter()
+        .map(|row| {
+            let answer = crate::settle::response_for_record(row, payer);
+            json!({
+                "state": row.state.as_str(),
+                "network": row.key.network,
+                "asset": row.key.asset.to_checksum(None),
+                "payer": payer.to_checksum(None),
+                "nonce": row.key.nonce,
+                "payTo": row.pay_to.to_checksum(None),
+                "amount": row.amount.to_string(),
+                "transaction": answer.transaction,
+                "errorReason": row.error_reason,
+                "errorMessage": row.error_message,
+                "settleResponse": answer,
+            })
+        })
+        .collect();
+    Json(json!({"settlements": settlements})).into_response()
+}

@@ -1,0 +1,380 @@
+//! The ledger's storage: one sqlx `Any` pool over SQLite or PostgreSQL (chosen by the URL), the embedded
+//! migrations, and the state transitions. Every transition is a single conditional `UPDATE`, so two replicas
+//! racing on one row cannot both move it.
+
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, FromRow};
+
+use super::record::{NewSettlement, SettlementKey, SettlementRecord, SettlementState};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("settlement ledger database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("settlement ledger migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("settlement ledger row is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The outcome of trying to take a payment's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// This caller now owns the payment and must drive it to a final state.
+    Reserved,
+    /// Someone already took the key: here is the row as it is now.
+    Existing(SettlementRecord),
+}
+
+/// The settlement ledger.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    pool: AnyPool,
+}
+
+/// `SELECT <every column> FROM settlements <tail>`, as a static string (sqlx audits dynamic SQL).
+macro_rules! select_rows {
+    ($tail:literal) => {
+        concat!(
+            "SELECT network, asset, payer, nonce, payload_hash, pay_to, amount, state, tx_hash, raw_tx, signer, \
+             signer_nonce, error_reason, error_message, created_at, updated_at FROM settlements ",
+            $tail
+        )
+    };
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the database at `url` — `sqlite://path` (or `sqlite::memory:`) or
+    /// `postgres://…` — and applies the embedded migrations.
+    pub async fn connect(url: &str) -> Result<Self, LedgerError> {
+        install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let url = if sqlite && !url.contains("mode=") && !url.contains(":memory:") {
+            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+        } else {
+            url.to_owned()
+        };
+        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
+        if sqlite {
+            // One writer at a time is SQLite's rule; WAL lets readers go on meanwhile, and busy_timeout makes
+            // a writer wait its turn instead of failing.
+            options = options
+                .max_connections(if url.contains(":memory:") { 1 } else { 8 })
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Executor;
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA synchronous = FULL").await?;
+                        Ok(())
+                    })
+                });
+        } else {
+            options = options.max_connections(16);
+        }
+        let pool = options.connect(&url).await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Ledger { pool })
+    }
+
+    /// Takes the payment's key, or reports who has it. Nothing is ever overwritten.
+    pub async fn reserve(&self, new: &NewSettlement) -> Result<Reservation, LedgerError> {
+        let t = now();
+        let inserted = sqlx::query(
+            "INSERT INTO settlements (network, asset, payer, nonce, payload_hash, pay_to, amount, state, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+        )
+        .bind(&new.key.network)
+        .bind(address_text(new.key.asset))
+        .bind(address_text(new.key.payer))
+        .bind(new.key.nonce.to_string())
+        .bind(new.payload_hash.to_string())
+        .bind(address_text(new.pay_to))
+        .bind(new.amount.to_string())
+        .bind(SettlementState::Reserved.as_str())
+        .bind(t)
+        .bind(t)
+        .execute(&self.pool)
+        .await?;
+        if inserted.rows_affected() == 1 {
+            return Ok(Reservation::Reserved);
+        }
+        match self.get(&new.key).await? {
+            Some(existing) => Ok(Reservation::Existing(existing)),
+            None => Err(LedgerError::Corrupt("insert conflicted but no row is there".into())),
+        }
+    }
+
+    /// reserved → submitted, storing the signed transaction *before* it is broadcast.
+    pub async fn mark_submitted(
+        &self,
+        key: &SettlementKey,
+        tx_hash: B256,
+        raw_tx: &Bytes,
+        signer: Address,
+        signer_nonce: u64,
+    ) -> Result<bool, LedgerError> {
+        let done = sqlx::query(
+            "UPDATE settlements SET state = $1, tx_hash = $2, raw_tx = $3, signer = $4, signer_nonce = $5, updated_at = $6 \
+             WHERE network = $7 AND asset = $8 AND payer = $9 AND nonce = $10 AND state = $11",
+        )
+        .bind(SettlementState::Submitted.as_str())
+        .bind(tx_hash.to_string())
+        .bind(raw_tx.to_string())
+        .bind(address_text(signer))
+        .bind(signer_nonce as i64)
+        .bind(now())
+        .bind(&key.network)
+        .bind(address_text(key.asset))
+        .bind(address_text(key.payer))
+        .bind(key.nonce.to_string())
+        .bind(SettlementState::Reserved.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Replaces a submitted transaction that the node refused (so it is in no pool and can never be mined)
+    /// by a newly signed one. Conditional on the old hash, so only one replacement can win.
+    pub async fn replace_submission(
+        &self,
+        key: &SettlementKey,
+        old_tx_hash: B256,
+        tx_hash: B256,
+        raw_tx: &Bytes,
+        signer: Address,
+        signer_nonce: u64,
+    ) -> Result<bool, LedgerError> {
+        let done = sqlx::query(
+            "UPDATE settlements SET tx_hash = $1, raw_tx = $2, signer = $3, signer_nonce = $4, updated_at = $5 \
+             WHERE network = $6 AND asset = $7 AND payer = $8 AND nonce = $9 AND state = $10 AND tx_hash = $11",
+        )
+        .bind(tx_hash.to_string())
+        .bind(raw_tx.to_string())
+        .bind(address_text(signer))
+        .bind(signer_nonce as i64)
+        .bind(now())
+        .bind(&key.network)
+        .bind(address_text(key.asset))
+        .bind(address_text(key.payer))
+        .bind(key.nonce.to_string())
+        .bind(SettlementState::Submitted.as_str())
+        .bind(old_tx_hash.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// submitted → confirmed.
+    pub async fn mark_confirmed(&self, key: &SettlementKey, tx_hash: B256) -> Result<bool, LedgerError> {
+        let done = sqlx::query(
+            "UPDATE settlements SET state = $1, tx_hash = $2, updated_at = $3 \
+             WHERE network = $4 AND asset = $5 AND payer = $6 AND nonce = $7 AND state = $8",
+        )
+        .bind(SettlementState::Confirmed.as_str())
+        .bind(tx_hash.to_string())
+        .bind(now())
+        .bind(&key.network)
+        .bind(address_text(key.asset))
+        .bind(address_text(key.payer))
+        .bind(key.nonce.to_string())
+        .bind(SettlementState::Submitted.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// reserved or submitted → failed, with the reason (and the transaction, if one was mined).
+    pub async fn mark_failed(
+        &self,
+        key: &SettlementKey,
+        reason: &str,
+        message: &str,
+        tx_hash: Option<B256>,
+    ) -> Result<bool, LedgerError> {
+        let done = sqlx::query(
+            "UPDATE settlements SET state = $1, error_reason = $2, error_message = $3, \
+             tx_hash = COALESCE($4, tx_hash), updated_at = $5 \
+             WHERE network = $6 AND asset = $7 AND payer = $8 AND nonce = $9 AND state IN ($10, $11)",
+        )
+        .bind(SettlementState::Failed.as_str())
+        .bind(reason)
+        .bind(message)
+        .bind(tx_hash.map(|h| h.to_string()))
+        .bind(now())
+        .bind(&key.network)
+        .bind(address_text(key.asset))
+        .bind(address_text(key.payer))
+        .bind(key.nonce.to_string())
+        .bind(SettlementState::Reserved.as_str())
+        .bind(SettlementState::Submitted.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Gives up a reservation that never got as far as a signed transaction (so nothing can be on chain),
+    /// making the payment settleable again. Only rows older than `older_than_secs` are released, so a live
+    /// replica's fresh reservation is never taken from it.
+    pub async fn release_stale_reservation(
+        &self,
+        key: &SettlementKey,
+        older_than_secs: i64,
+    ) -> Result<bool, LedgerError> {
+        let done = sqlx::query(
+            "DELETE FROM settlements WHERE network = $1 AND asset = $2 AND payer = $3 AND nonce = $4 \
+             AND state = $5 AND updated_at <= $6",
+        )
+        .bind(&key.network)
+        .bind(address_text(key.asset))
+        .bind(address_text(key.payer))
+        .bind(key.nonce.to_string())
+        .bind(SettlementState::Reserved.as_str())
+        .bind(now() - older_than_secs)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn get(&self, key: &SettlementKey) -> Result<Option<SettlementRecord>, LedgerError> {
+        let row: Option<Row> = sqlx::query_as(select_rows!(
+            "WHERE network = $1 AND asset = $2 AND payer = $3 AND nonce = $4"
+        ))
+        .bind(&key.network)
+        .bind(address_text(key.asset))
+        .bind(address_text(key.payer))
+        .bind(key.nonce.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Row::into_record).transpose()
+    }
+
+    /// Every row for one payer and nonce, across networks and assets (for the status endpoint).
+    pub async fn find(&self, payer: Address, nonce: B256) -> Result<Vec<SettlementRecord>, LedgerError> {
+        let rows: Vec<Row> = sqlx::query_as(select_rows!("WHERE payer = $1 AND nonce = $2"))
+            .bind(address_text(payer))
+            .bind(nonce.to_string())
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(Row::into_record).collect()
+    }
+
+    /// What the payer has in flight (reserved or submitted) on this network and asset, other than `except`.
+    pub async fn in_flight_amount(
+        &self,
+        network: &str,
+        asset: Address,
+        payer: Address,
+        except: B256,
+    ) -> Result<U256, LedgerError> {
+        let amounts: Vec<(String,)> = sqlx::query_as(
+            "SELECT amount FROM settlements WHERE payer = $1 AND network = $2 AND asset = $3 \
+             AND state IN ($4, $5) AND nonce <> $6",
+        )
+        .bind(address_text(payer))
+        .bind(network)
+        .bind(address_text(asset))
+        .bind(SettlementState::Reserved.as_str())
+        .bind(SettlementState::Submitted.as_str())
+        .bind(except.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        amounts.into_iter().try_fold(U256::ZERO, |sum, (text,)| {
+            let amount = U256::from_str(&text).map_err(|_| LedgerError::Corrupt(format!("amount `{text}`")))?;
+            Ok(sum.saturating_add(amount))
+        })
+    }
+
+    /// Rows not yet final: submitted ones, and reserved ones older than `stale_reserved_secs`.
+    pub async fn unfinished(&self, stale_reserved_secs: i64) -> Result<Vec<SettlementRecord>, LedgerError> {
+        let rows: Vec<Row> = sqlx::query_as(select_rows!(
+            "WHERE state = $1 OR (state = $2 AND updated_at <= $3) ORDER BY created_at"
+        ))
+        .bind(SettlementState::Submitted.as_str())
+        .bind(SettlementState::Reserved.as_str())
+        .bind(now() - stale_reserved_secs)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Row::into_record).collect()
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Addresses are stored lowercase so that lookups never depend on checksum casing.
+fn address_text(address: Address) -> String {
+    format!("{address:#x}")
+}
+
+#[derive(FromRow)]
+struct Row {
+    network: String,
+    asset: String,
+    payer: String,
+    nonce: String,
+    payload_hash: String,
+    pay_to: String,
+    amount: String,
+    state: String,
+    tx_hash: Option<String>,
+    raw_tx: Option<String>,
+    signer: Option<String>,
+    signer_nonce: Option<i64>,
+    error_reason: Option<String>,
+    error_message: Option<String>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+fn parse<T: FromStr>(what: &str, text: &str) -> Result<T, LedgerError> {
+    text.parse()
+        .map_err(|_| LedgerError::Corrupt(format!("{what} `{text}`")))
+}
+
+impl Row {
+    fn into_record(self) -> Result<SettlementRecord, LedgerError> {
+        Ok(SettlementRecord {
+            key: SettlementKey {
+                network: self.network,
+                asset: parse("asset", &self.asset)?,
+                payer: parse("payer", &self.payer)?,
+                nonce: parse("nonce", &self.nonce)?,
+            },
+            payload_hash: parse("payload_hash", &self.payload_hash)?,
+            pay_to: parse("pay_to", &self.pay_to)?,
+            amount: parse("amount", &self.amount)?,
+            state: SettlementState::parse(&self.state)
+                .ok_or_else(|| LedgerError::Corrupt(format!("state `{}`", self.state)))?,
+            tx_hash: self.tx_hash.as_deref().map(|t| parse("tx_hash", t)).transpose()?,
+            raw_tx: self
+                .raw_tx
+                .as_deref()
+                .map(|t| parse::<Bytes>("raw_tx", t))
+                .transpose()?,
+            signer: self.signer.as_deref().map(|t| parse("signer", t)).transpose()?,
+            signer_nonce: self.signer_nonce.map(|n| n as u64),
+            error_reason: self.error_reason,
+            error_message: self.error_message,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}

@@ -1,0 +1,17 @@
+//! Check 10: an `eth_call` of the very settlement transaction, from the settlement address, succeeds — the
+//! last word on anything the other checks could not see.
+
+use protocol::reason;
+
+use super::super::{Invalid, Payment};
+use crate::chain::ChainSnapshot;
+
+pub fn check(payment: &Payment, snapshot: &ChainSnapshot) -> Result<(), Invalid> {
+    match &snapshot.simulation {
+        Ok(()) => Ok(()),
+        Err(revert) => Err(payment.invalid(
+            reason::INVALID_EXACT_EVM_TRANSACTION_SIMULATION_FAILED,
+            format!("the settlement would revert: {revert}"),
+        )),
+    }
+}

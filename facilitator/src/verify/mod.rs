@@ -1,0 +1,163 @@
+//! Verification: turns a `/verify` (or `/settle`) request into a [`Payment`] the facilitator can settle, or
+//! the first reason it cannot. Checks that need nothing but the request run first; then one concurrent read
+//! of the chain ([`crate::chain::ChainSnapshot`]) feeds the rest. Verify writes nothing durable.
+
+mod checks;
+mod payment;
+
+pub use payment::{Invalid, Payment, payment_from_request};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use alloy::primitives::{Address, U256};
+use protocol::VerifyRequest;
+use protocol::reason;
+
+use crate::chain::{ChainClient, SnapshotRequest};
+use crate::ledger::{Ledger, SettlementKey, SettlementState};
+
+/// Verification settings.
+#[derive(Debug, Clone)]
+pub struct VerifyConfig {
+    /// Seconds of clock difference tolerated past `now + maxTimeoutSeconds` for `validBefore`.
+    pub clock_skew_secs: u64,
+    /// ERC-6492 factories whose wrapped signatures are accepted (empty: every wrapped signature is refused).
+    pub erc6492_factories: Vec<Address>,
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig {
+            clock_skew_secs: 30,
+            erc6492_factories: Vec::new(),
+        }
+    }
+}
+
+/// The verify engine.
+#[derive(Clone)]
+pub struct Verifier {
+    chains: Arc<HashMap<String, ChainClient>>,
+    ledger: Ledger,
+    settlement_address: Address,
+    config: Arc<VerifyConfig>,
+}
+
+/// Whether the ledger's own reservation of this payment counts against it (it does for `/verify`; `/settle`
+/// re-verifies a payment it has itself just reserved).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LedgerCheck {
+    RefuseReserved,
+    IgnoreOwnReservation,
+}
+
+impl Verifier {
+    /// `chains` is keyed by CAIP-2 id and by v1 network name.
+    pub fn new(chains: Vec<ChainClient>, ledger: Ledger, settlement_address: Address, config: VerifyConfig) -> Self {
+        let mut map = HashMap::new();
+        for chain in chains {
+            map.insert(chain.caip2.to_string(), chain.clone());
+            map.insert(chain.network.name.clone(), chain);
+        }
+        Verifier {
+            chains: Arc::new(map),
+            ledger,
+            settlement_address,
+            config: Arc::new(config),
+        }
+    }
+
+    pub fn chain(&self, network: &str) -> Option<&ChainClient> {
+        self.chains.get(network)
+    }
+
+    /// Every configured chain (each once).
+    pub fn chains(&self) -> impl Iterator<Item = &ChainClient> {
+        self.chains
+            .iter()
+            .filter(|(key, chain)| **key == *chain.caip2)
+            .map(|(_, chain)| chain)
+    }
+
+    /// Runs every check. `Ok` carries the payment, ready to settle; `Err` the first failed check.
+    pub async fn verify(
+        &self,
+        request: &VerifyRequest,
+        now: u64,
+        ledger_check: LedgerCheck,
+    ) -> Result<Payment, Invalid> {
+        let payment = payment_from_request(request, |network| self.chains.get(network).cloned())?;
+        checks::eip712_domain::present(&payment)?;
+        checks::recipient_value::check(&payment)?;
+        checks::time_window::check(&payment, now, self.config.clock_skew_secs)?;
+        checks::signature::refuse_unlisted_erc6492(&payment, &self.config.erc6492_factories)?;
+
+        let key = payment.key();
+        let (domain, snapshot, row, in_flight) = tokio::join!(
+            payment.chain.token_domain(payment.asset.address),
+            payment.chain.snapshot(SnapshotRequest {
+                asset: payment.asset.address,
+                authorization: &payment.authorization,
+                signature: &payment.signature,
+                signing_hash: payment.signing_hash,
+                simulate_from: self.settlement_address,
+            }),
+            self.ledger.get(&key),
+            self.ledger
+                .in_flight_amount(&key.network, key.asset, key.payer, key.nonce),
+        );
+        let unexpected = |what: &str, e: &dyn std::fmt::Display| {
+            payment.invalid(reason::UNEXPECTED_VERIFY_ERROR, format!("{what}: {e}"))
+        };
+        let domain = domain.map_err(|e| unexpected("reading the token's EIP-712 domain", &e))?;
+        let snapshot = snapshot.map_err(|e| unexpected("reading the chain", &e))?;
+        let row = row.map_err(|e| unexpected("reading the ledger", &e))?;
+        let in_flight = in_flight.map_err(|e| unexpected("reading the ledger", &e))?;
+
+        checks::eip712_domain::matches_token(&payment, &domain)?;
+        checks::signature::check(&payment, &snapshot)?;
+        checks::nonce::check(
+            &payment,
+            &snapshot,
+            reserved_elsewhere(row.as_ref().map(|r| r.state), ledger_check),
+        )?;
+        checks::balance::check(&payment, &snapshot, in_flight)?;
+        checks::compliance::check(&payment, &snapshot)?;
+        checks::simulation::check(&payment, &snapshot)?;
+        Ok(payment)
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    pub fn settlement_address(&self) -> Address {
+        self.settlement_address
+    }
+}
+
+fn reserved_elsewhere(state: Option<SettlementState>, ledger_check: LedgerCheck) -> bool {
+    match (state, ledger_check) {
+        (None | Some(SettlementState::Failed), _) => false,
+        (Some(_), LedgerCheck::RefuseReserved) => true,
+        (Some(_), LedgerCheck::IgnoreOwnReservation) => false,
+    }
+}
+
+/// Sum that cannot overflow silently.
+pub(crate) fn total(amount: U256, in_flight: U256) -> Option<U256> {
+    amount.checked_add(in_flight)
+}
+
+impl Payment {
+    /// The ledger key of this payment.
+    pub fn key(&self) -> SettlementKey {
+        SettlementKey {
+            network: self.chain.caip2.to_string(),
+            asset: self.asset.address,
+            payer: self.authorization.from,
+            nonce: self.authorization.nonce,
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The settlement ledger on SQLite and on PostgreSQL: a key is reserved once however many callers race for it,
+//! transitions only move forward, stale reservations are released, and in-flight amounts add up.
+
+mod common;
+
+use std::sync::Arc;
+
+use alloy::primitives::{Address, B256, Bytes, U256};
+use facilitator::ledger::{Ledger, NewSettlement, Reservation, SettlementKey, SettlementState};
+
+fn settlement(payer: Address, nonce: B256, amount: u64) -> NewSettlement {
+    NewSettlement {
+        key: SettlementKey {
+            network: "eip155:31337".into(),
+            asset: Address::repeat_byte(0x36),
+            payer,
+            nonce,
+        },
+        payload_hash: B256::repeat_byte(0xaa),
+        pay_to: Address::repeat_byte(2),
+        amount: U256::from(amount),
+    }
+}
+
+async fn lifecycle(ledger: Ledger) {
+    let payer = Address::random();
+    let first = settlement(payer, B256::random(), 10_000);
+    assert_eq!(ledger.reserve(&first).await.unwrap(), Reservation::Reserved);
+    let Reservation::Existing(row) = ledger.reserve(&first).await.unwrap() else {
+        panic!("second reserve won")
+    };
+    assert_eq!(
+        (row.state, row.amount, row.key.payer),
+        (SettlementState::Reserved, U256::from(10_000u64), payer)
+    );
+
+    let second = settlement(payer, B256::random(), 2_500);
+    ledger.reserve(&second).await.unwrap();
+    assert_eq!(
+        ledger
+            .in_flight_amount("eip155:31337", first.key.asset, payer, B256::ZERO)
+            .await
+            .unwrap(),
+        U256::from(12_500u64)
+    );
+    assert_eq!(
+        ledger
+            .in_flight_amount("eip155:31337", first.key.asset, payer, second.key.nonce)
+            .await
+            .unwrap(),
+        U256::from(10_000u64)
+    );
+
+    let tx = B256::random();
+    let raw = Bytes::from_static(b"\x02signed");
+    assert!(
+        !ledger.mark_confirmed(&first.key, tx).await.unwrap(),
+        "reserved cannot jump to confirmed"
+    );
+    assert!(
+        ledger
+            .mark_submitted(&first.key, tx, &raw, Address::repeat_byte(9), 7)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !ledger
+            .mark_submitted(&first.key, tx, &raw, Address::repeat_byte(9), 8)
+            .await
+            .unwrap(),
+        "only once"
+    );
+    let unfinished = ledger.unfinished(3_600).await.unwrap();
+    assert_eq!(
+        unfinished.len(),
+        1,
+        "the submitted row; the fresh reservation is not stale"
+    );
+    assert_eq!(
+        (unfinished[0].raw_tx.as_ref(), unfinished[0].signer_nonce),
+        (Some(&raw), Some(7))
+    );
+    assert!(ledger.mark_confirmed(&first.key, tx).await.unwrap());
+    assert!(
+        !ledger.mark_failed(&first.key, "x", "y", None).await.unwrap(),
+        "confirmed is final"
+    );
+    let row = ledger.get(&first.key).await.unwrap().unwrap();
+    assert_eq!((row.state, row.tx_hash), (SettlementState::Confirmed, Some(tx)));
+    assert_eq!(ledger.find(payer, first.key.nonce).await.unwrap(), vec![row]);
+
+    assert!(
+        !ledger.release_stale_reservation(&second.key, 3_600).await.unwrap(),
+        "fresh reservations are kept"
+    );
+    assert_eq!(
+        ledger.unfinished(0).await.unwrap().len(),
+        1,
+        "with no grace the reservation counts as stale"
+    );
+    assert!(ledger.release_stale_reservation(&second.key, 0).await.unwrap());
+    assert_eq!(ledger.get(&second.key).await.unwrap(), None);
+    assert_eq!(
+        ledger
+            .in_flight_amount("eip155:31337", first.key.asset, payer, B256::ZERO)
+            .await
+            .unwrap(),
+        U256::ZERO
+    );
+
+    let third = settlement(payer, B256::random(), 1);
+    ledger.reserve(&third).await.unwrap();
+    assert!(
+        ledger
+            .mark_failed(&third.key, "invalid_exact_evm_transaction_failed", "reverted", Some(tx))
+            .await
+            .unwrap()
+    );
+    let row = ledger.get(&third.key).await.unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.error_reason.as_deref(), row.tx_hash),
+        (
+            SettlementState::Failed,
+            Some("invalid_exact_evm_transaction_failed"),
+            Some(tx)
+        )
+    );
+}
+
+async fn race(ledger: Ledger) {
+    let ledger = Arc::new(ledger);
+    let new = settlement(Address::random(), B256::random(), 1);
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (ledger, new) = (ledger.clone(), new.clone());
+            tokio::spawn(async move { ledger.reserve(&new).await.unwrap() })
+        })
+        .collect();
+    let mut won = 0;
+    for task in tasks {
+        if task.await.unwrap() == Reservation::Reserved {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1, "exactly one caller reserves a key");
+}
+
+#[tokio::test]
+async fn sqlite_lifecycle_and_race() {
+    let (url, dir) = common::sqlite_url("ledger");
+    let ledger = Ledger::connect(&url).await.unwrap();
+    lifecycle(ledger.clone()).await;
+    race(ledger.clone()).await;
+    ledger.close().await;
+    // Reopening applies no migration twice and keeps the rows.
+    let reopened = Ledger::connect(&url).await.unwrap();
+    assert!(reopened.ping().await);
+    assert_eq!(
+        reopened.unfinished(0).await.unwrap().len(),
+        1,
+        "the race's reservation survived the reopen"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn postgres_lifecycle_and_race() {
+    let (url, db) = common::postgres_url("ledger").await;
+    let ledger = Ledger::connect(&url).await.unwrap();
+    lifecycle(ledger.clone()).await;
+    race(ledger.clone()).await;
+    // A second pool on the same database (another replica) sees the same rows and cannot re-reserve them.
+    let replica = Ledger::connect(&url).await.unwrap();
+    race(replica.clone()).await;
+    ledger.close().await;
+    replica.close().await;
+    common::drop_postgres(&db).await;
+}
