@@ -1,0 +1,36 @@
+//! Contract bindings. `USDC`, `Multicall3` and `SmartWallet` come from the committed artifacts (with
+//! `deploy()` and their runtime code); `IEip3009` declares just the FiatToken functions a payment touches, so
+//! the names stay stable whatever the overload order of the full ABI.
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    USDC,
+    "artifacts/USDC.json"
+);
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    Multicall3,
+    "artifacts/Multicall3.json"
+);
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    SmartWallet,
+    "artifacts/SmartWallet.json"
+);
+
+alloy::sol! {
+    /// The EIP-3009 surface of FiatToken v2.2 that settlement uses.
+    #[sol(rpc)]
+    #[derive(Debug)]
+    interface IEip3009 {
+        function transferWithAuthorization(address from, address to, uint256 value, uint256 validAfter, uint256 validBefore, bytes32 nonce, bytes signature) external;
+        function authorizationState(address authorizer, bytes32 nonce) external view returns (bool);
+        function balanceOf(address account) external view returns (uint256);
+        event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce);
+    }
+}
