@@ -1,1 +1,99 @@
-fn main() {}
+//! The `nerdcabal` command line: parses arguments and hands each subcommand to the crate that owns it.
+
+use std::path::PathBuf;
+
+use alloy::primitives::U256;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "nerdcabal",
+    version,
+    about = "x402 USDC payments on Arc: devnet, facilitator, paywall proxy, buyer"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a local Arc devnet: anvil with USDC at 0x3600…0000, Multicall3, and funded dev accounts.
+    Devnet {
+        /// Chain id (anvil's 31337 by default; 5042002 mirrors Arc testnet).
+        #[arg(long, default_value_t = contracts::devnet::DEFAULT_CHAIN_ID)]
+        chain_id: u64,
+        /// Seconds between blocks; without it every transaction is mined at once.
+        #[arg(long)]
+        block_time: Option<u64>,
+        /// Loopback port for JSON-RPC (0 picks a free one).
+        #[arg(long, default_value_t = 8545)]
+        port: u16,
+        /// How many funded dev accounts.
+        #[arg(long, default_value_t = 10)]
+        accounts: u32,
+        /// USDC per account, in whole USDC.
+        #[arg(long, default_value_t = 1_000_000)]
+        usdc_per_account: u64,
+        /// Write what was made (RPC URL, chain, USDC, accounts with keys) to this JSON file.
+        #[arg(long)]
+        state_file: Option<PathBuf>,
+    },
+    /// Run the x402 facilitator: /verify, /settle, /supported over a durable settlement ledger.
+    Facilitator {
+        /// TOML configuration (networks, keys, database, limits); environment variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Serve the devnet described by this `nerdcabal devnet --state-file` file.
+        #[arg(long)]
+        devnet: Option<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    match Cli::parse().command {
+        Command::Devnet {
+            chain_id,
+            block_time,
+            port,
+            accounts,
+            usdc_per_account,
+            state_file,
+        } => {
+            let config = contracts::DevnetConfig {
+                chain_id,
+                block_time,
+                port: (port != 0).then_some(port),
+                accounts,
+                usdc_per_account: U256::from(usdc_per_account) * U256::from(1_000_000u64),
+                ..Default::default()
+            };
+            contracts::run::run_devnet(config, state_file).await.context("devnet")?;
+        }
+        Command::Facilitator { config, devnet } => {
+            let devnet = devnet.map(|path| contracts::DevnetState::read(&path)).transpose()?;
+            let extra = devnet
+                .iter()
+                .map(facilitator::config::NetworkConfig::from_devnet)
+                .collect();
+            let mut config = facilitator::config::FacilitatorConfig::load(config.as_deref(), extra)?;
+            if let Some(devnet) = &devnet
+                && config.settlement_keys.is_empty()
+            {
+                config.settlement_keys = facilitator::config::devnet_settlement_key(devnet)?;
+            }
+            tracing::info!(?config, "starting the facilitator");
+            facilitator::service::Facilitator::build(config)
+                .await?
+                .run(contracts::run::shutdown_signal())
+                .await?;
+        }
+    }
+    Ok(())
+}

@@ -2,6 +2,9 @@
 //! `deploy()` and their runtime code); `IEip3009` declares just the FiatToken functions a payment touches, so
 //! the names stay stable whatever the overload order of the full ABI.
 
+// Generated contract methods mirror Solidity signatures, which take many arguments.
+#![allow(clippy::too_many_arguments)]
+
 alloy::sol!(
     #[sol(rpc)]
     #[derive(Debug)]

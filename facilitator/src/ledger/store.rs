@@ -27,7 +27,7 @@ pub enum Reservation {
     /// This caller now owns the payment and must drive it to a final state.
     Reserved,
     /// Someone already took the key: here is the row as it is now.
-    Existing(SettlementRecord),
+    Existing(Box<SettlementRecord>),
 }
 
 /// The settlement ledger.
@@ -111,7 +111,7 @@ impl Ledger {
             return Ok(Reservation::Reserved);
         }
         match self.get(&new.key).await? {
-            Some(existing) => Ok(Reservation::Existing(existing)),
+            Some(existing) => Ok(Reservation::Existing(Box::new(existing))),
             None => Err(LedgerError::Corrupt("insert conflicted but no row is there".into())),
         }
     }

@@ -100,7 +100,7 @@ impl Settler {
         };
         match ledger.reserve(&new).await {
             Ok(Reservation::Reserved) => self.drive(&payment).await,
-            Ok(Reservation::Existing(row)) => self.follow(row, &payment).await,
+            Ok(Reservation::Existing(row)) => self.follow(*row, &payment).await,
             Err(e) => unexpected(&payment, format!("reserving in the ledger: {e}")),
         }
     }

@@ -38,15 +38,14 @@ impl Settler {
         };
         for row in rows {
             match row.state {
-                SettlementState::Reserved => {
+                SettlementState::Reserved
                     if ledger
                         .release_stale_reservation(&row.key, self.config.stale_reservation_secs)
                         .await
-                        .unwrap_or(false)
-                    {
-                        tracing::info!(payer = %row.key.payer, nonce = %row.key.nonce, "released a stale reservation");
-                        report.released += 1;
-                    }
+                        .unwrap_or(false) =>
+                {
+                    tracing::info!(payer = %row.key.payer, nonce = %row.key.nonce, "released a stale reservation");
+                    report.released += 1;
                 }
                 SettlementState::Submitted => match self.reconcile_submitted(&row, wait).await {
                     Some(true) => report.confirmed += 1,

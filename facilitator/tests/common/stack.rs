@@ -30,18 +30,10 @@ pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
+#[derive(Default)]
 pub struct Options {
     pub toml: String,
     pub database_url: Option<String>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            toml: String::new(),
-            database_url: None,
-        }
-    }
 }
 
 impl Stack {
