@@ -105,6 +105,7 @@ async fn eip3009_authorization_settles_once_on_the_devnet() {
 
 #[test]
 fn devnet_binary_writes_state_and_stops_cleanly_on_sigterm() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = std::env::temp_dir().join(format!("nerdcabal-devnet-{}-{}", std::process::id(), now()));
     std::fs::create_dir_all(&dir).unwrap();
     let state_file = dir.join("devnet.json");

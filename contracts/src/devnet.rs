@@ -81,6 +81,8 @@ fn setup(step: &'static str) -> impl FnOnce(String) -> DevnetError {
 impl Devnet {
     /// Starts anvil and installs the contracts; returns once every account is funded.
     pub async fn start(config: DevnetConfig) -> Result<Self, DevnetError> {
+        // HTTP clients use ring-only rustls; installing the provider twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let binary = match &config.anvil_bin {
             Some(path) => path.clone(),
             None => {

@@ -49,6 +49,8 @@ pub struct ChainClient {
 impl ChainClient {
     /// A client for `network` at `rpc_url`.
     pub fn connect(network: Network, rpc_url: &str, multicall3: Option<Address>) -> Result<Self, ChainError> {
+        // HTTP clients use ring-only rustls; installing the provider twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let url = rpc_url.parse().map_err(|_| ChainError::BadUrl(rpc_url.to_owned()))?;
         let provider = ProviderBuilder::new().connect_http(url).erased();
         Ok(Self::with_provider(network, provider, multicall3))
