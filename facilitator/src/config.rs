@@ -51,6 +51,20 @@ pub struct NetworkConfig {
     /// Multicall3 address (the canonical one by default).
     #[serde(default)]
     pub multicall3: Option<Address>,
+    /// Per-request RPC timeout.
+    #[serde(default = "default_rpc_timeout_ms")]
+    pub rpc_timeout_ms: u64,
+    /// Retries (with back-off) of a rate-limited or failed RPC request.
+    #[serde(default = "default_rpc_retries")]
+    pub rpc_retries: u32,
+}
+
+fn default_rpc_timeout_ms() -> u64 {
+    5_000
+}
+
+fn default_rpc_retries() -> u32 {
+    3
 }
 
 /// The file's shape; every section is optional.
@@ -65,6 +79,15 @@ struct FileConfig {
     security: Option<SecuritySection>,
     limits: Option<LimitsSection>,
     verify: Option<VerifySection>,
+    batch: Option<BatchSection>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchSection {
+    enabled: Option<bool>,
+    max_wait_ms: Option<u64>,
+    max_items: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -115,6 +138,8 @@ pub struct FacilitatorConfig {
     pub per_key_per_second: u32,
     pub clock_skew_secs: u64,
     pub erc6492_factories: Vec<Address>,
+    /// Batch settlement settings, when batching is on.
+    pub batch: Option<crate::settle::batch::BatchConfig>,
 }
 
 impl std::fmt::Debug for FacilitatorConfig {
@@ -223,6 +248,9 @@ impl FacilitatorConfig {
                     format!("`{}` is not a URL", network.rpc_url),
                 ));
             }
+            if network.rpc_timeout_ms == 0 {
+                return Err(invalid(format!("networks[{i}].rpc_timeout_ms"), "must be positive"));
+            }
             if network.assets.is_empty() {
                 network.assets.push(Asset::arc_usdc());
             }
@@ -248,6 +276,19 @@ impl FacilitatorConfig {
         }
         let limits = file.limits.unwrap_or_default();
         let verify = file.verify.unwrap_or_default();
+        let batch_section = file.batch.unwrap_or_default();
+        let batch = if batch_section.enabled.unwrap_or(false) {
+            let max_items = batch_section.max_items.unwrap_or(100);
+            if max_items == 0 || max_items > 500 {
+                return Err(invalid("batch.max_items", "must be between 1 and 500"));
+            }
+            Some(crate::settle::batch::BatchConfig {
+                max_wait: Duration::from_millis(batch_section.max_wait_ms.unwrap_or(20)),
+                max_items,
+            })
+        } else {
+            None
+        };
         let low_gas_warning_wei = match settlement.low_gas_warning_wei {
             Some(text) => protocol::decimal::parse(&text)
                 .ok_or_else(|| invalid("settlement.low_gas_warning_wei", "must be a decimal integer"))?,
@@ -268,6 +309,7 @@ impl FacilitatorConfig {
             per_key_per_second: limits.per_key_per_second.unwrap_or(10_000),
             clock_skew_secs: verify.clock_skew_secs.unwrap_or(30),
             erc6492_factories: verify.erc6492_factories,
+            batch,
         })
     }
 
@@ -294,6 +336,8 @@ impl NetworkConfig {
             rpc_url: state.rpc_url.clone(),
             assets: network.assets,
             multicall3: Some(state.multicall3),
+            rpc_timeout_ms: default_rpc_timeout_ms(),
+            rpc_retries: default_rpc_retries(),
         }
     }
 }

@@ -11,7 +11,7 @@ use alloy::primitives::{Address, U256};
 use alloy::providers::Provider;
 use tokio::net::TcpListener;
 
-use crate::chain::{ChainClient, ChainError};
+use crate::chain::{ChainClient, ChainError, RpcOptions};
 use crate::config::FacilitatorConfig;
 use crate::http::{AppState, guard::Guard, router};
 use crate::ledger::{Ledger, LedgerError};
@@ -51,7 +51,11 @@ impl Facilitator {
         let mut chains = Vec::new();
         let mut pools = HashMap::new();
         for (network, settings) in config.network_definitions().into_iter().zip(&config.networks) {
-            let chain = ChainClient::connect(network, &settings.rpc_url, settings.multicall3)?;
+            let rpc = RpcOptions {
+                timeout: Duration::from_millis(settings.rpc_timeout_ms),
+                retries: settings.rpc_retries,
+            };
+            let chain = ChainClient::connect(network, &settings.rpc_url, settings.multicall3, rpc)?;
             if let Some(pool) = SignerPool::new(config.settlement_keys.clone()) {
                 pools.insert(chain.caip2.to_string(), pool);
             }
@@ -76,6 +80,7 @@ impl Facilitator {
             pools,
             SettleConfig {
                 receipt_timeout: config.receipt_timeout,
+                batch: config.batch,
                 ..SettleConfig::default()
             },
         );

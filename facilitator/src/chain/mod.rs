@@ -28,6 +28,22 @@ pub enum ChainError {
     Decode(String),
 }
 
+/// How RPC requests are bounded and retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RpcOptions {
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
+impl Default for RpcOptions {
+    fn default() -> Self {
+        RpcOptions {
+            timeout: Duration::from_secs(5),
+            retries: 3,
+        }
+    }
+}
+
 /// EIP-712 name and version a token reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenDomain {
@@ -47,12 +63,31 @@ pub struct ChainClient {
 }
 
 impl ChainClient {
-    /// A client for `network` at `rpc_url`.
-    pub fn connect(network: Network, rpc_url: &str, multicall3: Option<Address>) -> Result<Self, ChainError> {
+    /// A client for `network` at `rpc_url`: every request bounded by `rpc.timeout`, and retried with back-off
+    /// (up to `rpc.retries` times) when the node is rate-limiting or the transport failed.
+    pub fn connect(
+        network: Network,
+        rpc_url: &str,
+        multicall3: Option<Address>,
+        rpc: RpcOptions,
+    ) -> Result<Self, ChainError> {
         // HTTP clients use ring-only rustls; installing the provider twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let url = rpc_url.parse().map_err(|_| ChainError::BadUrl(rpc_url.to_owned()))?;
-        let provider = ProviderBuilder::new().connect_http(url).erased();
+        let url: url::Url = rpc_url.parse().map_err(|_| ChainError::BadUrl(rpc_url.to_owned()))?;
+        let http = alloy::transports::http::reqwest::Client::builder()
+            .timeout(rpc.timeout)
+            .connect_timeout(rpc.timeout)
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| ChainError::Rpc(format!("building the HTTP client: {e}")))?;
+        let client = alloy::rpc::client::ClientBuilder::default()
+            .layer(alloy::transports::layers::RetryBackoffLayer::new(
+                rpc.retries,
+                100,
+                u64::MAX,
+            ))
+            .http_with_client(http, url);
+        let provider = ProviderBuilder::new().connect_client(client).erased();
         Ok(Self::with_provider(network, provider, multicall3))
     }
 

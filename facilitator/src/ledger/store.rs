@@ -145,6 +145,42 @@ impl Ledger {
         Ok(done.rows_affected() == 1)
     }
 
+    /// reserved → submitted for every key of one batch transaction, in one database transaction.
+    pub async fn mark_batch_submitted(
+        &self,
+        keys: &[SettlementKey],
+        tx_hash: B256,
+        raw_tx: &Bytes,
+        signer: Address,
+        signer_nonce: u64,
+    ) -> Result<usize, LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        let (hash, raw, signer, t) = (tx_hash.to_string(), raw_tx.to_string(), address_text(signer), now());
+        let mut moved = 0;
+        for key in keys {
+            let done = sqlx::query(
+                "UPDATE settlements SET state = $1, tx_hash = $2, raw_tx = $3, signer = $4, signer_nonce = $5, updated_at = $6 \
+                 WHERE network = $7 AND asset = $8 AND payer = $9 AND nonce = $10 AND state = $11",
+            )
+            .bind(SettlementState::Submitted.as_str())
+            .bind(&hash)
+            .bind(&raw)
+            .bind(&signer)
+            .bind(signer_nonce as i64)
+            .bind(t)
+            .bind(&key.network)
+            .bind(address_text(key.asset))
+            .bind(address_text(key.payer))
+            .bind(key.nonce.to_string())
+            .bind(SettlementState::Reserved.as_str())
+            .execute(&mut *tx)
+            .await?;
+            moved += done.rows_affected() as usize;
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
     /// Replaces a submitted transaction that the node refused (so it is in no pool and can never be mined)
     /// by a newly signed one. Conditional on the old hash, so only one replacement can win.
     pub async fn replace_submission(

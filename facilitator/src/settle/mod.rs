@@ -4,6 +4,7 @@
 //! payload that reuses the nonce gets `duplicate_settlement`; a payment the chain has not confirmed in time
 //! gets `settlement_pending` with its transaction, and the [`reconcile`] loop finishes it in the background.
 
+pub mod batch;
 pub mod reconcile;
 pub mod signer;
 pub mod submit;
@@ -26,6 +27,8 @@ pub struct SettleConfig {
     pub receipt_timeout: Duration,
     /// A reservation this old that never got a signed transaction is released by the reconciler.
     pub stale_reservation_secs: i64,
+    /// Batch settlement through Multicall3 (off by default: single transactions).
+    pub batch: Option<batch::BatchConfig>,
 }
 
 impl Default for SettleConfig {
@@ -33,6 +36,7 @@ impl Default for SettleConfig {
         SettleConfig {
             receipt_timeout: Duration::from_secs(10),
             stale_reservation_secs: 120,
+            batch: None,
         }
     }
 }
@@ -42,15 +46,33 @@ impl Default for SettleConfig {
 pub struct Settler {
     verifier: Verifier,
     pools: Arc<HashMap<String, SignerPool>>,
+    batchers: Arc<HashMap<String, batch::Batcher>>,
     config: Arc<SettleConfig>,
 }
 
 impl Settler {
-    /// `pools` maps each CAIP-2 network to its settlement signers.
+    /// `pools` maps each CAIP-2 network to its settlement signers. With batching configured this spawns one
+    /// batching task per network (so it needs a Tokio runtime).
     pub fn new(verifier: Verifier, pools: HashMap<String, SignerPool>, config: SettleConfig) -> Self {
+        let mut batchers = HashMap::new();
+        if let Some(batch_config) = config.batch {
+            for chain in verifier.chains() {
+                if let Some(pool) = pools.get(&*chain.caip2) {
+                    let batcher = batch::Batcher::spawn(
+                        chain.clone(),
+                        pool.clone(),
+                        verifier.ledger().clone(),
+                        batch_config,
+                        config.receipt_timeout,
+                    );
+                    batchers.insert(chain.caip2.to_string(), batcher);
+                }
+            }
+        }
         Settler {
             verifier,
             pools: Arc::new(pools),
+            batchers: Arc::new(batchers),
             config: Arc::new(config),
         }
     }
@@ -109,6 +131,26 @@ impl Settler {
     async fn drive(&self, payment: &Payment) -> SettleResponse {
         let key = payment.key();
         let ledger = self.verifier.ledger();
+        if let Some(batcher) = self.batchers.get(&key.network) {
+            return match batcher.settle(payment.clone()).await {
+                batch::BatchOutcome::Confirmed(tx) => success(payment, tx),
+                batch::BatchOutcome::Failed(tx) => failure(
+                    &payment.invalid(
+                        reason::INVALID_EXACT_EVM_TRANSACTION_FAILED,
+                        "the payment's call failed in its batch",
+                    ),
+                    &key.network,
+                    Some(tx),
+                ),
+                batch::BatchOutcome::Pending(tx) => {
+                    pending(payment, tx, "not confirmed within the receipt timeout".into())
+                }
+                batch::BatchOutcome::NotSent(message) => {
+                    let _ = ledger.release_stale_reservation(&key, 0).await;
+                    unexpected(payment, message)
+                }
+            };
+        }
         let Some(pool) = self.pools.get(&key.network) else {
             let _ = ledger.release_stale_reservation(&key, 0).await;
             return unexpected(payment, "no settlement signer for this network".into());
