@@ -49,6 +49,30 @@ enum Command {
         #[arg(long)]
         devnet: Option<PathBuf>,
     },
+    /// Benchmarks (not tests): print throughput and latency beside a baseline measured in the same run.
+    Bench {
+        #[command(subcommand)]
+        target: BenchTarget,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchTarget {
+    /// The facilitator over HTTP on a fresh devnet: verify/s, settle/s (single and batch), p50/p99.
+    Facilitator {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Seconds each read benchmark runs.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Payments settled one transaction each.
+        #[arg(long, default_value_t = 300)]
+        single: usize,
+        /// Payments settled in batches.
+        #[arg(long, default_value_t = 2000)]
+        batch: usize,
+    },
 }
 
 #[tokio::main]
@@ -93,6 +117,23 @@ async fn main() -> anyhow::Result<()> {
                 .await?
                 .run(contracts::run::shutdown_signal())
                 .await?;
+        }
+        Command::Bench {
+            target:
+                BenchTarget::Facilitator {
+                    clients,
+                    seconds,
+                    single,
+                    batch,
+                },
+        } => {
+            let config = facilitator::bench::BenchConfig {
+                clients,
+                duration: std::time::Duration::from_secs(seconds),
+                single_payments: single,
+                batch_payments: batch,
+            };
+            println!("{}", facilitator::bench::run(config).await?);
         }
     }
     Ok(())

@@ -2,6 +2,7 @@
 //! token state and submits settlements, the durable settlement ledger (sqlx, SQLite or PostgreSQL) that makes
 //! every payment settle exactly once, and the HTTP service (`/verify`, `/settle`, `/supported`).
 
+pub mod bench;
 pub mod chain;
 pub mod config;
 pub mod http;

@@ -36,19 +36,17 @@ async fn lifecycle(ledger: Ledger) {
 
     let second = settlement(payer, B256::random(), 2_500);
     ledger.reserve(&second).await.unwrap();
+    let unrelated = SettlementKey {
+        nonce: B256::ZERO,
+        ..first.key.clone()
+    };
     assert_eq!(
-        ledger
-            .in_flight_amount("eip155:31337", first.key.asset, payer, B256::ZERO)
-            .await
-            .unwrap(),
-        U256::from(12_500u64)
+        ledger.payer_view(&unrelated).await.unwrap(),
+        (None, U256::from(12_500u64))
     );
     assert_eq!(
-        ledger
-            .in_flight_amount("eip155:31337", first.key.asset, payer, second.key.nonce)
-            .await
-            .unwrap(),
-        U256::from(10_000u64)
+        ledger.payer_view(&second.key).await.unwrap(),
+        (Some(SettlementState::Reserved), U256::from(10_000u64))
     );
 
     let tx = B256::random();
@@ -100,12 +98,10 @@ async fn lifecycle(ledger: Ledger) {
     );
     assert!(ledger.release_stale_reservation(&second.key, 0).await.unwrap());
     assert_eq!(ledger.get(&second.key).await.unwrap(), None);
+    assert_eq!(ledger.payer_view(&unrelated).await.unwrap(), (None, U256::ZERO));
     assert_eq!(
-        ledger
-            .in_flight_amount("eip155:31337", first.key.asset, payer, B256::ZERO)
-            .await
-            .unwrap(),
-        U256::ZERO
+        ledger.payer_view(&first.key).await.unwrap(),
+        (Some(SettlementState::Confirmed), U256::ZERO)
     );
 
     let third = settlement(payer, B256::random(), 1);

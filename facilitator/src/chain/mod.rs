@@ -60,6 +60,7 @@ pub struct ChainClient {
     multicall3: Address,
     domains: Cache<Address, TokenDomain>,
     fees: Cache<(), Eip1559Estimation>,
+    has_code: Cache<Address, bool>,
 }
 
 impl ChainClient {
@@ -105,6 +106,10 @@ impl ChainClient {
                 .max_capacity(1)
                 .time_to_live(Duration::from_secs(2))
                 .build(),
+            has_code: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(30))
+                .build(),
         }
     }
 
@@ -128,6 +133,22 @@ impl ChainClient {
                     name: name.map_err(|e| ChainError::Rpc(e.to_string()))?,
                     version: version.map_err(|e| ChainError::Rpc(e.to_string()))?,
                 })
+            })
+            .await
+            .map_err(|e: Arc<ChainError>| (*e).clone())
+    }
+
+    /// Whether `address` has code (a contract wallet), cached for 30 s: code appears when a wallet is
+    /// deployed, which is rare, and a stale "no code" only makes a contract wallet's payment fail verify.
+    pub async fn has_code(&self, address: Address) -> Result<bool, ChainError> {
+        let provider = self.provider.clone();
+        self.has_code
+            .try_get_with(address, async move {
+                provider
+                    .get_code_at(address)
+                    .await
+                    .map(|code| !code.is_empty())
+                    .map_err(|e| ChainError::Rpc(e.to_string()))
             })
             .await
             .map_err(|e: Arc<ChainError>| (*e).clone())

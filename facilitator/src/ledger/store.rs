@@ -181,6 +181,50 @@ impl Ledger {
         Ok(moved)
     }
 
+    /// Final states of one mined batch, in one database transaction: `confirmed` keys succeeded, `failed` keys (whose
+    /// calls failed inside it) get `reason`.
+    pub async fn mark_batch_outcomes(
+        &self,
+        tx_hash: B256,
+        confirmed: &[SettlementKey],
+        failed: &[SettlementKey],
+        reason: &str,
+        message: &str,
+    ) -> Result<(), LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        let (hash, t) = (tx_hash.to_string(), now());
+        for (keys, state) in [
+            (confirmed, SettlementState::Confirmed),
+            (failed, SettlementState::Failed),
+        ] {
+            let (reason, message) = if state == SettlementState::Failed {
+                (Some(reason), Some(message))
+            } else {
+                (None, None)
+            };
+            for key in keys {
+                sqlx::query(
+                    "UPDATE settlements SET state = $1, tx_hash = $2, error_reason = $3, error_message = $4, updated_at = $5 \
+                     WHERE network = $6 AND asset = $7 AND payer = $8 AND nonce = $9 AND state = $10",
+                )
+                .bind(state.as_str())
+                .bind(&hash)
+                .bind(reason)
+                .bind(message)
+                .bind(t)
+                .bind(&key.network)
+                .bind(address_text(key.asset))
+                .bind(address_text(key.payer))
+                .bind(key.nonce.to_string())
+                .bind(SettlementState::Submitted.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Replaces a submitted transaction that the node refused (so it is in no pool and can never be mined)
     /// by a newly signed one. Conditional on the old hash, so only one replacement can win.
     pub async fn replace_submission(
@@ -306,30 +350,35 @@ impl Ledger {
         rows.into_iter().map(Row::into_record).collect()
     }
 
-    /// What the payer has in flight (reserved or submitted) on this network and asset, other than `except`.
-    pub async fn in_flight_amount(
-        &self,
-        network: &str,
-        asset: Address,
-        payer: Address,
-        except: B256,
-    ) -> Result<U256, LedgerError> {
-        let amounts: Vec<(String,)> = sqlx::query_as(
-            "SELECT amount FROM settlements WHERE payer = $1 AND network = $2 AND asset = $3 \
-             AND state IN ($4, $5) AND nonce <> $6",
+    /// What verify needs from the ledger in one query: the state of this payment's own row (if any) and
+    /// the amount the payer has in flight (reserved or submitted) other than it.
+    pub async fn payer_view(&self, key: &SettlementKey) -> Result<(Option<SettlementState>, U256), LedgerError> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT nonce, state, amount FROM settlements WHERE payer = $1 AND network = $2 AND asset = $3 \
+             AND (state IN ($4, $5) OR nonce = $6)",
         )
-        .bind(address_text(payer))
-        .bind(network)
-        .bind(address_text(asset))
+        .bind(address_text(key.payer))
+        .bind(&key.network)
+        .bind(address_text(key.asset))
         .bind(SettlementState::Reserved.as_str())
         .bind(SettlementState::Submitted.as_str())
-        .bind(except.to_string())
+        .bind(key.nonce.to_string())
         .fetch_all(&self.pool)
         .await?;
-        amounts.into_iter().try_fold(U256::ZERO, |sum, (text,)| {
-            let amount = U256::from_str(&text).map_err(|_| LedgerError::Corrupt(format!("amount `{text}`")))?;
-            Ok(sum.saturating_add(amount))
-        })
+        let own_nonce = key.nonce.to_string();
+        let mut own = None;
+        let mut in_flight = U256::ZERO;
+        for (nonce, state, amount) in rows {
+            let state =
+                SettlementState::parse(&state).ok_or_else(|| LedgerError::Corrupt(format!("state `{state}`")))?;
+            if nonce == own_nonce {
+                own = Some(state);
+            } else {
+                let amount = U256::from_str(&amount).map_err(|_| LedgerError::Corrupt(format!("amount `{amount}`")))?;
+                in_flight = in_flight.saturating_add(amount);
+            }
+        }
+        Ok((own, in_flight))
     }
 
     /// Rows not yet final: submitted ones, and reserved ones older than `stale_reserved_secs`.

@@ -184,22 +184,42 @@ async fn send_batch(
             return;
         }
     };
-    for (item, key) in items.into_iter().zip(&keys) {
-        let settled = used
-            .iter()
-            .any(|(asset, payer, nonce)| *asset == key.asset && *payer == key.payer && *nonce == key.nonce);
-        let outcome = if settled {
-            let _ = ledger.mark_confirmed(key, signed.hash).await;
+    let settled: Vec<bool> = keys
+        .iter()
+        .map(|key| {
+            used.iter()
+                .any(|(asset, payer, nonce)| *asset == key.asset && *payer == key.payer && *nonce == key.nonce)
+        })
+        .collect();
+    let confirmed: Vec<SettlementKey> = keys
+        .iter()
+        .zip(&settled)
+        .filter(|(_, ok)| **ok)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let failed: Vec<SettlementKey> = keys
+        .iter()
+        .zip(&settled)
+        .filter(|(_, ok)| !**ok)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let recorded = ledger
+        .mark_batch_outcomes(
+            signed.hash,
+            &confirmed,
+            &failed,
+            protocol::reason::INVALID_EXACT_EVM_TRANSACTION_FAILED,
+            "this payment's call failed inside the batch transaction",
+        )
+        .await;
+    if let Err(e) = recorded {
+        // The chain has the truth; the reconciler records it from the receipt.
+        tracing::error!(tx = %signed.hash, error = %e, "batch outcome not recorded; the reconciler will");
+    }
+    for (item, ok) in items.into_iter().zip(settled) {
+        let outcome = if ok {
             BatchOutcome::Confirmed(signed.hash)
         } else {
-            let _ = ledger
-                .mark_failed(
-                    key,
-                    protocol::reason::INVALID_EXACT_EVM_TRANSACTION_FAILED,
-                    "this payment's call failed inside the batch transaction",
-                    Some(signed.hash),
-                )
-                .await;
             BatchOutcome::Failed(signed.hash)
         };
         let _ = item.reply.send(outcome);

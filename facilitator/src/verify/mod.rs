@@ -94,7 +94,7 @@ impl Verifier {
         checks::signature::refuse_unlisted_erc6492(&payment, &self.config.erc6492_factories)?;
 
         let key = payment.key();
-        let (domain, snapshot, row, in_flight) = tokio::join!(
+        let (domain, snapshot, view) = tokio::join!(
             payment.chain.token_domain(payment.asset.address),
             payment.chain.snapshot(SnapshotRequest {
                 asset: payment.asset.address,
@@ -103,25 +103,18 @@ impl Verifier {
                 signing_hash: payment.signing_hash,
                 simulate_from: self.settlement_address,
             }),
-            self.ledger.get(&key),
-            self.ledger
-                .in_flight_amount(&key.network, key.asset, key.payer, key.nonce),
+            self.ledger.payer_view(&key),
         );
         let unexpected = |what: &str, e: &dyn std::fmt::Display| {
             payment.invalid(reason::UNEXPECTED_VERIFY_ERROR, format!("{what}: {e}"))
         };
         let domain = domain.map_err(|e| unexpected("reading the token's EIP-712 domain", &e))?;
         let snapshot = snapshot.map_err(|e| unexpected("reading the chain", &e))?;
-        let row = row.map_err(|e| unexpected("reading the ledger", &e))?;
-        let in_flight = in_flight.map_err(|e| unexpected("reading the ledger", &e))?;
+        let (own_state, in_flight) = view.map_err(|e| unexpected("reading the ledger", &e))?;
 
         checks::eip712_domain::matches_token(&payment, &domain)?;
         checks::signature::check(&payment, &snapshot)?;
-        checks::nonce::check(
-            &payment,
-            &snapshot,
-            reserved_elsewhere(row.as_ref().map(|r| r.state), ledger_check),
-        )?;
+        checks::nonce::check(&payment, &snapshot, reserved_elsewhere(own_state, ledger_check))?;
         checks::balance::check(&payment, &snapshot, in_flight)?;
         checks::compliance::check(&payment, &snapshot)?;
         checks::simulation::check(&payment, &snapshot)?;
