@@ -154,6 +154,7 @@ enum Limit {
 #[derive(Debug, Clone)]
 pub struct BenchReport {
     pub bare_chain: Series,
+    pub verify_engine: Series,
     pub verify: Series,
     pub settle_single: Series,
     pub settle_batch: Series,
@@ -162,7 +163,14 @@ pub struct BenchReport {
 impl std::fmt::Display for BenchReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "{}", self.bare_chain)?;
+        writeln!(f, "{}", self.verify_engine)?;
         writeln!(f, "{}", self.verify)?;
+        writeln!(
+            f,
+            "  engine / bare chain calls  {:.2}x throughput, p50 {:.2}x",
+            self.verify_engine.per_second() / self.bare_chain.per_second().max(1e-9),
+            self.verify_engine.p50.as_secs_f64() / self.bare_chain.p50.as_secs_f64().max(1e-9)
+        )?;
         writeln!(
             f,
             "  verify / bare chain calls  {:.2}x throughput, p50 {:.2}x",
@@ -320,7 +328,9 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
         .map_err(|e| BenchError::Setup(e.to_string()))?;
 
     // Reads: the same pool of payments is verified again and again (verify writes nothing).
-    let single = start_facilitator(&devnet, "").await?;
+    // The benchmark client is one IP: lift the per-IP limit so it measures the engine, not the limiter.
+    const LIMITS: &str = "[limits]\nper_ip_per_second = 100000000\nper_key_per_second = 100000000\n";
+    let single = start_facilitator(&devnet, LIMITS).await?;
     let verify_pool = Arc::new(sign_payments(&devnet, &buyers, 256, 1_000).await);
 
     let chain = single
@@ -362,6 +372,24 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
         )
         .await
     };
+    let verify_engine = {
+        let (verifier, pool) = (single.app.settler.verifier().clone(), verify_pool.clone());
+        measure(
+            "verify (engine, in-process)",
+            config.clients,
+            Limit::Duration(config.duration),
+            move |i| {
+                let (verifier, pool) = (verifier.clone(), pool.clone());
+                async move {
+                    verifier
+                        .verify(&pool[i % pool.len()], now(), crate::verify::LedgerCheck::RefuseReserved)
+                        .await
+                        .is_ok()
+                }
+            },
+        )
+        .await
+    };
     let verify = {
         let (client, url, pool) = (client.clone(), format!("{}/verify", single.url), verify_pool.clone());
         measure(
@@ -392,7 +420,11 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
     };
     drop(single);
 
-    let batched = start_facilitator(&devnet, "[batch]\nenabled = true\nmax_wait_ms = 25\nmax_items = 200\n").await?;
+    let batched = start_facilitator(
+        &devnet,
+        &format!("{LIMITS}[batch]\nenabled = true\nmax_wait_ms = 25\nmax_items = 200\n"),
+    )
+    .await?;
     let batch_pool = Arc::new(sign_payments(&devnet, &buyers, config.batch_payments, 1_000).await);
     let settle_batch = {
         let (client, url, pool) = (client.clone(), format!("{}/settle", batched.url), batch_pool.clone());
@@ -410,6 +442,7 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
     drop(batched);
     Ok(BenchReport {
         bare_chain,
+        verify_engine,
         verify,
         settle_single,
         settle_batch,

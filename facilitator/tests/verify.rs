@@ -423,3 +423,46 @@ async fn malformed_bodies_get_400_with_a_reason_and_verify_writes_nothing() {
         .await;
     assert_eq!((status, body["reason"].as_str()), (404, Some("unknown_settlement")));
 }
+
+#[tokio::test]
+async fn concurrent_verifies_coalesced_on_chain_each_get_their_own_answer() {
+    let stack = std::sync::Arc::new(Stack::start().await);
+    let chain_id = stack.devnet.state().chain_id;
+    let mut cases: Vec<(VerifyRequest, &str)> = Vec::new();
+    // A payer who can afford each of its payments alone but not all of them together: verify is stateless,
+    // so each is valid on its own, whichever chain call it shares.
+    let tight = PrivateKeySigner::random();
+    stack.devnet.mint(tight.address(), U256::from(10_000u64)).await.unwrap();
+    for _ in 0..4 {
+        cases.push((stack.payment_from(&tight, 10_000).await, "valid"));
+    }
+    for _ in 0..24 {
+        let buyer = PrivateKeySigner::random();
+        stack.devnet.mint(buyer.address(), U256::from(10_000u64)).await.unwrap();
+        cases.push((stack.payment_from(&buyer, 10_000).await, "valid"));
+    }
+    let broke = PrivateKeySigner::random();
+    cases.push((
+        stack.payment_from(&broke, 10_000).await,
+        reason::INVALID_EXACT_EVM_INSUFFICIENT_BALANCE,
+    ));
+    let mut forged = stack.payment(10_000).await;
+    resign(&mut forged, &PrivateKeySigner::random(), chain_id, |_| {}).await;
+    cases.push((forged, reason::INVALID_EXACT_EVM_SIGNATURE));
+    let used = stack.payment(10_000).await;
+    assert_eq!(stack.post("/settle", &used).await.1["success"], true);
+    cases.push((used, reason::INVALID_EXACT_EVM_NONCE_ALREADY_USED));
+
+    for _round in 0..3 {
+        let tasks: Vec<_> = cases
+            .iter()
+            .map(|(request, _)| {
+                let (stack, request) = (stack.clone(), request.clone());
+                tokio::spawn(async move { stack.verify_reason(&request).await })
+            })
+            .collect();
+        for (task, (_, expected)) in tasks.into_iter().zip(&cases) {
+            assert_eq!(task.await.unwrap(), *expected);
+        }
+    }
+}

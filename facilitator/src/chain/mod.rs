@@ -61,6 +61,8 @@ pub struct ChainClient {
     domains: Cache<Address, TokenDomain>,
     fees: Cache<(), Eip1559Estimation>,
     has_code: Cache<Address, bool>,
+    /// The queue of the task that coalesces snapshots (started by the first snapshot).
+    snapshot_queue: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<snapshot::Pending>>>,
 }
 
 impl ChainClient {
@@ -110,6 +112,7 @@ impl ChainClient {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(30))
                 .build(),
+            snapshot_queue: Arc::new(std::sync::OnceLock::new()),
         }
     }
 
