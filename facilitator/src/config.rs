@@ -352,3 +352,91 @@ pub fn devnet_settlement_key(state: &contracts::DevnetState) -> Result<Vec<Priva
         .map_err(|_| invalid("devnet.accounts", "the last account's key is not valid"))?;
     Ok(vec![signer])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+    fn env_with(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+    }
+
+    fn bad_key(text: &str, env: impl Fn(&str) -> Option<String>) -> String {
+        match FacilitatorConfig::from_toml(text, env) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            Err(other) => panic!("expected an invalid key, got {other}"),
+            Ok(_) => panic!("accepted: {text}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_loopback_sqlite_single_mode() {
+        let config = FacilitatorConfig::from_toml("", |_| None).unwrap();
+        assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 4020)));
+        assert!(config.database_url.starts_with("sqlite:"));
+        assert!(config.batch.is_none());
+        assert_eq!(config.receipt_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let text = "listen = \"127.0.0.1:1\"\ndatabase_url = \"sqlite://a.db\"\n";
+        let env = env_with(&[
+            (ENV_LISTEN, "127.0.0.1:9999"),
+            (ENV_DATABASE_URL, "postgres://u:pw@localhost/db"),
+            (ENV_SETTLEMENT_KEYS, KEY),
+            (ENV_API_KEYS, "k1, k2"),
+        ]);
+        let config = FacilitatorConfig::from_toml(text, env).unwrap();
+        assert_eq!(config.listen.port(), 9999);
+        assert_eq!(config.database_url, "postgres://u:pw@localhost/db");
+        assert_eq!(config.settlement_keys.len(), 1);
+        assert_eq!(config.api_keys, vec!["k1", "k2"]);
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        assert_eq!(bad_key("", env_with(&[(ENV_LISTEN, "nowhere")])), ENV_LISTEN);
+        assert_eq!(bad_key("database_url = \"mysql://x\"", |_| None), "database_url");
+        assert_eq!(
+            bad_key("", env_with(&[(ENV_SETTLEMENT_KEYS, "0x1234")])),
+            ENV_SETTLEMENT_KEYS
+        );
+        let network = "[[networks]]\nname = \"n\"\nchain_id = 1\nrpc_url = \"not a url\"\n";
+        assert_eq!(bad_key(network, |_| None), "networks[0].rpc_url");
+        let twice = "[[networks]]\nname = \"a\"\nchain_id = 1\nrpc_url = \"http://a\"\n\
+                     [[networks]]\nname = \"b\"\nchain_id = 1\nrpc_url = \"http://b\"\n";
+        assert_eq!(bad_key(twice, |_| None), "networks[1].chain_id");
+        assert_eq!(
+            bad_key("[batch]\nenabled = true\nmax_items = 0\n", |_| None),
+            "batch.max_items"
+        );
+        assert_eq!(
+            bad_key("[settlement]\nlow_gas_warning_wei = \"-1\"\n", |_| None),
+            "settlement.low_gas_warning_wei"
+        );
+        assert!(
+            matches!(FacilitatorConfig::from_toml("lisen = 1", |_| None), Err(ConfigError::Parse(m)) if m.contains("lisen"))
+        );
+    }
+
+    #[test]
+    fn secrets_never_reach_debug_output() {
+        let env = env_with(&[
+            (ENV_SETTLEMENT_KEYS, KEY),
+            (ENV_API_KEYS, "super-secret-api-key"),
+            (ENV_DATABASE_URL, "postgres://user:hunter2@db/x"),
+        ]);
+        let config = FacilitatorConfig::from_toml("", env).unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains(&KEY[2..]), "{shown}");
+        assert!(!shown.contains("super-secret-api-key"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266"),
+            "signer address shown: {shown}"
+        );
+    }
+}
