@@ -6,6 +6,10 @@ pragma solidity ^0.8.20;
 /// (both `transferWithAuthorization` overloads, the `bytes` one accepting EIP-1271 contract signers,
 /// `receiveWithAuthorization`, `cancelAuthorization`, `authorizationState`), EIP-2612 `permit`, blacklist,
 /// pause, and minters under a master minter — with FiatToken's events and revert strings.
+/// v2.2 specifics kept: balance and blacklist flag share one slot (balances stay below 2^255), approvals and
+/// permits are refused only while paused (a blacklisted account's balance cannot move anyway), `permit`
+/// accepts a deadline of type(uint256).max as "never expires", and the token blacklists its own address.
+/// Not reproduced: the proxy, the upgrade initialisers (`initializeV2*`) and the rescuer role.
 /// @dev No constructor and no immutables: the devnet installs this runtime code at Arc's USDC address with
 /// `anvil_setCode` and then calls `initialize`, as FiatToken's proxy is initialised. The EIP-712 domain is
 /// computed at call time from the stored name, version "2", `block.chainid` and `address(this)`.
@@ -22,9 +26,10 @@ contract USDC {
     bool public paused;
     bool private _initialized;
     uint256 private _totalSupply;
-    mapping(address => uint256) private _balances;
+    /// Balance in the low 255 bits, blacklisted flag in the high bit (FiatToken v2.2's layout: one slot read
+    /// answers both questions, so transfers cost what they cost on the real token).
+    mapping(address => uint256) private _balanceAndBlacklistStates;
     mapping(address => mapping(address => uint256)) private _allowed;
-    mapping(address => bool) private _blacklisted;
     mapping(address => bool) private _minters;
     mapping(address => uint256) private _minterAllowed;
     mapping(address => mapping(bytes32 => bool)) private _authorizationStates;
@@ -45,6 +50,8 @@ contract USDC {
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
     bytes4 private constant ERC1271_MAGIC = 0x1626ba7e;
     uint256 private constant HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
+    uint256 private constant BLACKLISTED_BIT = 1 << 255;
+    uint256 private constant MAX_BALANCE = (1 << 255) - 1;
 
     // ---------------------------------------------------------------- events
     event Transfer(address indexed from, address indexed to, uint256 value);
@@ -86,7 +93,7 @@ contract USDC {
     }
 
     modifier notBlacklisted(address account) {
-        require(!_blacklisted[account], "Blacklistable: account is blacklisted");
+        require(!_isBlacklisted(account), "Blacklistable: account is blacklisted");
         _;
     }
 
@@ -125,6 +132,9 @@ contract USDC {
         blacklister = newBlacklister;
         owner = newOwner;
         _initialized = true;
+        // FiatToken v2.1/v2.2's upgrade initialisers blacklist the token's own address (no event), so tokens
+        // sent to the contract itself are refused.
+        _balanceAndBlacklistStates[address(this)] |= BLACKLISTED_BIT;
     }
 
     function version() external pure returns (string memory) {
@@ -137,42 +147,24 @@ contract USDC {
     }
 
     function balanceOf(address account) external view returns (uint256) {
-        return _balances[account];
+        return _balanceOf(account);
     }
 
     function allowance(address tokenOwner, address spender) external view returns (uint256) {
         return _allowed[tokenOwner][spender];
     }
 
-    function approve(address spender, uint256 value)
-        external
-        whenNotPaused
-        notBlacklisted(msg.sender)
-        notBlacklisted(spender)
-        returns (bool)
-    {
+    function approve(address spender, uint256 value) external whenNotPaused returns (bool) {
         _approve(msg.sender, spender, value);
         return true;
     }
 
-    function increaseAllowance(address spender, uint256 increment)
-        external
-        whenNotPaused
-        notBlacklisted(msg.sender)
-        notBlacklisted(spender)
-        returns (bool)
-    {
-        _approve(msg.sender, spender, _allowed[msg.sender][spender] + increment);
+    function increaseAllowance(address spender, uint256 increment) external whenNotPaused returns (bool) {
+        _approve(msg.sender, spender, _add(_allowed[msg.sender][spender], increment));
         return true;
     }
 
-    function decreaseAllowance(address spender, uint256 decrement)
-        external
-        whenNotPaused
-        notBlacklisted(msg.sender)
-        notBlacklisted(spender)
-        returns (bool)
-    {
+    function decreaseAllowance(address spender, uint256 decrement) external whenNotPaused returns (bool) {
         uint256 current = _allowed[msg.sender][spender];
         require(decrement <= current, "ERC20: decreased allowance below zero");
         _approve(msg.sender, spender, current - decrement);
@@ -214,10 +206,36 @@ contract USDC {
     function _transfer(address from, address to, uint256 value) internal {
         require(from != address(0), "ERC20: transfer from the zero address");
         require(to != address(0), "ERC20: transfer to the zero address");
-        require(value <= _balances[from], "ERC20: transfer amount exceeds balance");
-        _balances[from] -= value;
-        _balances[to] += value;
+        uint256 fromBalance = _balanceOf(from);
+        require(value <= fromBalance, "ERC20: transfer amount exceeds balance");
+        _setBalance(from, fromBalance - value);
+        _setBalance(to, _balanceOf(to) + value);
         emit Transfer(from, to, value);
+    }
+
+    // ---------------------------------------------------------------- balance and blacklist state (v2.2)
+    function _balanceOf(address account) internal view returns (uint256) {
+        return _balanceAndBlacklistStates[account] & MAX_BALANCE;
+    }
+
+    function _isBlacklisted(address account) internal view returns (bool) {
+        return _balanceAndBlacklistStates[account] & BLACKLISTED_BIT != 0;
+    }
+
+    /// Both balances in a sum stay below 2^255, so the additions feeding this cannot overflow 2^256.
+    function _setBalance(address account, uint256 balance) internal {
+        require(balance <= MAX_BALANCE, "FiatTokenV2_2: Balance exceeds (2^255 - 1)");
+        require(!_isBlacklisted(account), "FiatTokenV2_2: Account is blacklisted");
+        _balanceAndBlacklistStates[account] = balance;
+    }
+
+    /// FiatToken adds with SafeMath; keep its revert string rather than 0.8's panic.
+    function _add(uint256 a, uint256 b) internal pure returns (uint256) {
+        unchecked {
+            uint256 c = a + b;
+            require(c >= a, "SafeMath: addition overflow");
+            return c;
+        }
     }
 
     // ---------------------------------------------------------------- minting
@@ -233,8 +251,8 @@ contract USDC {
         require(amount > 0, "FiatToken: mint amount not greater than 0");
         uint256 mintingAllowedAmount = _minterAllowed[msg.sender];
         require(amount <= mintingAllowedAmount, "FiatToken: mint amount exceeds minterAllowance");
-        _totalSupply += amount;
-        _balances[to] += amount;
+        _totalSupply = _add(_totalSupply, amount);
+        _setBalance(to, _balanceOf(to) + amount);
         _minterAllowed[msg.sender] = mintingAllowedAmount - amount;
         emit Mint(msg.sender, to, amount);
         emit Transfer(address(0), to, amount);
@@ -242,11 +260,11 @@ contract USDC {
     }
 
     function burn(uint256 amount) external whenNotPaused onlyMinters notBlacklisted(msg.sender) {
-        uint256 balance = _balances[msg.sender];
+        uint256 balance = _balanceOf(msg.sender);
         require(amount > 0, "FiatToken: burn amount not greater than 0");
         require(balance >= amount, "FiatToken: burn amount exceeds balance");
         _totalSupply -= amount;
-        _balances[msg.sender] = balance - amount;
+        _setBalance(msg.sender, balance - amount);
         emit Burn(msg.sender, amount);
         emit Transfer(msg.sender, address(0), amount);
     }
@@ -302,16 +320,16 @@ contract USDC {
     }
 
     function isBlacklisted(address account) external view returns (bool) {
-        return _blacklisted[account];
+        return _isBlacklisted(account);
     }
 
     function blacklist(address account) external onlyBlacklister {
-        _blacklisted[account] = true;
+        _balanceAndBlacklistStates[account] |= BLACKLISTED_BIT;
         emit Blacklisted(account);
     }
 
     function unBlacklist(address account) external onlyBlacklister {
-        _blacklisted[account] = false;
+        _balanceAndBlacklistStates[account] = _balanceOf(account);
         emit UnBlacklisted(account);
     }
 
@@ -359,7 +377,14 @@ contract USDC {
         bytes32 s
     ) external whenNotPaused notBlacklisted(from) notBlacklisted(to) {
         _transferWithAuthorization(
-            TRANSFER_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, abi.encodePacked(r, s, v)
+            TRANSFER_WITH_AUTHORIZATION_TYPEHASH,
+            from,
+            to,
+            value,
+            validAfter,
+            validBefore,
+            nonce,
+            abi.encodePacked(r, s, v)
         );
     }
 
@@ -390,7 +415,14 @@ contract USDC {
     ) external whenNotPaused notBlacklisted(from) notBlacklisted(to) {
         require(to == msg.sender, "FiatTokenV2: caller must be the payee");
         _transferWithAuthorization(
-            RECEIVE_WITH_AUTHORIZATION_TYPEHASH, from, to, value, validAfter, validBefore, nonce, abi.encodePacked(r, s, v)
+            RECEIVE_WITH_AUTHORIZATION_TYPEHASH,
+            from,
+            to,
+            value,
+            validAfter,
+            validBefore,
+            nonce,
+            abi.encodePacked(r, s, v)
         );
     }
 
@@ -462,8 +494,6 @@ contract USDC {
     function permit(address tokenOwner, address spender, uint256 value, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
         external
         whenNotPaused
-        notBlacklisted(tokenOwner)
-        notBlacklisted(spender)
     {
         _permit(tokenOwner, spender, value, deadline, abi.encodePacked(r, s, v));
     }
@@ -471,8 +501,6 @@ contract USDC {
     function permit(address tokenOwner, address spender, uint256 value, uint256 deadline, bytes memory signature)
         external
         whenNotPaused
-        notBlacklisted(tokenOwner)
-        notBlacklisted(spender)
     {
         _permit(tokenOwner, spender, value, deadline, signature);
     }
@@ -493,8 +521,7 @@ contract USDC {
         if (signer.code.length == 0) {
             return _recover(digest, signature) == signer;
         }
-        (bool ok, bytes memory result) =
-            signer.staticcall(abi.encodeWithSelector(ERC1271_MAGIC, digest, signature));
+        (bool ok, bytes memory result) = signer.staticcall(abi.encodeWithSelector(ERC1271_MAGIC, digest, signature));
         return ok && result.length >= 32 && abi.decode(result, (bytes32)) == bytes32(ERC1271_MAGIC);
     }
 
