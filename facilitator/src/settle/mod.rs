@@ -112,7 +112,15 @@ impl Settler {
             .await
         {
             Ok(payment) => payment,
-            Err(invalid) => return failure(&invalid, &payment.chain.caip2, None),
+            Err(invalid) => {
+                // Another request or replica may have taken this payment on since we looked (and even settled
+                // it, so the nonce now reads as used): its row was written before anything was sent, so a
+                // second look finds it, and this caller gets that payment's outcome.
+                if let Ok(Some(row)) = ledger.get(&key).await {
+                    return self.follow(row, &payment).await;
+                }
+                return failure(&invalid, &payment.chain.caip2, None);
+            }
         };
         let new = NewSettlement {
             key: key.clone(),
