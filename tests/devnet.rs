@@ -103,27 +103,57 @@ async fn eip3009_authorization_settles_once_on_the_devnet() {
     );
 }
 
+/// Kills the child if the test fails before stopping it, so a failing test leaves no devnet behind.
+struct KillOnDrop(std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            // SIGTERM first, so the devnet stops its anvil; SIGKILL if it does not go.
+            let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn devnet_binary_writes_state_and_stops_cleanly_on_sigterm() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = std::env::temp_dir().join(format!("nerdcabal-devnet-{}-{}", std::process::id(), now()));
     std::fs::create_dir_all(&dir).unwrap();
     let state_file = dir.join("devnet.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_nerdcabal"))
-        .args([
-            "devnet",
-            "--port",
-            "0",
-            "--chain-id",
-            "5042002",
-            "--accounts",
-            "3",
-            "--state-file",
-        ])
-        .arg(&state_file)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_nerdcabal"))
+            .args([
+                "devnet",
+                "--port",
+                "0",
+                "--chain-id",
+                "5042002",
+                "--accounts",
+                "3",
+                "--state-file",
+            ])
+            .arg(&state_file)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     while !state_file.exists() {
         assert!(Instant::now() < deadline, "no state file within 60 s");
