@@ -95,17 +95,7 @@ impl Settler {
 
     /// Settles a payment (or reports how an earlier settle of it went).
     pub async fn settle(&self, request: &VerifyRequest, now: u64) -> SettleResponse {
-        let payment = match payment_from_request(request, |n| self.verifier.chain(n).cloned()) {
-            Ok(payment) => payment,
-            Err(invalid) => return failure(&invalid, network_of(request), None),
-        };
-        let key = payment.key();
         let ledger = self.verifier.ledger();
-        match ledger.get(&key).await {
-            Ok(Some(row)) => return self.follow(row, &payment).await,
-            Ok(None) => {}
-            Err(e) => return unexpected(&payment, format!("reading the ledger: {e}")),
-        }
         let payment = match self
             .verifier
             .verify(request, now, LedgerCheck::IgnoreOwnReservation)
@@ -113,15 +103,20 @@ impl Settler {
         {
             Ok(payment) => payment,
             Err(invalid) => {
-                // Another request or replica may have taken this payment on since we looked (and even settled
-                // it, so the nonce now reads as used): its row was written before anything was sent, so a
-                // second look finds it, and this caller gets that payment's outcome.
-                if let Ok(Some(row)) = ledger.get(&key).await {
+                // A payment this facilitator took on fails verify once it is settled (its nonce reads as used),
+                // and its row was written before anything was sent: so look before answering the failure. A
+                // resend, a racing request or another replica then gets that payment's own outcome.
+                let Ok(payment) = payment_from_request(request, |n| self.verifier.chain(n).cloned()) else {
+                    return failure(&invalid, network_of(request), None);
+                };
+                if let Ok(Some(row)) = ledger.get(&payment.key()).await {
                     return self.follow(row, &payment).await;
                 }
                 return failure(&invalid, &payment.chain.caip2, None);
             }
         };
+        // A payment already in flight passes verify (its own reservation is ignored) and meets its row here.
+        let key = payment.key();
         let new = NewSettlement {
             key: key.clone(),
             payload_hash: payment.payload_hash,
