@@ -38,16 +38,19 @@ fn read_request(body: Result<Bytes, BytesRejection>) -> Result<VerifyRequest, Ap
     decode_json::<VerifyRequest>(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.reason(), e.to_string()))
 }
 
+/// A request refused before the engine saw it: counted under its reason, answered with it.
+fn refused(state: &AppState, endpoint: &'static str, started: Instant, error: ApiError) -> Response {
+    state
+        .metrics
+        .record(endpoint, error.reason, started.elapsed().as_secs_f64());
+    error.into_response()
+}
+
 pub async fn verify(State(state): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
     let started = Instant::now();
     let request = match read_request(body) {
         Ok(request) => request,
-        Err(error) => {
-            state
-                .metrics
-                .record("verify", error.reason, started.elapsed().as_secs_f64());
-            return error.into_response();
-        }
+        Err(error) => return refused(&state, "verify", started, error),
     };
     let answer = match state
         .settler
@@ -67,12 +70,7 @@ pub async fn settle(State(state): State<AppState>, body: Result<Bytes, BytesReje
     let started = Instant::now();
     let request = match read_request(body) {
         Ok(request) => request,
-        Err(error) => {
-            state
-                .metrics
-                .record("settle", error.reason, started.elapsed().as_secs_f64());
-            return error.into_response();
-        }
+        Err(error) => return refused(&state, "settle", started, error),
     };
     let answer = state.settler.settle(&request, now()).await;
     let outcome = if answer.success {

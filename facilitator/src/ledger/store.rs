@@ -135,10 +135,7 @@ impl Ledger {
         .bind(address_text(signer))
         .bind(signer_nonce as i64)
         .bind(now())
-        .bind(&key.network)
-        .bind(address_text(key.asset))
-        .bind(address_text(key.payer))
-        .bind(key.nonce.to_string())
+        .bind_key(key)
         .bind(SettlementState::Reserved.as_str())
         .execute(&self.pool)
         .await?;
@@ -168,10 +165,7 @@ impl Ledger {
             .bind(&signer)
             .bind(signer_nonce as i64)
             .bind(t)
-            .bind(&key.network)
-            .bind(address_text(key.asset))
-            .bind(address_text(key.payer))
-            .bind(key.nonce.to_string())
+            .bind_key(key)
             .bind(SettlementState::Reserved.as_str())
             .execute(&mut *tx)
             .await?;
@@ -212,10 +206,7 @@ impl Ledger {
                 .bind(reason)
                 .bind(message)
                 .bind(t)
-                .bind(&key.network)
-                .bind(address_text(key.asset))
-                .bind(address_text(key.payer))
-                .bind(key.nonce.to_string())
+                .bind_key(key)
                 .bind(SettlementState::Submitted.as_str())
                 .execute(&mut *tx)
                 .await?;
@@ -245,10 +236,7 @@ impl Ledger {
         .bind(address_text(signer))
         .bind(signer_nonce as i64)
         .bind(now())
-        .bind(&key.network)
-        .bind(address_text(key.asset))
-        .bind(address_text(key.payer))
-        .bind(key.nonce.to_string())
+        .bind_key(key)
         .bind(SettlementState::Submitted.as_str())
         .bind(old_tx_hash.to_string())
         .execute(&self.pool)
@@ -265,10 +253,7 @@ impl Ledger {
         .bind(SettlementState::Confirmed.as_str())
         .bind(tx_hash.to_string())
         .bind(now())
-        .bind(&key.network)
-        .bind(address_text(key.asset))
-        .bind(address_text(key.payer))
-        .bind(key.nonce.to_string())
+        .bind_key(key)
         .bind(SettlementState::Submitted.as_str())
         .execute(&self.pool)
         .await?;
@@ -293,10 +278,7 @@ impl Ledger {
         .bind(message)
         .bind(tx_hash.map(|h| h.to_string()))
         .bind(now())
-        .bind(&key.network)
-        .bind(address_text(key.asset))
-        .bind(address_text(key.payer))
-        .bind(key.nonce.to_string())
+        .bind_key(key)
         .bind(SettlementState::Reserved.as_str())
         .bind(SettlementState::Submitted.as_str())
         .execute(&self.pool)
@@ -316,10 +298,7 @@ impl Ledger {
             "DELETE FROM settlements WHERE network = $1 AND asset = $2 AND payer = $3 AND nonce = $4 \
              AND state = $5 AND updated_at <= $6",
         )
-        .bind(&key.network)
-        .bind(address_text(key.asset))
-        .bind(address_text(key.payer))
-        .bind(key.nonce.to_string())
+        .bind_key(key)
         .bind(SettlementState::Reserved.as_str())
         .bind(now() - older_than_secs)
         .execute(&self.pool)
@@ -331,10 +310,7 @@ impl Ledger {
         let row: Option<Row> = sqlx::query_as(select_rows!(
             "WHERE network = $1 AND asset = $2 AND payer = $3 AND nonce = $4"
         ))
-        .bind(&key.network)
-        .bind(address_text(key.asset))
-        .bind(address_text(key.payer))
-        .bind(key.nonce.to_string())
+        .bind_key(key)
         .fetch_optional(&self.pool)
         .await?;
         row.map(Row::into_record).transpose()
@@ -401,6 +377,29 @@ impl Ledger {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Binds a settlement key's four columns (network, asset, payer, nonce), in that order.
+trait BindKey<'q> {
+    fn bind_key(self, key: &'q SettlementKey) -> Self;
+}
+
+impl<'q, O> BindKey<'q> for sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
+    fn bind_key(self, key: &'q SettlementKey) -> Self {
+        self.bind(&key.network)
+            .bind(address_text(key.asset))
+            .bind(address_text(key.payer))
+            .bind(key.nonce.to_string())
+    }
+}
+
+impl<'q> BindKey<'q> for sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    fn bind_key(self, key: &'q SettlementKey) -> Self {
+        self.bind(&key.network)
+            .bind(address_text(key.asset))
+            .bind(address_text(key.payer))
+            .bind(key.nonce.to_string())
     }
 }
 
