@@ -17,7 +17,7 @@ use alloy::providers::DynProvider;
 use alloy::sol_types::SolCall;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::token::{ERC1271_MAGIC, IERC1271, IFiatToken, IMulticall3};
+use super::token::{ERC1271_MAGIC, IERC1271, IFiatToken, IMulticall3, transfer_with_authorization_calldata};
 use super::{ChainClient, ChainError};
 use protocol::ExactEvmAuthorization;
 
@@ -186,19 +186,9 @@ async fn read_batch(provider: &DynProvider, multicall3: Address, batch: Vec<Pend
     }
     let first_simulation = calls.len();
     for p in &batch {
-        let a = &p.authorization;
         calls.push(call(
             p.asset,
-            IFiatToken::transferWithAuthorizationCall {
-                from: a.from,
-                to: a.to,
-                value: a.value,
-                validAfter: a.valid_after,
-                validBefore: a.valid_before,
-                nonce: a.nonce,
-                signature: p.signature.clone(),
-            }
-            .abi_encode(),
+            transfer_with_authorization_calldata(&p.authorization, &p.signature).into(),
         ));
     }
     let expected = calls.len();

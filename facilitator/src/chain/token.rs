@@ -35,3 +35,24 @@ alloy::sol! {
 
 /// EIP-1271's "valid" answer.
 pub const ERC1271_MAGIC: [u8; 4] = [0x16, 0x26, 0xba, 0x7e];
+
+/// `transferWithAuthorization(…, bytes signature)` calldata for an authorization: what a settlement sends
+/// and what a verify simulates.
+pub fn transfer_with_authorization_calldata(
+    authorization: &protocol::ExactEvmAuthorization,
+    signature: &alloy::primitives::Bytes,
+) -> alloy::primitives::Bytes {
+    use alloy::sol_types::SolCall;
+    let a = authorization;
+    IFiatToken::transferWithAuthorizationCall {
+        from: a.from,
+        to: a.to,
+        value: a.value,
+        validAfter: a.valid_after,
+        validBefore: a.valid_before,
+        nonce: a.nonce,
+        signature: signature.clone(),
+    }
+    .abi_encode()
+    .into()
+}

@@ -125,21 +125,10 @@ impl Ledger {
         signer: Address,
         signer_nonce: u64,
     ) -> Result<bool, LedgerError> {
-        let done = sqlx::query(
-            "UPDATE settlements SET state = $1, tx_hash = $2, raw_tx = $3, signer = $4, signer_nonce = $5, updated_at = $6 \
-             WHERE network = $7 AND asset = $8 AND payer = $9 AND nonce = $10 AND state = $11",
-        )
-        .bind(SettlementState::Submitted.as_str())
-        .bind(tx_hash.to_string())
-        .bind(raw_tx.to_string())
-        .bind(address_text(signer))
-        .bind(signer_nonce as i64)
-        .bind(now())
-        .bind_key(key)
-        .bind(SettlementState::Reserved.as_str())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let moved = self
+            .mark_batch_submitted(std::slice::from_ref(key), tx_hash, raw_tx, signer, signer_nonce)
+            .await?;
+        Ok(moved == 1)
     }
 
     /// reserved → submitted for every key of one batch transaction, in one database transaction.
@@ -175,8 +164,8 @@ impl Ledger {
         Ok(moved)
     }
 
-    /// Final states of one mined batch, in one database transaction: `confirmed` keys succeeded, `failed` keys (whose
-    /// calls failed inside it) get `reason`.
+    /// Final states of one mined transaction, in one database transaction: `confirmed` keys succeeded,
+    /// `failed` keys (whose calls failed inside it) get `reason`. Only submitted rows move; returns how many did.
     pub async fn mark_batch_outcomes(
         &self,
         tx_hash: B256,
@@ -184,9 +173,10 @@ impl Ledger {
         failed: &[SettlementKey],
         reason: &str,
         message: &str,
-    ) -> Result<(), LedgerError> {
+    ) -> Result<usize, LedgerError> {
         let mut tx = self.pool.begin().await?;
         let (hash, t) = (tx_hash.to_string(), now());
+        let mut moved = 0;
         for (keys, state) in [
             (confirmed, SettlementState::Confirmed),
             (failed, SettlementState::Failed),
@@ -197,7 +187,7 @@ impl Ledger {
                 (None, None)
             };
             for key in keys {
-                sqlx::query(
+                let done = sqlx::query(
                     "UPDATE settlements SET state = $1, tx_hash = $2, error_reason = $3, error_message = $4, updated_at = $5 \
                      WHERE network = $6 AND asset = $7 AND payer = $8 AND nonce = $9 AND state = $10",
                 )
@@ -210,10 +200,11 @@ impl Ledger {
                 .bind(SettlementState::Submitted.as_str())
                 .execute(&mut *tx)
                 .await?;
+                moved += done.rows_affected() as usize;
             }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(moved)
     }
 
     /// Replaces a submitted transaction that the node refused (so it is in no pool and can never be mined)
@@ -246,18 +237,10 @@ impl Ledger {
 
     /// submitted → confirmed.
     pub async fn mark_confirmed(&self, key: &SettlementKey, tx_hash: B256) -> Result<bool, LedgerError> {
-        let done = sqlx::query(
-            "UPDATE settlements SET state = $1, tx_hash = $2, updated_at = $3 \
-             WHERE network = $4 AND asset = $5 AND payer = $6 AND nonce = $7 AND state = $8",
-        )
-        .bind(SettlementState::Confirmed.as_str())
-        .bind(tx_hash.to_string())
-        .bind(now())
-        .bind_key(key)
-        .bind(SettlementState::Submitted.as_str())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let moved = self
+            .mark_batch_outcomes(tx_hash, std::slice::from_ref(key), &[], "", "")
+            .await?;
+        Ok(moved == 1)
     }
 
     /// reserved or submitted → failed, with the reason (and the transaction, if one was mined).

@@ -6,15 +6,14 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{Address, B256, Bytes};
-use alloy::providers::Provider;
-use alloy::sol_types::{SolCall, SolEvent};
+use alloy::primitives::{B256, Bytes};
+use alloy::sol_types::SolCall;
 use tokio::sync::{mpsc, oneshot};
 
 use super::signer::SignerPool;
 use super::submit::{self, BroadcastError};
 use crate::chain::ChainClient;
-use crate::chain::token::{IFiatToken, IMulticall3};
+use crate::chain::token::IMulticall3;
 use crate::ledger::{Ledger, SettlementKey};
 use crate::verify::Payment;
 
@@ -175,7 +174,12 @@ async fn send_batch(
             return;
         }
     }
-    let used = match await_used(chain, signed.hash, receipt_timeout).await {
+    let used = match submit::poll_receipt(chain, signed.hash, receipt_timeout)
+        .await
+        .ok()
+        .flatten()
+        .map(|mined| mined.used)
+    {
         Some(used) => used,
         None => {
             for item in items {
@@ -223,33 +227,5 @@ async fn send_batch(
             BatchOutcome::Failed(signed.hash)
         };
         let _ = item.reply.send(outcome);
-    }
-}
-
-/// Waits for the receipt; returns every `(token, authorizer, nonce)` the transaction used (none if the whole
-/// transaction reverted), or `None` if no receipt came in time.
-async fn await_used(chain: &ChainClient, tx_hash: B256, wait: Duration) -> Option<Vec<(Address, Address, B256)>> {
-    let deadline = tokio::time::Instant::now() + wait;
-    let mut interval = Duration::from_millis(20);
-    loop {
-        if let Ok(Some(receipt)) = chain.provider().get_transaction_receipt(tx_hash).await {
-            return Some(
-                receipt
-                    .inner
-                    .logs()
-                    .iter()
-                    .filter_map(|log| {
-                        IFiatToken::AuthorizationUsed::decode_log_data(log.data())
-                            .ok()
-                            .map(|e| (log.address(), e.authorizer, e.nonce))
-                    })
-                    .collect(),
-            );
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(interval.min(deadline - tokio::time::Instant::now())).await;
-        interval = (interval * 2).min(Duration::from_millis(250));
     }
 }

@@ -9,10 +9,10 @@ use alloy::network::{NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use alloy::providers::Provider;
 use alloy::rpc::types::TransactionRequest;
-use alloy::sol_types::{SolCall, SolEvent};
+use alloy::sol_types::SolEvent;
 
 use super::signer::SettlementSigner;
-use crate::chain::token::IFiatToken;
+use crate::chain::token::{IFiatToken, transfer_with_authorization_calldata};
 use crate::chain::{ChainClient, ChainError};
 use crate::verify::Payment;
 
@@ -40,20 +40,9 @@ pub enum Outcome {
     Pending,
 }
 
-/// `transferWithAuthorization(…, bytes signature)` calldata.
+/// `transferWithAuthorization(…, bytes signature)` calldata for a payment.
 pub fn calldata(payment: &Payment) -> Bytes {
-    let a = &payment.authorization;
-    IFiatToken::transferWithAuthorizationCall {
-        from: a.from,
-        to: a.to,
-        value: a.value,
-        validAfter: a.valid_after,
-        validBefore: a.valid_before,
-        nonce: a.nonce,
-        signature: payment.signature.clone(),
-    }
-    .abi_encode()
-    .into()
+    transfer_with_authorization_calldata(&payment.authorization, &payment.signature)
 }
 
 /// Signs a call from `signer` with a freshly allocated nonce and the chain's current EIP-1559 fees.
@@ -141,13 +130,16 @@ pub enum BroadcastError {
     Transport(String),
 }
 
-/// Polls for the receipt until `wait` has passed.
-pub async fn await_outcome(
-    chain: &ChainClient,
-    tx_hash: B256,
-    payment_check: Option<(Address, Address, B256)>,
-    wait: Duration,
-) -> Result<Outcome, ChainError> {
+/// A mined transaction as payments see it: whether it succeeded, and every `(token, authorizer, nonce)` whose
+/// authorization it used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mined {
+    pub succeeded: bool,
+    pub used: Vec<(Address, Address, B256)>,
+}
+
+/// Polls for the receipt (with back-off, 20 ms up to 250 ms) until `wait` has passed; `None` if none came.
+pub async fn poll_receipt(chain: &ChainClient, tx_hash: B256, wait: Duration) -> Result<Option<Mined>, ChainError> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut interval = Duration::from_millis(20);
     loop {
@@ -157,24 +149,43 @@ pub async fn await_outcome(
             .await
             .map_err(|e| ChainError::Rpc(e.to_string()))?;
         if let Some(receipt) = receipt {
-            if !receipt.status() {
-                return Ok(Outcome::Reverted);
-            }
-            let Some((asset, payer, nonce)) = payment_check else {
-                return Ok(Outcome::Confirmed);
-            };
-            let used = receipt.inner.logs().iter().any(|log| {
-                log.address() == asset
-                    && IFiatToken::AuthorizationUsed::decode_log_data(log.data())
-                        .map(|e| e.authorizer == payer && e.nonce == nonce)
-                        .unwrap_or(false)
-            });
-            return Ok(if used { Outcome::Confirmed } else { Outcome::Reverted });
+            let used = receipt
+                .inner
+                .logs()
+                .iter()
+                .filter_map(|log| {
+                    IFiatToken::AuthorizationUsed::decode_log_data(log.data())
+                        .ok()
+                        .map(|e| (log.address(), e.authorizer, e.nonce))
+                })
+                .collect();
+            return Ok(Some(Mined {
+                succeeded: receipt.status(),
+                used,
+            }));
         }
         if tokio::time::Instant::now() >= deadline {
-            return Ok(Outcome::Pending);
+            return Ok(None);
         }
         tokio::time::sleep(interval.min(deadline - tokio::time::Instant::now())).await;
         interval = (interval * 2).min(Duration::from_millis(250));
     }
+}
+
+/// Waits (bounded) for a transaction's outcome; with `payment_check = (token, payer, nonce)` it is confirmed
+/// only if it used that payment's authorization.
+pub async fn await_outcome(
+    chain: &ChainClient,
+    tx_hash: B256,
+    payment_check: Option<(Address, Address, B256)>,
+    wait: Duration,
+) -> Result<Outcome, ChainError> {
+    Ok(match poll_receipt(chain, tx_hash, wait).await? {
+        None => Outcome::Pending,
+        Some(mined) if !mined.succeeded => Outcome::Reverted,
+        Some(mined) => match payment_check {
+            Some(payment) if !mined.used.contains(&payment) => Outcome::Reverted,
+            _ => Outcome::Confirmed,
+        },
+    })
 }
