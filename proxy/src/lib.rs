@@ -1,2 +1,20 @@
-//! The paywall reverse proxy: it will own the routes configuration, the x402 `402` offers for priced routes,
-//! the forwarding of paid requests to the upstream API, and settlement only after the upstream succeeded.
+//! The paywall reverse proxy: routes with prices in front of any HTTP API. Unpaid requests to a priced route get
+//! an x402 `402` offer (JSON for programs, an HTML paywall for browsers); paid ones are matched to the route,
+//! verified with the facilitator (remote or embedded), forwarded upstream, and settled only when the upstream
+//! succeeded — content is never served unpaid. Access windows, rate limits, metrics and route reload on SIGHUP.
+
+pub mod access_token;
+pub mod config;
+pub mod error_response;
+pub mod facilitator_link;
+pub mod metrics;
+pub mod offer;
+pub mod path_pattern;
+pub mod payment_header;
+pub mod payment_state;
+pub mod paywall_page;
+pub mod pipeline;
+pub mod rate_limits;
+pub mod route_table;
+pub mod service;
+pub mod upstream;

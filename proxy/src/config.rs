@@ -1,0 +1,328 @@
+//! The proxy's configuration file (`proxy.toml`) as written: listeners, the facilitator link, the defaults
+//! every priced route inherits, limits, the access-token secret, and the `[[route]]` list. Parsing is strict
+//! (unknown keys are refused); turning routes into a matchable table is [`crate::route_table`]'s job.
+//! Environment variables override the secrets so they need not sit in the file.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// Env: the facilitator API key, instead of `[facilitator] api_key`.
+pub const ENV_FACILITATOR_API_KEY: &str = "NERDCABAL_PROXY_FACILITATOR_KEY";
+/// Env: the secret that signs access tokens, instead of `access_token_secret`.
+pub const ENV_ACCESS_TOKEN_SECRET: &str = "NERDCABAL_PROXY_TOKEN_SECRET";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("invalid proxy configuration: {0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Where buyers connect. Loopback unless told otherwise.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// `/metrics` and `/health`, kept off the public listener.
+    #[serde(default = "default_admin_listen")]
+    pub admin_listen: SocketAddr,
+    pub facilitator: FacilitatorLinkConfig,
+    #[serde(default)]
+    pub defaults: RouteDefaults,
+    /// What to do with a request no route matches.
+    #[serde(default)]
+    pub unmatched: Unmatched,
+    /// Upstream for unmatched requests when `unmatched = "pass"`.
+    #[serde(default)]
+    pub unmatched_upstream: Option<String>,
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: usize,
+    /// Time to the upstream's response headers.
+    #[serde(default = "default_upstream_timeout_ms")]
+    pub upstream_timeout_ms: u64,
+    /// Longest pause while streaming a body from the upstream.
+    #[serde(default = "default_upstream_read_timeout_ms")]
+    pub upstream_read_timeout_ms: u64,
+    /// HMAC key for access tokens (routes with `access`). At least 32 bytes.
+    #[serde(default)]
+    pub access_token_secret: Option<String>,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default, rename = "route")]
+    pub routes: Vec<RouteConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FacilitatorLinkConfig {
+    /// A remote facilitator's base URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// Per call to the remote facilitator.
+    #[serde(default = "default_facilitator_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Run the facilitator engine inside the proxy instead.
+    #[serde(default)]
+    pub embedded: bool,
+    /// The embedded facilitator's own TOML (networks, keys, database, batch); env overrides apply.
+    #[serde(default)]
+    pub config: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteDefaults {
+    pub network: Option<String>,
+    pub asset: Option<String>,
+    pub pay_to: Option<String>,
+    pub max_timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmatched {
+    /// 404 with a JSON reason.
+    #[default]
+    Refuse,
+    /// Forward untouched to `unmatched_upstream`.
+    Pass,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettleTiming {
+    /// Run the upstream first; settle only if it answered < 400.
+    #[default]
+    After,
+    /// Settle first (expensive work), then run the upstream.
+    Before,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Requests per second per client IP (0: off).
+    #[serde(default)]
+    pub per_ip_per_second: u32,
+    /// Paid requests per second per payer (0: off).
+    #[serde(default)]
+    pub per_payer_per_second: u32,
+}
+
+/// `"$0.01"`, `"0.01"`, `"10000"` (atomic) or `10000`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PriceConfig {
+    Text(String),
+    Atomic(u64),
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessConfig {
+    /// One payment buys this many seconds of access.
+    #[serde(default)]
+    pub seconds: Option<u64>,
+    /// One payment buys this many calls.
+    #[serde(default)]
+    pub calls: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// A name for logs, metrics and access tokens; the path pattern when absent.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub host: Option<String>,
+    /// `/literal/:param/*` — `:x` one segment, `*` the rest.
+    pub path: String,
+    /// Empty: every method.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    pub upstream: String,
+    /// Path sent upstream, with `:param` and `*` filled from the match.
+    #[serde(default)]
+    pub rewrite: Option<String>,
+    #[serde(default)]
+    pub price: Option<PriceConfig>,
+    #[serde(default)]
+    pub free: bool,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    #[serde(default)]
+    pub settle: SettleTiming,
+    #[serde(default)]
+    pub network: Option<String>,
+    #[serde(default)]
+    pub asset: Option<String>,
+    #[serde(default)]
+    pub pay_to: Option<String>,
+    #[serde(default)]
+    pub max_timeout_seconds: Option<u64>,
+    /// Requests per second per client IP on this route.
+    #[serde(default)]
+    pub rate_limit_per_second: Option<u32>,
+    #[serde(default)]
+    pub access: Option<AccessConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 4021))
+}
+
+fn default_admin_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 4022))
+}
+
+fn default_body_limit() -> usize {
+    10 * 1024 * 1024
+}
+
+fn default_upstream_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_upstream_read_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_facilitator_timeout_ms() -> u64 {
+    15_000
+}
+
+impl ProxyConfig {
+    /// Reads and parses `path`, then applies the environment overrides.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, |name| std::env::var(name).ok())
+    }
+
+    pub fn from_toml(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut config: ProxyConfig = toml::from_str(text)?;
+        if let Some(key) = env(ENV_FACILITATOR_API_KEY) {
+            config.facilitator.api_key = Some(key);
+        }
+        if let Some(secret) = env(ENV_ACCESS_TOKEN_SECRET) {
+            config.access_token_secret = Some(secret);
+        }
+        match (&config.facilitator.url, config.facilitator.embedded) {
+            (Some(_), true) => {
+                return Err(ConfigError::invalid(
+                    "facilitator",
+                    "set either `url` or `embedded = true`, not both",
+                ));
+            }
+            (None, false) => {
+                return Err(ConfigError::invalid(
+                    "facilitator",
+                    "set `url` (a remote facilitator) or `embedded = true`",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(url) = &config.facilitator.url {
+            check_http_url("facilitator.url", url)?;
+        }
+        if config.unmatched == Unmatched::Pass {
+            match &config.unmatched_upstream {
+                Some(url) => {
+                    check_http_url("unmatched_upstream", url)?;
+                }
+                None => {
+                    return Err(ConfigError::invalid(
+                        "unmatched_upstream",
+                        "required when unmatched = \"pass\"",
+                    ));
+                }
+            }
+        }
+        if let Some(secret) = &config.access_token_secret
+            && secret.len() < 32
+        {
+            return Err(ConfigError::invalid("access_token_secret", "must be at least 32 bytes"));
+        }
+        Ok(config)
+    }
+}
+
+/// An absolute `http`/`https` URL, or an error naming `key`.
+pub fn check_http_url(key: &str, text: &str) -> Result<url::Url, ConfigError> {
+    let url = url::Url::parse(text).map_err(|e| ConfigError::invalid(key, format!("`{text}` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(ConfigError::invalid(key, format!("`{text}` is not an http(s) URL")));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ProxyConfig, ConfigError> {
+        ProxyConfig::from_toml(text, |_| None)
+    }
+
+    #[test]
+    fn a_minimal_file_parses_with_loopback_defaults() {
+        let config = parse("[facilitator]\nurl = \"http://127.0.0.1:4020\"\n").unwrap();
+        assert_eq!(config.listen, default_listen());
+        assert!(config.listen.ip().is_loopback());
+        assert!(config.routes.is_empty());
+    }
+
+    #[test]
+    fn the_facilitator_must_be_named_once() {
+        let both = parse("[facilitator]\nurl = \"http://a\"\nembedded = true\n").unwrap_err();
+        assert!(both.to_string().starts_with("facilitator:"), "{both}");
+        let neither = parse("[facilitator]\n").unwrap_err();
+        assert!(neither.to_string().starts_with("facilitator:"), "{neither}");
+        let bad = parse("[facilitator]\nurl = \"ftp://x\"\n").unwrap_err();
+        assert!(bad.to_string().starts_with("facilitator.url:"), "{bad}");
+    }
+
+    #[test]
+    fn unknown_keys_and_short_secrets_are_refused() {
+        let unknown =
+            parse("[facilitator]\nembedded = true\n[[route]]\npath = \"/\"\nupstream = \"http://u\"\nprise = 1\n")
+                .unwrap_err();
+        assert!(unknown.to_string().contains("prise"), "{unknown}");
+        let short = parse("access_token_secret = \"short\"\n[facilitator]\nembedded = true\n").unwrap_err();
+        assert!(short.to_string().starts_with("access_token_secret:"), "{short}");
+    }
+
+    #[test]
+    fn env_overrides_the_secrets() {
+        let config = ProxyConfig::from_toml("[facilitator]\nurl = \"http://f\"\n", |name| match name {
+            ENV_FACILITATOR_API_KEY => Some("k".into()),
+            ENV_ACCESS_TOKEN_SECRET => Some("s".repeat(40)),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(config.facilitator.api_key.as_deref(), Some("k"));
+        assert_eq!(config.access_token_secret.map(|s| s.len()), Some(40));
+    }
+}

@@ -1,0 +1,89 @@
+//! Prometheus metrics of the proxy, served on the admin listener: requests by route and outcome (free, 402,
+//! paid, refused, upstream error…), settled volume in atomic units per network and asset, and latency
+//! histograms per route.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub route: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VolumeLabels {
+    pub network: String,
+    pub asset: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<OutcomeLabels, Counter>,
+    pub latency: Family<RouteLabels, Histogram>,
+    /// Atomic units; a u64 counter holds 18 trillion USDC.
+    pub settled_volume: Family<VolumeLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("proxy");
+        let requests = Family::<OutcomeLabels, Counter>::default();
+        registry.register("requests", "Requests by route and outcome", requests.clone());
+        let latency = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        registry.register("request_duration_seconds", "Request latency by route", latency.clone());
+        let settled_volume = Family::<VolumeLabels, Counter>::default();
+        registry.register(
+            "settled_atomic_units",
+            "Settled payment volume in the asset's atomic units",
+            settled_volume.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            settled_volume,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn record(&self, route: &str, outcome: &'static str, seconds: f64) {
+        self.requests
+            .get_or_create(&OutcomeLabels {
+                route: route.to_owned(),
+                outcome,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&RouteLabels {
+                route: route.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    pub fn settled(&self, network: &str, asset: alloy::primitives::Address, amount: u64) {
+        self.settled_volume
+            .get_or_create(&VolumeLabels {
+                network: network.to_owned(),
+                asset: asset.to_checksum(None),
+            })
+            .inc_by(amount);
+    }
+
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}

@@ -1,0 +1,361 @@
+//! The routes, compiled and validated: each `[[route]]` becomes a [`Route`] with its path pattern, upstream,
+//! and — for priced routes — the exact payment requirements it sells (network, asset and its EIP-712 domain,
+//! amount, payTo), built once at load so a request only matches and clones. Every mistake in the file names
+//! the route and the key. First match wins.
+
+use std::sync::Arc;
+
+use alloy::primitives::{Address, U256};
+use axum::http::Method;
+use protocol::money;
+use protocol::wire::{Extra, v2};
+use protocol::{Asset, Network, Networks};
+
+use crate::config::{AccessConfig, ConfigError, PriceConfig, ProxyConfig, RouteConfig, SettleTiming, check_http_url};
+use crate::path_pattern::PathPattern;
+
+/// What a priced route sells, per request.
+#[derive(Debug, Clone)]
+pub struct Pricing {
+    /// The v2 requirement (scheme `exact`), ready to put in `accepts`.
+    pub requirement: v2::PaymentRequirements,
+    /// The network's v1 name, for v1 offers and payments.
+    pub v1_network: String,
+    pub asset: Asset,
+    pub settle: SettleTiming,
+    pub access: Option<AccessWindow>,
+}
+
+/// What one payment buys on a route with an access window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessWindow {
+    Seconds(u64),
+    Calls(u32),
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Name for logs, metrics and tokens.
+    pub name: String,
+    host: Option<String>,
+    pattern: PathPattern,
+    methods: Vec<Method>,
+    pub upstream: url::Url,
+    rewrite: Option<String>,
+    /// `None`: a free route, forwarded untouched.
+    pub pricing: Option<Pricing>,
+    pub description: String,
+    pub mime_type: String,
+    pub rate_limit_per_second: Option<u32>,
+}
+
+/// A matched route and the upstream URL the request goes to.
+pub struct Matched<'a> {
+    /// Position in the table (per-route limiters are kept by it).
+    pub index: usize,
+    pub route: &'a Route,
+    pub upstream_url: url::Url,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RouteTable {
+    routes: Vec<Route>,
+    /// For unmatched requests when they pass through.
+    pub unmatched_upstream: Option<url::Url>,
+}
+
+impl RouteTable {
+    /// Compiles `config.routes` against `networks`. Errors name the route (`route[2] "/weather"`) and the key.
+    pub fn build(config: &ProxyConfig, networks: &Networks) -> Result<Arc<Self>, ConfigError> {
+        let mut routes = Vec::with_capacity(config.routes.len());
+        for (index, raw) in config.routes.iter().enumerate() {
+            let label = format!("route[{index}] \"{}\"", raw.name.as_deref().unwrap_or(&raw.path));
+            routes.push(compile(config, networks, raw, &label)?);
+        }
+        let unmatched_upstream = match (&config.unmatched, &config.unmatched_upstream) {
+            (crate::config::Unmatched::Pass, Some(url)) => Some(check_http_url("unmatched_upstream", url)?),
+            _ => None,
+        };
+        Ok(Arc::new(RouteTable {
+            routes,
+            unmatched_upstream,
+        }))
+    }
+
+    /// The first route matching host, method and path, with its upstream URL (query kept).
+    pub fn find(&self, host: Option<&str>, method: &Method, path: &str, query: Option<&str>) -> Option<Matched<'_>> {
+        let host = host.map(|h| h.split(':').next().unwrap_or(h));
+        for (index, route) in self.routes.iter().enumerate() {
+            if let Some(want) = &route.host
+                && !host.is_some_and(|h| h.eq_ignore_ascii_case(want))
+            {
+                continue;
+            }
+            if !route.allows(method) {
+                continue;
+            }
+            let Some(captures) = route.pattern.matches(path) else {
+                continue;
+            };
+            let upstream_path = match &route.rewrite {
+                Some(template) => captures.fill(template),
+                None => path.to_owned(),
+            };
+            return Some(Matched {
+                index,
+                upstream_url: join(&route.upstream, &upstream_path, query),
+                route,
+            });
+        }
+        None
+    }
+
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+}
+
+impl Route {
+    /// Empty method list: any. A `HEAD` matches wherever `GET` does.
+    fn allows(&self, method: &Method) -> bool {
+        self.methods.is_empty()
+            || self.methods.contains(method)
+            || (method == Method::HEAD && self.methods.contains(&Method::GET))
+    }
+}
+
+/// The upstream base URL's path prefix, then the request path, then the query.
+pub fn join(base: &url::Url, path: &str, query: Option<&str>) -> url::Url {
+    let mut url = base.clone();
+    let prefix = base.path().trim_end_matches('/');
+    url.set_path(&format!("{prefix}{path}"));
+    url.set_query(query);
+    url
+}
+
+fn compile(config: &ProxyConfig, networks: &Networks, raw: &RouteConfig, label: &str) -> Result<Route, ConfigError> {
+    let key = |k: &str| format!("{label}.{k}");
+    let pattern = PathPattern::parse(&raw.path).map_err(|m| ConfigError::invalid(key("path"), m))?;
+    let upstream = check_http_url(&key("upstream"), &raw.upstream)?;
+    if let Some(rewrite) = &raw.rewrite {
+        pattern
+            .check_template(rewrite)
+            .map_err(|m| ConfigError::invalid(key("rewrite"), m))?;
+    }
+    let methods = raw
+        .methods
+        .iter()
+        .map(|m| {
+            Method::from_bytes(m.to_ascii_uppercase().as_bytes())
+                .map_err(|_| ConfigError::invalid(key("methods"), format!("`{m}` is not an HTTP method")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let pricing = match (raw.free, &raw.price) {
+        (true, Some(_)) => {
+            return Err(ConfigError::invalid(key("price"), "a free route has no price"));
+        }
+        (true, None) => None,
+        (false, None) => {
+            return Err(ConfigError::invalid(
+                key("price"),
+                "missing (set a price, or free = true)",
+            ));
+        }
+        (false, Some(price)) => Some(pricing(config, networks, raw, price, &key)?),
+    };
+    if raw.free && raw.access.is_some() {
+        return Err(ConfigError::invalid(key("access"), "a free route sells no access"));
+    }
+    if raw.rate_limit_per_second == Some(0) {
+        return Err(ConfigError::invalid(key("rate_limit_per_second"), "must be at least 1"));
+    }
+    Ok(Route {
+        name: raw.name.clone().unwrap_or_else(|| raw.path.clone()),
+        host: raw.host.clone(),
+        pattern,
+        methods,
+        upstream,
+        rewrite: raw.rewrite.clone(),
+        pricing,
+        description: raw.description.clone().unwrap_or_default(),
+        mime_type: raw.mime_type.clone().unwrap_or_else(|| "application/json".into()),
+        rate_limit_per_second: raw.rate_limit_per_second,
+    })
+}
+
+fn pricing(
+    config: &ProxyConfig,
+    networks: &Networks,
+    raw: &RouteConfig,
+    price: &PriceConfig,
+    key: &dyn Fn(&str) -> String,
+) -> Result<Pricing, ConfigError> {
+    let defaults = &config.defaults;
+    let network_name = raw
+        .network
+        .as_ref()
+        .or(defaults.network.as_ref())
+        .ok_or_else(|| ConfigError::invalid(key("network"), "missing (set it here or in [defaults])"))?;
+    let network: &Network = networks
+        .get(network_name)
+        .map_err(|e| ConfigError::invalid(key("network"), e.to_string()))?;
+    let asset_name = raw.asset.as_ref().or(defaults.asset.as_ref());
+    let asset = match asset_name {
+        None => network.assets.first(),
+        Some(name) => match name.parse::<Address>() {
+            Ok(address) => network.asset(address),
+            Err(_) => network.asset_by_symbol(name),
+        },
+    }
+    .ok_or_else(|| {
+        ConfigError::invalid(
+            key("asset"),
+            format!(
+                "`{}` is not an asset of {}",
+                asset_name.map(String::as_str).unwrap_or("(default)"),
+                network.name
+            ),
+        )
+    })?
+    .clone();
+    let pay_to_text = raw
+        .pay_to
+        .as_ref()
+        .or(defaults.pay_to.as_ref())
+        .ok_or_else(|| ConfigError::invalid(key("pay_to"), "missing (set it here or in [defaults])"))?;
+    let pay_to: Address = pay_to_text
+        .parse()
+        .map_err(|_| ConfigError::invalid(key("pay_to"), format!("`{pay_to_text}` is not an address")))?;
+    if pay_to == Address::ZERO {
+        return Err(ConfigError::invalid(key("pay_to"), "the zero address cannot be paid"));
+    }
+    let amount = match price {
+        PriceConfig::Text(text) => {
+            money::parse_price(text, asset.decimals).map_err(|e| ConfigError::invalid(key("price"), e.to_string()))?
+        }
+        PriceConfig::Atomic(units) => U256::from(*units),
+    };
+    if amount.is_zero() {
+        return Err(ConfigError::invalid(
+            key("price"),
+            "must be above zero (use free = true)",
+        ));
+    }
+    let max_timeout_seconds = raw.max_timeout_seconds.or(defaults.max_timeout_seconds).unwrap_or(60);
+    if max_timeout_seconds < 10 {
+        return Err(ConfigError::invalid(
+            key("max_timeout_seconds"),
+            "must be at least 10 (buyers need time to sign and send)",
+        ));
+    }
+    let access = raw.access.map(|a| access_window(a, key)).transpose()?;
+    if access.is_some() && config.access_token_secret.is_none() {
+        return Err(ConfigError::invalid(
+            key("access"),
+            "needs access_token_secret (or NERDCABAL_PROXY_TOKEN_SECRET)",
+        ));
+    }
+    Ok(Pricing {
+        requirement: v2::PaymentRequirements {
+            scheme: protocol::SCHEME_EXACT.into(),
+            network: network.caip2(),
+            amount,
+            asset: asset.address,
+            pay_to,
+            max_timeout_seconds,
+            extra: Some(Extra::eip712(&asset.eip712_name, &asset.eip712_version)),
+        },
+        v1_network: network.name.clone(),
+        asset,
+        settle: raw.settle,
+        access,
+    })
+}
+
+fn access_window(access: AccessConfig, key: &dyn Fn(&str) -> String) -> Result<AccessWindow, ConfigError> {
+    match (access.seconds, access.calls) {
+        (Some(s), None) if s > 0 => Ok(AccessWindow::Seconds(s)),
+        (None, Some(c)) if c > 0 => Ok(AccessWindow::Calls(c)),
+        _ => Err(ConfigError::invalid(
+            key("access"),
+            "set exactly one of seconds or calls, above zero",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAY_TO: &str = "0x000000000000000000000000000000000000bEEF";
+
+    fn table(routes: &str) -> Result<Arc<RouteTable>, ConfigError> {
+        let text = format!(
+            "access_token_secret = \"{}\"\n[facilitator]\nembedded = true\n[defaults]\nnetwork = \"eip155:5042002\"\npay_to = \"{PAY_TO}\"\n{routes}",
+            "k".repeat(32)
+        );
+        let config = ProxyConfig::from_toml(&text, |_| None)?;
+        RouteTable::build(&config, &Networks::builtin())
+    }
+
+    #[test]
+    fn a_priced_route_carries_its_requirement() {
+        let t = table("[[route]]\npath = \"/weather/:city\"\nupstream = \"http://127.0.0.1:9/api\"\nprice = \"$0.01\"\nmethods = [\"get\"]\n")
+            .unwrap();
+        let m = t.find(None, &Method::GET, "/weather/paris", Some("u=c")).unwrap();
+        let pricing = m.route.pricing.as_ref().unwrap();
+        assert_eq!(pricing.requirement.amount, U256::from(10_000));
+        assert_eq!(pricing.requirement.network, "eip155:5042002");
+        assert_eq!(pricing.requirement.asset, protocol::network::ARC_USDC);
+        assert_eq!(pricing.requirement.extra, Some(Extra::eip712("USDC", "2")));
+        assert_eq!(m.upstream_url.as_str(), "http://127.0.0.1:9/api/weather/paris?u=c");
+        assert!(t.find(None, &Method::HEAD, "/weather/paris", None).is_some());
+        assert!(t.find(None, &Method::POST, "/weather/paris", None).is_none());
+        assert!(t.find(None, &Method::GET, "/weather", None).is_none());
+    }
+
+    #[test]
+    fn first_match_wins_and_hosts_and_rewrites_apply() {
+        let t = table(
+            "[[route]]\nname = \"a\"\nhost = \"api.example.com\"\npath = \"/x/*\"\nupstream = \"http://u\"\nfree = true\nrewrite = \"/v2/*\"\n\
+             [[route]]\nname = \"b\"\npath = \"/x/*\"\nupstream = \"http://u\"\nprice = 5\n",
+        )
+        .unwrap();
+        let a = t
+            .find(Some("API.example.com:443"), &Method::GET, "/x/y/z", None)
+            .unwrap();
+        assert_eq!(a.route.name, "a");
+        assert!(a.route.pricing.is_none());
+        assert_eq!(a.upstream_url.path(), "/v2/y/z");
+        let b = t.find(Some("other"), &Method::GET, "/x/y", None).unwrap();
+        assert_eq!(b.route.name, "b");
+        assert_eq!(b.route.pricing.as_ref().unwrap().requirement.amount, U256::from(5));
+    }
+
+    #[test]
+    fn mistakes_name_the_route_and_key() {
+        let cases = [
+            ("network = \"eip155:1\"\nprice = 1", "route[0] \"/p\".network"),
+            ("asset = \"DAI\"\nprice = 1", "route[0] \"/p\".asset"),
+            ("pay_to = \"0x12\"\nprice = 1", "route[0] \"/p\".pay_to"),
+            ("price = \"ten\"", "route[0] \"/p\".price"),
+            ("price = \"$0.0000001\"", "route[0] \"/p\".price"),
+            ("price = 0", "route[0] \"/p\".price"),
+            ("", "route[0] \"/p\".price"),
+            ("free = true\nprice = 1", "route[0] \"/p\".price"),
+            ("price = 1\nmethods = [\"G T\"]", "route[0] \"/p\".methods"),
+            ("price = 1\nrewrite = \"/:nope\"", "route[0] \"/p\".rewrite"),
+            ("price = 1\naccess = { seconds = 0 }", "route[0] \"/p\".access"),
+            (
+                "price = 1\nmax_timeout_seconds = 1",
+                "route[0] \"/p\".max_timeout_seconds",
+            ),
+        ];
+        for (extra, want) in cases {
+            let err = table(&format!("[[route]]\npath = \"/p\"\nupstream = \"http://u\"\n{extra}\n")).unwrap_err();
+            assert!(err.to_string().starts_with(want), "{extra:?}: {err}");
+        }
+        let err = table("[[route]]\npath = \"/p\"\nupstream = \"not a url\"\nprice = 1\n").unwrap_err();
+        assert!(err.to_string().starts_with("route[0] \"/p\".upstream"), "{err}");
+    }
+}

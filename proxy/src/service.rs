@@ -1,0 +1,287 @@
+//! Assembling and running the proxy: the facilitator link (remote, or the engine in-process with its
+//! reconciler), the upstream client, the route table, limits, tokens and metrics; the public listener and the
+//! admin listener (`/metrics`, `/health`); route reload on SIGHUP (the new table replaces the old at once, an
+//! invalid file is refused and the old routes stay); graceful shutdown.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use facilitator::config::{FacilitatorConfig, NetworkConfig};
+use protocol::Networks;
+use tokio::net::TcpListener;
+
+use crate::access_token::AccessTokens;
+use crate::config::{ConfigError, ProxyConfig};
+use crate::facilitator_link::{FacilitatorLink, LinkError};
+use crate::metrics::Metrics;
+use crate::payment_state::PaymentState;
+use crate::rate_limits::{RateLimits, RouteLimits};
+use crate::route_table::RouteTable;
+use crate::upstream::{Upstream, UpstreamError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("the embedded facilitator: {0}")]
+    FacilitatorConfig(#[from] facilitator::config::ConfigError),
+    #[error("the embedded facilitator: {0}")]
+    Facilitator(#[from] facilitator::service::ServiceError),
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The routes in force, with their per-route limiters.
+pub struct LoadedRoutes {
+    pub table: Arc<RouteTable>,
+    pub limits: RouteLimits,
+}
+
+/// What every request handler shares.
+pub struct ProxyState {
+    routes: RwLock<Arc<LoadedRoutes>>,
+    pub facilitator: FacilitatorLink,
+    pub upstream: Upstream,
+    pub payments: PaymentState,
+    pub tokens: Option<AccessTokens>,
+    pub limits: RateLimits,
+    pub metrics: Arc<Metrics>,
+    pub body_limit: usize,
+}
+
+impl ProxyState {
+    /// The routes in force now (a reload swaps them whole).
+    pub fn routes(&self) -> Arc<LoadedRoutes> {
+        match self.routes.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn replace_routes(&self, loaded: LoadedRoutes) {
+        let loaded = Arc::new(loaded);
+        match self.routes.write() {
+            Ok(mut guard) => *guard = loaded,
+            Err(poisoned) => *poisoned.into_inner() = loaded,
+        }
+    }
+}
+
+/// Where the proxy's configuration came from, for reloads, and the networks it prices in.
+#[derive(Default)]
+pub struct ProxyOptions {
+    /// The file SIGHUP re-reads.
+    pub config_path: Option<PathBuf>,
+    /// A `nerdcabal devnet --state-file` to price and (embedded) settle on.
+    pub devnet: Option<contracts::DevnetState>,
+}
+
+pub struct Proxy {
+    pub state: Arc<ProxyState>,
+    config: ProxyConfig,
+    config_path: Option<PathBuf>,
+    networks: Networks,
+    embedded: Option<facilitator::settle::Settler>,
+}
+
+impl Proxy {
+    pub async fn build(config: ProxyConfig, options: ProxyOptions) -> Result<Self, ProxyError> {
+        let mut networks = Networks::builtin();
+        let mut extra = Vec::new();
+        if let Some(devnet) = &options.devnet {
+            networks.replace(devnet.network_definition());
+            extra.push(NetworkConfig::from_devnet(devnet));
+        }
+        let (link, embedded) = if config.facilitator.embedded {
+            let path = config.facilitator.config.as_ref().map(PathBuf::from);
+            let mut engine_config = FacilitatorConfig::load(path.as_deref(), extra)?;
+            if let Some(devnet) = &options.devnet
+                && engine_config.settlement_keys.is_empty()
+            {
+                engine_config.settlement_keys = facilitator::config::devnet_settlement_key(devnet)?;
+            }
+            for network in engine_config.network_definitions() {
+                networks.replace(network);
+            }
+            let engine = facilitator::service::Facilitator::build(engine_config).await?;
+            let settler = engine.settler.clone();
+            (FacilitatorLink::Embedded(settler.clone()), Some(settler))
+        } else {
+            let url = config.facilitator.url.clone().unwrap_or_default();
+            let link = FacilitatorLink::remote(
+                &url,
+                config.facilitator.api_key.clone(),
+                Duration::from_millis(config.facilitator.timeout_ms),
+            )?;
+            (link, None)
+        };
+        let table = RouteTable::build(&config, &networks)?;
+        let state = ProxyState {
+            routes: RwLock::new(Arc::new(LoadedRoutes {
+                limits: RouteLimits::for_table(&table),
+                table,
+            })),
+            facilitator: link,
+            upstream: Upstream::new(
+                Duration::from_millis(config.upstream_timeout_ms),
+                Duration::from_millis(config.upstream_read_timeout_ms),
+                config.body_limit_bytes,
+            )?,
+            payments: PaymentState::default(),
+            tokens: config
+                .access_token_secret
+                .as_ref()
+                .map(|s| AccessTokens::new(s.as_bytes())),
+            limits: RateLimits::new(config.limits.per_ip_per_second, config.limits.per_payer_per_second),
+            metrics: Arc::new(Metrics::default()),
+            body_limit: config.body_limit_bytes,
+        };
+        Ok(Proxy {
+            state: Arc::new(state),
+            config,
+            config_path: options.config_path,
+            networks,
+            embedded,
+        })
+    }
+
+    /// The public router: one handler behind every path.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .fallback(crate::pipeline::handle)
+            .with_state(self.state.clone())
+    }
+
+    /// The admin router: `/metrics` and `/health`.
+    pub fn admin_router(&self) -> Router {
+        Router::new()
+            .route("/metrics", get(metrics))
+            .route("/health", get(health))
+            .with_state(self.state.clone())
+    }
+
+    /// Re-reads the configuration file and swaps in its routes. An invalid file changes nothing.
+    pub fn reload(&self) -> Result<usize, ProxyError> {
+        let Some(path) = &self.config_path else {
+            return Ok(self.state.routes().table.routes().len());
+        };
+        let config = ProxyConfig::load(path)?;
+        self.reload_from(&config)
+    }
+
+    /// Swaps in `config`'s routes (and unmatched policy). Listeners and the facilitator need a restart.
+    pub fn reload_from(&self, config: &ProxyConfig) -> Result<usize, ProxyError> {
+        let table = RouteTable::build(config, &self.networks)?;
+        if config.listen != self.config.listen
+            || config.admin_listen != self.config.admin_listen
+            || config.facilitator.url != self.config.facilitator.url
+            || config.facilitator.embedded != self.config.facilitator.embedded
+        {
+            tracing::warn!("listeners and the facilitator are not reloaded; restart to change them");
+        }
+        let count = table.routes().len();
+        self.state.replace_routes(LoadedRoutes {
+            limits: RouteLimits::for_table(&table),
+            table,
+        });
+        Ok(count)
+    }
+
+    /// Serves on the given listeners until `shutdown` resolves, reloading routes on SIGHUP.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        admin: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ProxyError> {
+        let mut background = Vec::new();
+        if let Some(settler) = &self.embedded {
+            let report = settler.reconcile_once(Duration::from_secs(2)).await;
+            tracing::info!(?report, "embedded facilitator: start-up reconciliation done");
+            background.push(settler.spawn_reconciler(Duration::from_secs(2)));
+        }
+        let admin_app = self.admin_router();
+        background.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(admin, admin_app).await {
+                tracing::error!(error = %e, "admin listener stopped");
+            }
+        }));
+        let app = self.router();
+        let this = Arc::new(self);
+        background.push(spawn_reload_on_hangup(this.clone()));
+        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        for task in background {
+            task.abort();
+        }
+        if let Some(settler) = &this.embedded {
+            // In-flight settlements have finished; record any receipt that arrived meanwhile.
+            let _ = settler.reconcile_once(Duration::from_millis(500)).await;
+            settler.verifier().ledger().close().await;
+        }
+        served.map_err(ProxyError::Serve)
+    }
+
+    /// Binds the configured listeners and serves.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> Result<(), ProxyError> {
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ProxyError::Listen { addr, source })
+        };
+        let listener = bind(self.config.listen).await?;
+        let admin = bind(self.config.admin_listen).await?;
+        tracing::info!(listen = %self.config.listen, admin = %self.config.admin_listen, "proxy listening");
+        self.serve(listener, admin, shutdown).await
+    }
+}
+
+#[cfg(unix)]
+fn spawn_reload_on_hangup(proxy: Arc<Proxy>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; routes will not reload");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match proxy.reload() {
+                Ok(count) => tracing::info!(routes = count, "routes reloaded"),
+                Err(e) => tracing::error!(error = %e, "reload refused; the old routes stay"),
+            }
+        }
+    })
+}
+
+#[cfg(not(unix))]
+fn spawn_reload_on_hangup(_proxy: Arc<Proxy>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async {})
+}
+
+async fn metrics(State(state): State<Arc<ProxyState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn health() -> Response {
+    axum::Json(serde_json::json!({"status": "ok"})).into_response()
+}
