@@ -59,7 +59,13 @@ pub async fn handle(
     let routes = state.routes();
     let host = request.headers().get(header::HOST).and_then(|v| v.to_str().ok());
     let uri = request.uri().clone();
-    let Some(matched) = routes.table.find(host, request.method(), uri.path(), uri.query()) else {
+    // A CORS preflight is matched as the request it announces.
+    let preflight_for = (request.method() == Method::OPTIONS)
+        .then(|| request.headers().get(header::ACCESS_CONTROL_REQUEST_METHOD))
+        .flatten()
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
+    let method = preflight_for.as_ref().unwrap_or(request.method());
+    let Some(matched) = routes.table.find(host, method, uri.path(), uri.query()) else {
         return match &routes.table.unmatched_upstream {
             Some(base) => {
                 let url = join(base, uri.path(), uri.query());
@@ -79,7 +85,7 @@ pub async fn handle(
             .record(&route.name, "free", started.elapsed().as_secs_f64());
         return response;
     };
-    if request.method() == Method::OPTIONS && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD) {
+    if preflight_for.is_some() {
         return preflight();
     }
     let (outcome, response) = paid(&state, route, pricing, request, matched.upstream_url, client).await;

@@ -87,6 +87,8 @@ pub struct ProxyOptions {
     pub config_path: Option<PathBuf>,
     /// A `nerdcabal devnet --state-file` to price and (embedded) settle on.
     pub devnet: Option<contracts::DevnetState>,
+    /// The embedded facilitator's configuration, instead of reading `[facilitator] config` and the env.
+    pub facilitator_config: Option<FacilitatorConfig>,
 }
 
 pub struct Proxy {
@@ -106,8 +108,16 @@ impl Proxy {
             extra.push(NetworkConfig::from_devnet(devnet));
         }
         let (link, embedded) = if config.facilitator.embedded {
-            let path = config.facilitator.config.as_ref().map(PathBuf::from);
-            let mut engine_config = FacilitatorConfig::load(path.as_deref(), extra)?;
+            let mut engine_config = match options.facilitator_config {
+                Some(mut given) => {
+                    given.networks.extend(extra);
+                    given
+                }
+                None => {
+                    let path = config.facilitator.config.as_ref().map(PathBuf::from);
+                    FacilitatorConfig::load(path.as_deref(), extra)?
+                }
+            };
             if let Some(devnet) = &options.devnet
                 && engine_config.settlement_keys.is_empty()
             {
@@ -202,7 +212,7 @@ impl Proxy {
 
     /// Serves on the given listeners until `shutdown` resolves, reloading routes on SIGHUP.
     pub async fn serve(
-        self,
+        self: Arc<Self>,
         listener: TcpListener,
         admin: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -220,15 +230,14 @@ impl Proxy {
             }
         }));
         let app = self.router();
-        let this = Arc::new(self);
-        background.push(spawn_reload_on_hangup(this.clone()));
+        background.push(spawn_reload_on_hangup(self.clone()));
         let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
         for task in background {
             task.abort();
         }
-        if let Some(settler) = &this.embedded {
+        if let Some(settler) = &self.embedded {
             // In-flight settlements have finished; record any receipt that arrived meanwhile.
             let _ = settler.reconcile_once(Duration::from_millis(500)).await;
             settler.verifier().ledger().close().await;
@@ -246,7 +255,7 @@ impl Proxy {
         let listener = bind(self.config.listen).await?;
         let admin = bind(self.config.admin_listen).await?;
         tracing::info!(listen = %self.config.listen, admin = %self.config.admin_listen, "proxy listening");
-        self.serve(listener, admin, shutdown).await
+        Arc::new(self).serve(listener, admin, shutdown).await
     }
 }
 
