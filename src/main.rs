@@ -49,6 +49,15 @@ enum Command {
         #[arg(long)]
         devnet: Option<PathBuf>,
     },
+    /// Run the paywall proxy: x402 offers in front of an HTTP API; verify, forward, settle after success.
+    Proxy {
+        /// TOML configuration (listen, facilitator, defaults, [[route]]s). SIGHUP reloads its routes.
+        #[arg(long)]
+        config: PathBuf,
+        /// Price and (with the embedded facilitator) settle on the devnet described by this state file.
+        #[arg(long)]
+        devnet: Option<PathBuf>,
+    },
     /// Benchmarks (not tests): print throughput and latency beside a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -114,6 +123,19 @@ async fn main() -> anyhow::Result<()> {
             }
             tracing::info!(?config, "starting the facilitator");
             facilitator::service::Facilitator::build(config)
+                .await?
+                .run(contracts::run::shutdown_signal())
+                .await?;
+        }
+        Command::Proxy { config, devnet } => {
+            let devnet = devnet.map(|path| contracts::DevnetState::read(&path)).transpose()?;
+            let proxy_config = proxy::config::ProxyConfig::load(&config)?;
+            let options = proxy::service::ProxyOptions {
+                config_path: Some(config),
+                devnet,
+                facilitator_config: None,
+            };
+            proxy::service::Proxy::build(proxy_config, options)
                 .await?
                 .run(contracts::run::shutdown_signal())
                 .await?;

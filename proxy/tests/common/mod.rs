@@ -141,6 +141,8 @@ pub enum Misbehaviour {
     VerifyHtml,
     /// Verify says valid; settle succeeds without touching the chain (counts calls only).
     CountOnly,
+    /// Like `SettlePending` on the first settle, `CountOnly` after.
+    PendingOnce,
 }
 
 #[derive(Clone)]
@@ -161,8 +163,13 @@ async fn scripted_verify(State(s): State<Scripted>, body: axum::body::Bytes) -> 
 }
 
 async fn scripted_settle(State(s): State<Scripted>) -> Response {
-    s.settle_calls.fetch_add(1, Ordering::SeqCst);
-    match s.mode {
+    let earlier = s.settle_calls.fetch_add(1, Ordering::SeqCst);
+    let mode = match (s.mode, earlier) {
+        (Misbehaviour::PendingOnce, 0) => Misbehaviour::SettlePending,
+        (Misbehaviour::PendingOnce, _) => Misbehaviour::CountOnly,
+        (mode, _) => mode,
+    };
+    match mode {
         Misbehaviour::SettleHtml | Misbehaviour::VerifyHtml => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/html")],
@@ -178,7 +185,7 @@ async fn scripted_settle(State(s): State<Scripted>) -> Response {
             "transaction": format!("{:#x}", B256::repeat_byte(0xab)), "network": "eip155:31337"
         }))
         .into_response(),
-        Misbehaviour::CountOnly => axum::Json(json!({
+        Misbehaviour::CountOnly | Misbehaviour::PendingOnce => axum::Json(json!({
             "success": true, "transaction": format!("{:#x}", B256::repeat_byte(0xcd)), "network": "eip155:31337"
         }))
         .into_response(),

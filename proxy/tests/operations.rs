@@ -1,0 +1,189 @@
+//! Beyond the reference: access windows (time and calls) bought with one payment, rate limits, the embedded
+//! facilitator, and the admin listener's metrics and health.
+
+mod common;
+
+use alloy::primitives::U256;
+use common::{Harness, Link, receipt};
+use serde_json::Value;
+
+const ROUTES: &str = r#"
+[[route]]
+name = "hour"
+path = "/hour"
+upstream = "{upstream}"
+rewrite = "/data"
+price = "$0.01"
+access = { seconds = 3600 }
+
+[[route]]
+name = "three"
+path = "/three"
+upstream = "{upstream}"
+rewrite = "/data"
+price = "$0.01"
+access = { calls = 3 }
+
+[[route]]
+name = "data"
+path = "/data"
+upstream = "{upstream}"
+price = "$0.01"
+
+[[route]]
+name = "limited"
+path = "/limited"
+upstream = "{upstream}"
+free = true
+rate_limit_per_second = 1
+"#;
+
+const CENT: u64 = 10_000;
+
+#[tokio::test]
+async fn one_payment_buys_an_hour_of_access_by_token_or_cookie() {
+    let h = Harness::start(ROUTES, Link::Real).await;
+    let seller_before = h.balance(h.seller).await;
+    let offer = h.offer("/hour").await;
+    let paid = h.get_paid("/hour", &h.pay(&offer).await).await;
+    assert_eq!(paid.status(), 200);
+    assert!(receipt(paid.headers()).unwrap().success);
+    let token = paid.headers()["x-access-token"].to_str().unwrap().to_owned();
+    let cookie = paid.headers()[reqwest::header::SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(
+        cookie.contains("Max-Age=3600") && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+
+    for _ in 0..3 {
+        let again = h.http.get(h.url("/hour")).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(again.status(), 200);
+        assert!(receipt(again.headers()).is_none(), "no new settlement");
+    }
+    let cookie_pair = cookie.split(';').next().unwrap().to_owned();
+    let by_cookie = h
+        .http
+        .get(h.url("/hour"))
+        .header("cookie", cookie_pair)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_cookie.status(), 200);
+    assert_eq!(h.upstream.calls("/data"), 5);
+    // The bearer token is ours: it never reached the upstream.
+    let with_bearer = h
+        .upstream
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.headers.contains_key("authorization"))
+        .count();
+    assert_eq!(with_bearer, 0);
+    assert_eq!(h.balance(h.seller).await, seller_before + U256::from(CENT), "paid once");
+
+    // A token for another route, or a tampered one, buys nothing.
+    let other = h.http.get(h.url("/three")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(other.status(), 402);
+    let body: Value = other.json().await.unwrap();
+    assert_eq!(body["reason"], "access_token_invalid", "{body}");
+    let mut tampered = token.clone();
+    tampered.pop();
+    tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+    let forged = h.http.get(h.url("/hour")).bearer_auth(&tampered).send().await.unwrap();
+    assert_eq!(forged.status(), 402);
+}
+
+#[tokio::test]
+async fn one_payment_buys_a_number_of_calls() {
+    let h = Harness::start(ROUTES, Link::Real).await;
+    let offer = h.offer("/three").await;
+    let paid = h.get_paid("/three", &h.pay(&offer).await).await;
+    assert_eq!(paid.status(), 200);
+    let token = paid.headers()["x-access-token"].to_str().unwrap().to_owned();
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(
+            h.http
+                .get(h.url("/three"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [200, 200, 402], "the purchase was call one of three");
+    assert_eq!(h.upstream.calls("/data"), 3);
+}
+
+#[tokio::test]
+async fn a_route_rate_limit_answers_429_with_retry_after() {
+    let h = Harness::start(ROUTES, Link::Real).await;
+    let first = h.http.get(h.url("/limited")).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let second = h.http.get(h.url("/limited")).send().await.unwrap();
+    assert_eq!(second.status(), 429);
+    let wait: u64 = second.headers()[reqwest::header::RETRY_AFTER]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(wait >= 1);
+    let body: Value = second.json().await.unwrap();
+    assert_eq!(body["reason"], "rate_limited");
+    assert_eq!(h.upstream.calls("/limited"), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(h.http.get(h.url("/limited")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn the_embedded_facilitator_settles_and_metrics_count_it() {
+    let h = Harness::start(ROUTES, Link::Embedded).await;
+    let seller_before = h.balance(h.seller).await;
+    let offer = h.offer("/data").await;
+    let payment = h.pay(&offer).await;
+    let response = h.get_paid("/data", &payment).await;
+    assert_eq!(response.status(), 200);
+    let settled = receipt(response.headers()).unwrap();
+    assert!(settled.success);
+    assert_eq!(h.balance(h.seller).await, seller_before + U256::from(CENT));
+    assert_eq!(h.get_paid("/data", &payment).await.status(), 402);
+
+    let health: Value = h
+        .http
+        .get(format!("{}/health", h.admin_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    let metrics = h
+        .http
+        .get(format!("{}/metrics", h.admin_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("proxy_requests_total{route=\"data\",outcome=\"paid\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("proxy_requests_total{route=\"data\",outcome=\"replayed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("proxy_requests_total{route=\"data\",outcome=\"payment_required\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("proxy_settled_atomic_units_total{"), "{metrics}");
+    assert!(metrics.contains("} 10000"), "{metrics}");
+    // The public listener does not serve the admin endpoints.
+    assert_eq!(h.http.get(h.url("/metrics")).send().await.unwrap().status(), 404);
+}
