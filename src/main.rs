@@ -17,6 +17,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run a local Arc devnet: anvil with USDC at 0x3600…0000, Multicall3, and funded dev accounts.
@@ -58,6 +60,65 @@ enum Command {
         #[arg(long)]
         devnet: Option<PathBuf>,
     },
+    /// The whole local stack on loopback: devnet, facilitator, paywall proxy and a demo API with priced routes.
+    Dev {
+        /// Write the stack's URLs, prices and funded buyer key as JSON to this file (removed on exit).
+        #[arg(long)]
+        state_file: Option<PathBuf>,
+        #[arg(long, default_value_t = 8545)]
+        rpc_port: u16,
+        #[arg(long, default_value_t = 4020)]
+        facilitator_port: u16,
+        #[arg(long, default_value_t = 4021)]
+        proxy_port: u16,
+        #[arg(long, default_value_t = 4022)]
+        admin_port: u16,
+        #[arg(long, default_value_t = 4030)]
+        api_port: u16,
+    },
+    /// Call a URL and pay for it (x402) within the spending policy. Body to stdout, receipt to stderr.
+    Pay {
+        url: String,
+        /// HTTP method (POST when -d is given, else GET).
+        #[arg(short = 'X', long)]
+        method: Option<String>,
+        /// Request body.
+        #[arg(short = 'd', long = "data")]
+        data: Option<String>,
+        /// Request header, `Name: value` (repeatable).
+        #[arg(short = 'H', long = "header")]
+        headers: Vec<String>,
+        /// Most this call may cost, e.g. `$0.05`.
+        #[arg(long)]
+        max: Option<String>,
+        /// File holding the buyer's private key (else NERDCABAL_BUYER_KEY).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// Print one JSON object (status, body, receipt or error) instead.
+        #[arg(long)]
+        json: bool,
+        /// Buyer configuration (TOML: wallet, policy, ledger).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Spend ledger URL (else NERDCABAL_SPEND_DB, else ~/.nerdcabal/spend.db).
+        #[arg(long)]
+        ledger: Option<String>,
+        /// Pay on the devnet of this `nerdcabal dev --state-file` (its network, USDC and buyer key).
+        #[arg(long)]
+        devnet: Option<PathBuf>,
+        /// Daily budget across hosts, e.g. `$5`.
+        #[arg(long)]
+        daily_budget: Option<String>,
+        /// Daily budget per host.
+        #[arg(long)]
+        host_budget: Option<String>,
+        /// Also allow this network (CAIP-2), repeatable.
+        #[arg(long = "network")]
+        networks: Vec<String>,
+        /// Seconds to wait for each answer.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
     /// Benchmarks (not tests): print throughput and latency beside a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -67,6 +128,18 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchTarget {
+    /// The proxy on a fresh devnet: a free route vs the upstream direct, 402 offers/s, paid requests/s.
+    Proxy {
+        /// Concurrent clients (paid requests use at least 256).
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Seconds each read benchmark runs.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// Paid requests, each with its own payment.
+        #[arg(long, default_value_t = 2000)]
+        paid: usize,
+    },
     /// The facilitator over HTTP on a fresh devnet: verify/s, settle/s (single and batch), p50/p99.
     Facilitator {
         /// Concurrent clients.
@@ -127,6 +200,62 @@ async fn main() -> anyhow::Result<()> {
                 .run(contracts::run::shutdown_signal())
                 .await?;
         }
+        Command::Dev {
+            state_file,
+            rpc_port,
+            facilitator_port,
+            proxy_port,
+            admin_port,
+            api_port,
+        } => {
+            let options = proxy::dev_stack::DevOptions {
+                state_file,
+                rpc_port,
+                facilitator_port,
+                proxy_port,
+                admin_port,
+                api_port,
+            };
+            proxy::dev_stack::run(options, contracts::run::shutdown_signal()).await?;
+        }
+        Command::Pay {
+            url,
+            method,
+            data,
+            headers,
+            max,
+            key_file,
+            json,
+            config,
+            ledger,
+            devnet,
+            daily_budget,
+            host_budget,
+            networks,
+            timeout,
+        } => {
+            let options = agents::pay_command::PayOptions {
+                url,
+                method,
+                data,
+                headers,
+                max,
+                json,
+                timeout: std::time::Duration::from_secs(timeout),
+                buyer: agents::buyer_config::BuyerFlags {
+                    config,
+                    key_file,
+                    ledger,
+                    devnet,
+                    max_per_request: None,
+                    daily_budget,
+                    per_host_daily_budget: host_budget,
+                    networks,
+                },
+            };
+            let code = agents::pay_command::run(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
+            std::process::exit(code);
+        }
         Command::Proxy { config, devnet } => {
             let devnet = devnet.map(|path| contracts::DevnetState::read(&path)).transpose()?;
             let proxy_config = proxy::config::ProxyConfig::load(&config)?;
@@ -139,6 +268,16 @@ async fn main() -> anyhow::Result<()> {
                 .await?
                 .run(contracts::run::shutdown_signal())
                 .await?;
+        }
+        Command::Bench {
+            target: BenchTarget::Proxy { clients, seconds, paid },
+        } => {
+            let config = proxy::bench::BenchConfig {
+                clients,
+                duration: std::time::Duration::from_secs(seconds),
+                paid_requests: paid,
+            };
+            println!("{}", proxy::bench::run(config).await?);
         }
         Command::Bench {
             target:

@@ -2,12 +2,15 @@
 //! Arc's address (balances and `authorizationState` asserted on chain), a replay reverts with FiatToken's
 //! message, and the `nerdcabal devnet` binary writes its state file and leaves nothing running after SIGTERM.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::U256;
 use alloy::providers::Provider;
 use alloy::sol_types::SolEvent;
+use common::KillOnDrop;
 use contracts::bindings::{IEip3009, USDC};
 use contracts::{Devnet, DevnetConfig, DevnetState};
 use protocol::eip3009;
@@ -104,33 +107,6 @@ async fn eip3009_authorization_settles_once_on_the_devnet() {
 }
 
 /// Kills the child if the test fails before stopping it, so a failing test leaves no devnet behind.
-struct KillOnDrop(std::process::Child);
-
-impl std::ops::Deref for KillOnDrop {
-    type Target = std::process::Child;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for KillOnDrop {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            // SIGTERM first, so the devnet stops its anvil; SIGKILL if it does not go.
-            let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
-            std::thread::sleep(Duration::from_millis(500));
-            let _ = self.0.kill();
-        }
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn devnet_binary_writes_state_and_stops_cleanly_on_sigterm() {
     let _ = rustls::crypto::ring::default_provider().install_default();

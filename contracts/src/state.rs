@@ -42,7 +42,7 @@ impl DevnetState {
     /// The devnet as a network definition for configuration: USDC with Arc's domain at Arc's address.
     pub fn network_definition(&self) -> Network {
         Network {
-            name: "arc-devnet".into(),
+            name: protocol::network::DEVNET_NAME.into(),
             chain_id: self.chain_id,
             assets: vec![Asset {
                 address: self.usdc,

@@ -93,7 +93,7 @@ fn now() -> u64 {
 }
 
 /// Runs `operation(i)` from `clients` workers, either for `duration` or until `count` operations were taken.
-async fn measure<F, Fut>(name: &'static str, clients: usize, limit: Limit, operation: F) -> Series
+pub async fn measure<F, Fut>(name: &'static str, clients: usize, limit: Limit, operation: F) -> Series
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send,
@@ -144,8 +144,9 @@ where
     }
 }
 
+/// How long [`measure`] runs: a number of operations, or a time.
 #[derive(Debug, Clone, Copy)]
-enum Limit {
+pub enum Limit {
     Count(usize),
     Duration(Duration),
 }

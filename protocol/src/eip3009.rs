@@ -2,6 +2,7 @@
 //! from a requirement, the signing hash, signing with any alloy signer, strict signer recovery (65 bytes,
 //! `v` ∈ {27, 28}, low `s` — what FiatToken itself accepts), and a builder that makes a payment for an offer.
 
+use alloy::dyn_abi::TypedData;
 use alloy::primitives::{Address, B256, Bytes, U256, b256};
 use alloy::signers::Signer;
 use alloy::sol;
@@ -110,7 +111,43 @@ pub fn signing_hash(authorization: &ExactEvmAuthorization, domain: &Eip712Domain
     typed(authorization).eip712_signing_hash(domain)
 }
 
-/// Signs an authorization; the result is 65 bytes `r || s || v` with `v` ∈ {27, 28}.
+/// The authorization as EIP-712 typed data (the `eth_signTypedData_v4` document): what a signer that cannot
+/// sign bare hashes — a remote wallet such as Circle's developer-controlled wallets — is asked to sign.
+pub fn typed_data(authorization: &ExactEvmAuthorization, domain: &Eip712Domain) -> Result<TypedData, Eip3009Error> {
+    let field = |name: &str, kind: &str| serde_json::json!({"name": name, "type": kind});
+    let document = serde_json::json!({
+        "types": {
+            "EIP712Domain": [
+                field("name", "string"),
+                field("version", "string"),
+                field("chainId", "uint256"),
+                field("verifyingContract", "address"),
+            ],
+            "TransferWithAuthorization": [
+                field("from", "address"),
+                field("to", "address"),
+                field("value", "uint256"),
+                field("validAfter", "uint256"),
+                field("validBefore", "uint256"),
+                field("nonce", "bytes32"),
+            ],
+        },
+        "primaryType": "TransferWithAuthorization",
+        "domain": domain,
+        "message": {
+            "from": authorization.from,
+            "to": authorization.to,
+            "value": authorization.value.to_string(),
+            "validAfter": authorization.valid_after.to_string(),
+            "validBefore": authorization.valid_before.to_string(),
+            "nonce": authorization.nonce,
+        },
+    });
+    serde_json::from_value(document).map_err(|e| Eip3009Error::Signer(format!("typed data: {e}")))
+}
+
+/// Signs an authorization; the result is 65 bytes `r || s || v` with `v` ∈ {27, 28}. The signer is handed the
+/// typed data (not a bare hash), so remote wallets that sign only EIP-712 documents work too.
 pub async fn sign<S>(
     signer: &S,
     authorization: &ExactEvmAuthorization,
@@ -119,9 +156,9 @@ pub async fn sign<S>(
 where
     S: Signer + ?Sized + Send + Sync,
 {
-    let hash = signing_hash(authorization, domain);
+    let document = typed_data(authorization, domain)?;
     let signature = signer
-        .sign_hash(&hash)
+        .sign_dynamic_typed_data(&document)
         .await
         .map_err(|e| Eip3009Error::Signer(e.to_string()))?;
     Ok(Bytes::copy_from_slice(&signature.as_bytes()))
@@ -255,4 +292,31 @@ where
         }
         .into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_typed_data_document_hashes_like_the_static_struct() {
+        let authorization = build_authorization(
+            Address::repeat_byte(1),
+            Address::repeat_byte(2),
+            U256::from(10_000),
+            60,
+            1_740_672_089,
+            B256::repeat_byte(3),
+        )
+        .unwrap();
+        let domain = domain("USDC", "2", 5_042_002, crate::network::ARC_USDC);
+        let document = typed_data(&authorization, &domain).unwrap();
+        assert_eq!(
+            document.eip712_signing_hash().unwrap(),
+            signing_hash(&authorization, &domain)
+        );
+        let json = serde_json::to_value(&document).unwrap();
+        assert_eq!(json["primaryType"], "TransferWithAuthorization");
+        assert_eq!(json["message"]["value"], "10000");
+    }
 }

@@ -10,6 +10,8 @@ pub const ARC_USDC: Address = address!("0x36000000000000000000000000000000000000
 pub const MULTICALL3: Address = address!("0xcA11bde05977b3631167028862bE2a173976CA11");
 pub const ARC_TESTNET_CHAIN_ID: u64 = 5_042_002;
 pub const ARC_MAINNET_CHAIN_ID: u64 = 5_042;
+/// The v1 name of the local devnet (`nerdcabal devnet`), whatever its chain id.
+pub const DEVNET_NAME: &str = "arc-devnet";
 
 /// A token a network accepts payment in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

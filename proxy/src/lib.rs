@@ -4,7 +4,10 @@
 //! succeeded — content is never served unpaid. Access windows, rate limits, metrics and route reload on SIGHUP.
 
 pub mod access_token;
+pub mod bench;
 pub mod config;
+pub mod demo_api;
+pub mod dev_stack;
 pub mod error_response;
 pub mod facilitator_link;
 pub mod metrics;

@@ -223,6 +223,7 @@ impl Proxy {
             tracing::info!(?report, "embedded facilitator: start-up reconciliation done");
             background.push(settler.spawn_reconciler(Duration::from_secs(2)));
         }
+        self.check_supported().await;
         let admin_app = self.admin_router();
         background.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(admin, admin_app).await {
@@ -243,6 +244,31 @@ impl Proxy {
             settler.verifier().ledger().close().await;
         }
         served.map_err(ProxyError::Serve)
+    }
+
+    /// Warns about priced routes whose network the facilitator does not list in `/supported` (cached), so a
+    /// misconfiguration shows at start-up rather than as refused payments.
+    async fn check_supported(&self) {
+        let supported = match self.state.facilitator.supported().await {
+            Ok(supported) => supported,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the facilitator's /supported; payments will fail until it answers");
+                return;
+            }
+        };
+        for route in self.state.routes().table.routes() {
+            let Some(pricing) = &route.pricing else {
+                continue;
+            };
+            let listed = supported.kinds.iter().any(|k| {
+                k.x402_version == 2
+                    && k.scheme == pricing.requirement.scheme
+                    && k.network == pricing.requirement.network
+            });
+            if !listed {
+                tracing::warn!(route = %route.name, network = %pricing.requirement.network, "the facilitator does not list this route's network");
+            }
+        }
     }
 
     /// Binds the configured listeners and serves.

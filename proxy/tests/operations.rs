@@ -187,3 +187,29 @@ async fn the_embedded_facilitator_settles_and_metrics_count_it() {
     // The public listener does not serve the admin endpoints.
     assert_eq!(h.http.get(h.url("/metrics")).send().await.unwrap().status(), 404);
 }
+
+#[tokio::test]
+async fn proxy_wide_limits_refuse_with_json() {
+    let top = "body_limit_bytes = 1024\nlimits = { per_ip_per_second = 1000, per_payer_per_second = 1 }";
+    let h = Harness::start_with(top, ROUTES, Link::Real).await;
+    // An oversized body is refused before it goes anywhere.
+    let big = h
+        .http
+        .post(h.url("/limited"))
+        .body(vec![b'x'; 4096])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(big.status(), 413);
+    let body: Value = big.json().await.unwrap();
+    assert_eq!(body["reason"], "body_too_large");
+    assert_eq!(h.upstream.calls("/limited"), 0);
+    // One payer, two payments in the same second: the second waits its turn.
+    let offer = h.offer("/data").await;
+    let (first, second) = (h.pay(&offer).await, h.pay(&offer).await);
+    assert_eq!(h.get_paid("/data", &first).await.status(), 200);
+    let limited = h.get_paid("/data", &second).await;
+    assert_eq!(limited.status(), 429);
+    assert!(limited.headers().contains_key(reqwest::header::RETRY_AFTER));
+    assert_eq!(h.upstream.calls("/data"), 1);
+}

@@ -169,3 +169,31 @@ pub async fn drop_postgres(db: &str) {
         .await;
     }
 }
+
+/// A child process that is stopped (SIGTERM, then SIGKILL) when the test lets go of it, pass or fail.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            // SIGTERM first, so the devnet stops its anvil; SIGKILL if it does not go.
+            let _ = Command::new("kill").args(["-TERM", &self.0.id().to_string()]).status();
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = self.0.kill();
+        }
+        let _ = self.0.wait();
+    }
+}

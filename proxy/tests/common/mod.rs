@@ -260,6 +260,11 @@ fn facilitator_config(devnet: &Devnet, dir: &std::path::Path) -> FacilitatorConf
 
 impl Harness {
     pub async fn start(routes: &str, link: Link) -> Harness {
+        Self::start_with("", routes, link).await
+    }
+
+    /// With `top` (top-level keys such as `body_limit_bytes = 100`) at the head of the file.
+    pub async fn start_with(top: &str, routes: &str, link: Link) -> Harness {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let devnet = Devnet::start(DevnetConfig::default()).await.expect("devnet");
         let dir = temp_dir("harness");
@@ -291,7 +296,10 @@ impl Harness {
                 None,
             ),
         };
-        let text = proxy_toml(&devnet, seller, &upstream_url, &link_toml, routes);
+        let text = format!(
+            "{top}\n{}",
+            proxy_toml(&devnet, seller, &upstream_url, &link_toml, routes)
+        );
         let config_path = dir.join("proxy.toml");
         std::fs::write(&config_path, &text).unwrap();
         let config = ProxyConfig::from_toml(&text, |_| None).expect("proxy config");

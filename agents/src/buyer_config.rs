@@ -1,0 +1,256 @@
+//! The buyer's settings, shared by `nerdcabal pay` and `nerdcabal mcp`: where the key comes from, the spending
+//! policy, the spend ledger's URL, and a `nerdcabal dev` state file to pay on the local devnet. A TOML file,
+//! then environment variables, then command-line flags, each overriding the one before. Keys are never
+//! printed.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::signers::Signer;
+use alloy::signers::local::PrivateKeySigner;
+use serde::Deserialize;
+
+use crate::spending_policy::SpendingPolicy;
+
+/// Env: the buyer's private key (hex).
+pub const ENV_BUYER_KEY: &str = "NERDCABAL_BUYER_KEY";
+/// Env: the spend ledger's database URL.
+pub const ENV_SPEND_DB: &str = "NERDCABAL_SPEND_DB";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuyerConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("invalid buyer configuration: {0}")]
+    Toml(#[from] toml::de::Error),
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+    #[error("no buyer key: set {ENV_BUYER_KEY}, --key-file, or [wallet] key_file")]
+    NoKey,
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> BuyerConfigError {
+    BuyerConfigError::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuyerFile {
+    #[serde(default)]
+    pub wallet: WalletSection,
+    #[serde(default)]
+    pub policy: PolicySection,
+    /// Spend ledger URL (`sqlite://…` or `postgres://…`).
+    #[serde(default)]
+    pub ledger: Option<String>,
+    /// A `nerdcabal dev --state-file` to pay on.
+    #[serde(default)]
+    pub devnet: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WalletSection {
+    /// A file holding the private key (hex), one line.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    pub max_per_request: Option<String>,
+    pub daily_budget: Option<String>,
+    pub per_host_daily_budget: Option<String>,
+    pub networks: Option<Vec<String>>,
+    pub assets: Option<Vec<Address>>,
+    pub payees: Option<Vec<Address>>,
+    /// Payments above this need a person's approval (MCP).
+    pub approval_threshold: Option<String>,
+}
+
+/// What `nerdcabal dev --state-file` writes (the fields a buyer needs).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DevState {
+    pub rpc_url: String,
+    pub chain_id: u64,
+    pub network: String,
+    pub usdc: Address,
+    pub buyer: DevAccount,
+    #[serde(default)]
+    pub paid_url: Option<String>,
+    #[serde(default)]
+    pub free_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DevAccount {
+    pub address: Address,
+    #[serde(default)]
+    pub private_key: Option<B256>,
+}
+
+impl DevState {
+    pub fn read(path: &Path) -> Result<Self, BuyerConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| BuyerConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        serde_json::from_str(&text).map_err(|e| invalid("devnet", format!("{}: {e}", path.display())))
+    }
+}
+
+/// Command-line overrides.
+#[derive(Debug, Default, Clone)]
+pub struct BuyerFlags {
+    pub config: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub ledger: Option<String>,
+    pub devnet: Option<PathBuf>,
+    pub max_per_request: Option<String>,
+    pub daily_budget: Option<String>,
+    pub per_host_daily_budget: Option<String>,
+    pub networks: Vec<String>,
+}
+
+/// The resolved settings.
+pub struct BuyerConfig {
+    pub signer: Arc<dyn Signer + Send + Sync>,
+    pub policy: SpendingPolicy,
+    pub ledger_url: String,
+    pub devnet: Option<DevState>,
+    /// Atomic units; payments above it need approval.
+    pub approval_threshold: Option<U256>,
+}
+
+impl std::fmt::Debug for BuyerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuyerConfig")
+            .field("address", &self.signer.address())
+            .field("policy", &self.policy)
+            .field("ledger_url", &self.ledger_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn price(key: &str, text: &str) -> Result<U256, BuyerConfigError> {
+    protocol::money::parse_price(text, 6).map_err(|e| invalid(key, e.to_string()))
+}
+
+/// A private key from hex text (whitespace and a `0x` prefix allowed).
+pub fn parse_key(key: &str, text: &str) -> Result<PrivateKeySigner, BuyerConfigError> {
+    let bytes: B256 = text
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, "not a 32-byte hex private key"))?;
+    PrivateKeySigner::from_bytes(&bytes).map_err(|_| invalid(key, "not a valid secp256k1 key"))
+}
+
+/// The default ledger: `~/.nerdcabal/spend.db`.
+pub fn default_ledger_url() -> String {
+    let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
+    let dir = Path::new(&home).join(".nerdcabal");
+    let _ = std::fs::create_dir_all(&dir);
+    format!("sqlite://{}", dir.join("spend.db").display())
+}
+
+impl BuyerConfig {
+    /// File, then env, then flags.
+    pub fn resolve(flags: &BuyerFlags, env: impl Fn(&str) -> Option<String>) -> Result<Self, BuyerConfigError> {
+        let file = match &flags.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| BuyerConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                toml::from_str::<BuyerFile>(&text)?
+            }
+            None => BuyerFile::default(),
+        };
+        let devnet_path = flags.devnet.clone().or(file.devnet.clone());
+        let devnet = devnet_path.as_deref().map(DevState::read).transpose()?;
+
+        let key_file = flags.key_file.clone().or(file.wallet.key_file.clone());
+        let signer = if let Some(path) = key_file {
+            let text = std::fs::read_to_string(&path).map_err(|source| BuyerConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            parse_key("key_file", &text)?
+        } else if let Some(text) = env(ENV_BUYER_KEY) {
+            parse_key(ENV_BUYER_KEY, &text)?
+        } else if let Some(key) = devnet.as_ref().and_then(|d| d.buyer.private_key) {
+            PrivateKeySigner::from_bytes(&key).map_err(|_| invalid("devnet.buyer.private_key", "not a valid key"))?
+        } else {
+            return Err(BuyerConfigError::NoKey);
+        };
+
+        let mut policy = SpendingPolicy::default();
+        let p = &file.policy;
+        if let Some(text) = flags.max_per_request.as_ref().or(p.max_per_request.as_ref()) {
+            policy.max_per_request = price("max_per_request", text)?;
+        }
+        if let Some(text) = flags.daily_budget.as_ref().or(p.daily_budget.as_ref()) {
+            policy.daily_budget = Some(price("daily_budget", text)?);
+        }
+        if let Some(text) = flags
+            .per_host_daily_budget
+            .as_ref()
+            .or(p.per_host_daily_budget.as_ref())
+        {
+            policy.per_host_daily_budget = Some(price("per_host_daily_budget", text)?);
+        }
+        if let Some(networks) = &p.networks {
+            policy.networks.clone_from(networks);
+        }
+        for network in &flags.networks {
+            protocol::network::parse_caip2(network).map_err(|e| invalid("network", e.to_string()))?;
+            policy.allow_network(network.clone());
+        }
+        if let Some(devnet) = &devnet {
+            policy.allow_network(devnet.network.clone());
+            if !policy.assets.contains(&devnet.usdc) {
+                policy.assets.push(devnet.usdc);
+            }
+        }
+        if let Some(assets) = &p.assets {
+            policy.assets.clone_from(assets);
+        }
+        policy.payees.clone_from(&p.payees);
+        let approval_threshold = p
+            .approval_threshold
+            .as_deref()
+            .map(|t| price("approval_threshold", t))
+            .transpose()?;
+        let ledger_url = flags
+            .ledger
+            .clone()
+            .or_else(|| env(ENV_SPEND_DB))
+            .or(file.ledger)
+            .unwrap_or_else(default_ledger_url);
+        Ok(BuyerConfig {
+            signer: Arc::new(signer),
+            policy,
+            ledger_url,
+            devnet,
+            approval_threshold,
+        })
+    }
+
+    /// Networks the client can name: Arc built in, plus the devnet.
+    pub fn networks(&self) -> protocol::Networks {
+        let mut networks = protocol::Networks::builtin();
+        if let Some(devnet) = &self.devnet {
+            networks.replace(protocol::Network {
+                name: protocol::network::DEVNET_NAME.into(),
+                chain_id: devnet.chain_id,
+                assets: vec![protocol::Asset::arc_usdc()],
+            });
+        }
+        networks
+    }
+}

@@ -1,0 +1,123 @@
+//! Reading what a `402` asks for: the v2 `PAYMENT-REQUIRED` header when present, else a v1 JSON body. Each
+//! requirement becomes an [`Offer`] with its chain id resolved (CAIP-2 for v2, the network name for v1), so the
+//! policy and the signer see one shape whatever the protocol version.
+
+use alloy::primitives::{Address, U256};
+use protocol::header::{self, DecodeError};
+use protocol::wire::{ResourceInfo, v1, v2};
+use protocol::{Networks, PaymentRequired};
+use reqwest::header::HeaderMap;
+
+/// One way to pay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Offer {
+    V2 {
+        requirement: v2::PaymentRequirements,
+        resource: Option<ResourceInfo>,
+        chain_id: Option<u64>,
+    },
+    V1 {
+        requirement: v1::PaymentRequirements,
+        chain_id: Option<u64>,
+    },
+}
+
+impl Offer {
+    pub fn scheme(&self) -> &str {
+        match self {
+            Offer::V2 { requirement, .. } => &requirement.scheme,
+            Offer::V1 { requirement, .. } => &requirement.scheme,
+        }
+    }
+
+    /// The network as the offer names it (CAIP-2 for v2, a name for v1).
+    pub fn network(&self) -> &str {
+        match self {
+            Offer::V2 { requirement, .. } => &requirement.network,
+            Offer::V1 { requirement, .. } => &requirement.network,
+        }
+    }
+
+    /// `eip155:<chain id>` when the chain is known.
+    pub fn caip2(&self) -> Option<String> {
+        self.chain_id().map(protocol::network::caip2)
+    }
+
+    pub fn chain_id(&self) -> Option<u64> {
+        match self {
+            Offer::V2 { chain_id, .. } | Offer::V1 { chain_id, .. } => *chain_id,
+        }
+    }
+
+    pub fn amount(&self) -> U256 {
+        match self {
+            Offer::V2 { requirement, .. } => requirement.amount,
+            Offer::V1 { requirement, .. } => requirement.max_amount_required,
+        }
+    }
+
+    pub fn asset(&self) -> Address {
+        match self {
+            Offer::V2 { requirement, .. } => requirement.asset,
+            Offer::V1 { requirement, .. } => requirement.asset,
+        }
+    }
+
+    pub fn pay_to(&self) -> Address {
+        match self {
+            Offer::V2 { requirement, .. } => requirement.pay_to,
+            Offer::V1 { requirement, .. } => requirement.pay_to,
+        }
+    }
+
+    pub fn version(&self) -> u8 {
+        match self {
+            Offer::V2 { .. } => 2,
+            Offer::V1 { .. } => 1,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OfferError {
+    #[error("the PAYMENT-REQUIRED header is unreadable: {0}")]
+    Header(DecodeError),
+    #[error("the 402 carries no offer (no PAYMENT-REQUIRED header, and the body is not an x402 document)")]
+    Missing,
+}
+
+/// The offers of a 402 answer.
+pub fn read(headers: &HeaderMap, body: &[u8], networks: &Networks) -> Result<Vec<Offer>, OfferError> {
+    if let Some(value) = headers.get(header::PAYMENT_REQUIRED) {
+        let offer = header::decode_payment_required_v2(value.as_bytes()).map_err(OfferError::Header)?;
+        return Ok(from_v2(offer));
+    }
+    match header::decode_json::<PaymentRequired>(body) {
+        Ok(PaymentRequired::V2(offer)) => Ok(from_v2(offer)),
+        Ok(PaymentRequired::V1(offer)) => Ok(from_v1(offer, networks)),
+        Err(_) => Err(OfferError::Missing),
+    }
+}
+
+fn from_v2(offer: v2::PaymentRequired) -> Vec<Offer> {
+    offer
+        .accepts
+        .into_iter()
+        .map(|requirement| Offer::V2 {
+            chain_id: protocol::network::parse_caip2(&requirement.network).ok(),
+            requirement,
+            resource: Some(offer.resource.clone()),
+        })
+        .collect()
+}
+
+fn from_v1(offer: v1::PaymentRequired, networks: &Networks) -> Vec<Offer> {
+    offer
+        .accepts
+        .into_iter()
+        .map(|requirement| Offer::V1 {
+            chain_id: networks.get(&requirement.network).ok().map(|n| n.chain_id),
+            requirement,
+        })
+        .collect()
+}

@@ -1,0 +1,111 @@
+//! The spending policy: the one choke point before any signature. Static rules (scheme, network, asset and
+//! payee allow-lists, the per-request maximum) decide which offers are payable at all; the budgets (daily,
+//! per host per day) are enforced atomically by the spend ledger when the payment is recorded. A refusal says
+//! which rule and by how much; it is not a failure.
+
+use alloy::primitives::{Address, U256};
+use protocol::money::format_usd;
+
+use crate::offers::Offer;
+use crate::spend_ledger::Budgets;
+
+#[derive(Debug, Clone)]
+pub struct SpendingPolicy {
+    /// Largest single payment, atomic units.
+    pub max_per_request: U256,
+    /// Per UTC day, all hosts.
+    pub daily_budget: Option<U256>,
+    /// Per UTC day, per host.
+    pub per_host_daily_budget: Option<U256>,
+    /// CAIP-2 ids this buyer pays on.
+    pub networks: Vec<String>,
+    /// Token contracts this buyer pays in.
+    pub assets: Vec<Address>,
+    /// When set, only these payees.
+    pub payees: Option<Vec<Address>>,
+}
+
+impl Default for SpendingPolicy {
+    /// v2 clients have no default cap; ours does: $0.10 a request and $5.00 a day, USDC on Arc only.
+    fn default() -> Self {
+        SpendingPolicy {
+            max_per_request: U256::from(100_000u64),
+            daily_budget: Some(U256::from(5_000_000u64)),
+            per_host_daily_budget: None,
+            networks: vec![
+                protocol::network::caip2(protocol::network::ARC_TESTNET_CHAIN_ID),
+                protocol::network::caip2(protocol::network::ARC_MAINNET_CHAIN_ID),
+            ],
+            assets: vec![protocol::network::ARC_USDC],
+            payees: None,
+        }
+    }
+}
+
+/// Why an offer cannot be paid under this policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OfferRefusal {
+    #[error("scheme `{0}` is not supported (only `exact`)")]
+    Scheme(String),
+    #[error("network `{0}` is not allowed by the spending policy")]
+    Network(String),
+    #[error("asset {0} is not allowed by the spending policy")]
+    Asset(Address),
+    #[error("payee {0} is not allowed by the spending policy")]
+    Payee(Address),
+    #[error("the price {price} is over the per-request maximum {max}")]
+    OverMaximum { price: String, max: String },
+}
+
+impl OfferRefusal {
+    /// Over the per-request maximum is a budget matter; the rest make the offer unpayable.
+    pub fn is_budget(&self) -> bool {
+        matches!(self, OfferRefusal::OverMaximum { .. })
+    }
+}
+
+impl SpendingPolicy {
+    /// Whether `offer` may be paid at all (budgets aside).
+    pub fn admits(&self, offer: &Offer) -> Result<(), OfferRefusal> {
+        if offer.scheme() != protocol::SCHEME_EXACT {
+            return Err(OfferRefusal::Scheme(offer.scheme().to_owned()));
+        }
+        let network = offer
+            .caip2()
+            .ok_or_else(|| OfferRefusal::Network(offer.network().to_owned()))?;
+        if !self.networks.contains(&network) {
+            return Err(OfferRefusal::Network(network));
+        }
+        if !self.assets.contains(&offer.asset()) {
+            return Err(OfferRefusal::Asset(offer.asset()));
+        }
+        if let Some(payees) = &self.payees
+            && !payees.contains(&offer.pay_to())
+        {
+            return Err(OfferRefusal::Payee(offer.pay_to()));
+        }
+        if offer.amount() > self.max_per_request {
+            return Err(OfferRefusal::OverMaximum {
+                price: format_usd(offer.amount(), 6),
+                max: format_usd(self.max_per_request, 6),
+            });
+        }
+        Ok(())
+    }
+
+    /// The budgets for the spend ledger, in its integer units (saturating: a budget beyond i64 is none).
+    pub fn budgets(&self) -> Budgets {
+        let clamp = |v: Option<U256>| v.map(|v| i64::try_from(v).unwrap_or(i64::MAX));
+        Budgets {
+            daily: clamp(self.daily_budget),
+            per_host_daily: clamp(self.per_host_daily_budget),
+        }
+    }
+
+    /// Adds a network (CAIP-2) to the allow-list.
+    pub fn allow_network(&mut self, caip2: String) {
+        if !self.networks.contains(&caip2) {
+            self.networks.push(caip2);
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! The x402 buyer client: calls a URL, and when it answers `402` pays within the spending policy and retries
+//! once. It keeps only offers it can pay, lets the policy refuse, takes the cheapest, records the payment in the
+//! spend ledger (budgets checked in the same step), signs, and sends the payment only to the URL that asked
+//! for it (redirects are not followed with a payment). When the paid attempt fails ambiguously it resends the
+//! *same* signed payment — never a second signature — and reads the receipt from `PAYMENT-RESPONSE` (or
+//! `X-PAYMENT-RESPONSE`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy::primitives::{Address, B256, U256};
+use alloy::signers::Signer;
+use protocol::header as codec;
+use protocol::money::format_usd;
+use protocol::{Networks, SettleResponse};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode};
+
+use crate::offers::{self, Offer};
+use crate::spend_ledger::{NewSpend, SpendLedger, SpendState, unix_now};
+use crate::spending_policy::{OfferRefusal, SpendingPolicy};
+
+/// What went wrong, by kind: each maps to its own exit code and MCP tool error.
+#[derive(Debug, thiserror::Error)]
+pub enum PayError {
+    #[error("no offer can be paid: {why}")]
+    Unpayable { why: String },
+    #[error("over budget ({scope}): {requested} requested, {spent} spent of {limit}")]
+    OverBudget {
+        scope: String,
+        limit: String,
+        spent: String,
+        requested: String,
+    },
+    #[error("the server refused the payment (HTTP {status}, {reason}): {message}")]
+    Refused {
+        status: u16,
+        reason: String,
+        message: String,
+        /// Set when the payment did settle (e.g. a resend of a payment already used).
+        transaction: Option<String>,
+    },
+    #[error("settlement failed ({reason}){}", transaction.as_deref().map(|t| format!(" in transaction {t}")).unwrap_or_default())]
+    SettlementFailed {
+        reason: String,
+        transaction: Option<String>,
+    },
+    #[error("network error: {0}")]
+    Network(String),
+    #[error("cannot sign: {0}")]
+    Signer(String),
+    #[error("spend ledger: {0}")]
+    Ledger(String),
+}
+
+impl PayError {
+    /// The machine-readable kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PayError::Unpayable { .. } => "unpayable",
+            PayError::OverBudget { .. } => "over_budget",
+            PayError::Refused { .. } => "rejected",
+            PayError::SettlementFailed { .. } => "settlement_failed",
+            PayError::Network(_) => "network_error",
+            PayError::Signer(_) => "signer_error",
+            PayError::Ledger(_) => "ledger_error",
+        }
+    }
+}
+
+/// Proof of a settled payment.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Receipt {
+    pub transaction: String,
+    pub network: String,
+    pub payer: Option<Address>,
+    /// Atomic units.
+    pub amount: String,
+    pub pay_to: Address,
+}
+
+/// One request to make (and pay for if asked).
+#[derive(Debug, Clone)]
+pub struct CallRequest {
+    pub method: Method,
+    pub url: url::Url,
+    pub headers: HeaderMap,
+    /// Kept whole, so the same bytes can go out again.
+    pub body: Option<Vec<u8>>,
+    /// A per-call cap below the policy's, atomic units.
+    pub max_price: Option<U256>,
+}
+
+impl CallRequest {
+    pub fn get(url: url::Url) -> Self {
+        CallRequest {
+            method: Method::GET,
+            url,
+            headers: HeaderMap::new(),
+            body: None,
+            max_price: None,
+        }
+    }
+}
+
+/// The server's final answer.
+#[derive(Debug, Clone)]
+pub struct CallOutcome {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    /// Present when a payment settled for this answer.
+    pub receipt: Option<Receipt>,
+}
+
+#[derive(Clone)]
+pub struct X402Client {
+    http: reqwest::Client,
+    /// For paid attempts: never follows a redirect, so a payment goes only to the URL that asked for it.
+    paid_http: reqwest::Client,
+    signer: Arc<dyn Signer + Send + Sync>,
+    policy: SpendingPolicy,
+    ledger: SpendLedger,
+    networks: Networks,
+    resends: usize,
+}
+
+impl X402Client {
+    pub fn new(
+        signer: Arc<dyn Signer + Send + Sync>,
+        policy: SpendingPolicy,
+        ledger: SpendLedger,
+        networks: Networks,
+        timeout: Duration,
+    ) -> Result<Self, PayError> {
+        let build = |redirects: reqwest::redirect::Policy| {
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .redirect(redirects)
+                .build()
+                .map_err(|e| PayError::Network(e.to_string()))
+        };
+        Ok(X402Client {
+            http: build(reqwest::redirect::Policy::limited(5))?,
+            paid_http: build(reqwest::redirect::Policy::none())?,
+            signer,
+            policy,
+            ledger,
+            networks,
+            resends: 2,
+        })
+    }
+
+    pub fn address(&self) -> Address {
+        self.signer.address()
+    }
+
+    pub fn policy(&self) -> &SpendingPolicy {
+        &self.policy
+    }
+
+    pub fn ledger(&self) -> &SpendLedger {
+        &self.ledger
+    }
+
+    /// The offers a URL asks for, without paying (an empty list when it is not priced).
+    pub async fn quote(&self, method: Method, url: url::Url) -> Result<(StatusCode, Vec<Offer>), PayError> {
+        let response = self
+            .http
+            .request(method, url)
+            .send()
+            .await
+            .map_err(|e| PayError::Network(e.to_string()))?;
+        let status = response.status();
+        if status != StatusCode::PAYMENT_REQUIRED {
+            return Ok((status, Vec::new()));
+        }
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| PayError::Network(e.to_string()))?;
+        let offers =
+            offers::read(&headers, &body, &self.networks).map_err(|e| PayError::Unpayable { why: e.to_string() })?;
+        Ok((status, offers))
+    }
+
+    /// Calls the URL; pays once when asked, within policy.
+    pub async fn call(&self, request: &CallRequest) -> Result<CallOutcome, PayError> {
+        let first = self
+            .send(&self.http, request, &request.url, None)
+            .await
+            .map_err(|e| PayError::Network(e.to_string()))?;
+        if first.status() != StatusCode::PAYMENT_REQUIRED {
+            return read_outcome(first, None).await;
+        }
+        // Pay the URL that answered 402 (after any redirect), and only it.
+        let asked = first.url().clone();
+        let headers = first.headers().clone();
+        let body = first.bytes().await.map_err(|e| PayError::Network(e.to_string()))?;
+        let offers =
+            offers::read(&headers, &body, &self.networks).map_err(|e| PayError::Unpayable { why: e.to_string() })?;
+        let offer = self.choose(&offers, request.max_price)?;
+        let host = asked.host_str().unwrap_or("").to_owned();
+        let nonce = B256::random();
+        let amount = i64::try_from(offer.amount()).map_err(|_| PayError::Unpayable {
+            why: "the price does not fit the spend ledger".into(),
+        })?;
+        let network = offer.caip2().unwrap_or_default();
+        let spend = NewSpend {
+            url: asked.as_str(),
+            host: &host,
+            network: &network,
+            asset: offer.asset(),
+            pay_to: offer.pay_to(),
+            payer: self.signer.address(),
+            nonce,
+            amount,
+        };
+        let id = match self.ledger.reserve(&spend, self.policy.budgets(), unix_now()).await {
+            Ok(Ok(id)) => id,
+            Ok(Err(exceeded)) => {
+                return Err(PayError::OverBudget {
+                    scope: exceeded.scope.to_owned(),
+                    limit: format_usd(U256::from(exceeded.limit.max(0) as u64), 6),
+                    spent: format_usd(U256::from(exceeded.spent.max(0) as u64), 6),
+                    requested: format_usd(U256::from(exceeded.requested.max(0) as u64), 6),
+                });
+            }
+            Err(e) => return Err(PayError::Ledger(e.to_string())),
+        };
+        let (header_name, header_value) = match self.sign(offer, nonce).await {
+            Ok(header) => header,
+            Err(e) => {
+                self.finish(&id, SpendState::Unsettled, None, Some("signer_error"))
+                    .await;
+                return Err(e);
+            }
+        };
+        let paid = self.send_paid(request, &asked, header_name, &header_value).await;
+        let response = match paid {
+            Ok(response) => response,
+            Err(e) => {
+                // The payment may have settled: it stays counted, and the caller can resend the same one.
+                self.finish(&id, SpendState::Pending, None, Some("no_answer")).await;
+                return Err(PayError::Network(format!(
+                    "no answer to the paid request after {} attempts ({e}); the payment may have settled",
+                    self.resends + 1
+                )));
+            }
+        };
+        self.conclude(&id, offer, response).await
+    }
+
+    /// The cheapest offer the policy admits (and under the call's own cap).
+    fn choose<'a>(&self, offers: &'a [Offer], max_price: Option<U256>) -> Result<&'a Offer, PayError> {
+        let mut refusals = Vec::new();
+        let mut best: Option<&Offer> = None;
+        for offer in offers {
+            let verdict = self.policy.admits(offer).and_then(|()| match max_price {
+                Some(max) if offer.amount() > max => Err(OfferRefusal::OverMaximum {
+                    price: format_usd(offer.amount(), 6),
+                    max: format_usd(max, 6),
+                }),
+                _ => Ok(()),
+            });
+            match verdict {
+                Ok(()) if best.is_none_or(|b| offer.amount() < b.amount()) => best = Some(offer),
+                Ok(()) => {}
+                Err(refusal) => refusals.push(refusal),
+            }
+        }
+        if let Some(best) = best {
+            return Ok(best);
+        }
+        if let Some(OfferRefusal::OverMaximum { price, max }) = refusals.iter().find(|r| r.is_budget()) {
+            return Err(PayError::OverBudget {
+                scope: "per_request".into(),
+                limit: max.clone(),
+                spent: "$0".into(),
+                requested: price.clone(),
+            });
+        }
+        let why = if refusals.is_empty() {
+            "the 402 lists no offers".to_owned()
+        } else {
+            refusals.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        };
+        Err(PayError::Unpayable { why })
+    }
+
+    async fn sign(&self, offer: &Offer, nonce: B256) -> Result<(&'static str, String), PayError> {
+        let now = unix_now().max(0) as u64;
+        let signer: &(dyn Signer + Send + Sync) = self.signer.as_ref();
+        match offer {
+            Offer::V2 {
+                requirement, resource, ..
+            } => {
+                let payload = protocol::eip3009::pay(signer, requirement, resource.clone(), now, nonce)
+                    .await
+                    .map_err(|e| PayError::Signer(e.to_string()))?;
+                Ok((codec::PAYMENT_SIGNATURE, codec::encode(&payload)))
+            }
+            Offer::V1 { requirement, chain_id } => {
+                let chain_id = chain_id.ok_or_else(|| PayError::Unpayable {
+                    why: format!("network `{}` is unknown", requirement.network),
+                })?;
+                let payload = protocol::eip3009::pay_v1(signer, requirement, chain_id, now, nonce)
+                    .await
+                    .map_err(|e| PayError::Signer(e.to_string()))?;
+                Ok((codec::X_PAYMENT, codec::encode(&payload)))
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        client: &reqwest::Client,
+        request: &CallRequest,
+        url: &url::Url,
+        payment: Option<(&'static str, &str)>,
+    ) -> reqwest::Result<reqwest::Response> {
+        let mut builder = client
+            .request(request.method.clone(), url.clone())
+            .headers(request.headers.clone());
+        if let Some((name, value)) = payment {
+            builder = builder.header(name, value);
+        }
+        if let Some(body) = &request.body {
+            builder = builder.body(body.clone());
+        }
+        builder.send().await
+    }
+
+    /// The paid attempt, resent with the same payment when the answer is lost.
+    async fn send_paid(
+        &self,
+        request: &CallRequest,
+        url: &url::Url,
+        name: &'static str,
+        value: &str,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let mut attempt = 0;
+        loop {
+            match self.send(&self.paid_http, request, url, Some((name, value))).await {
+                Ok(response) => return Ok(response),
+                Err(e) if attempt < self.resends => {
+                    tracing::warn!(error = %e, attempt, "paid request got no answer; resending the same payment");
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Reads the paid answer, records the outcome, and returns it (or why it failed).
+    async fn conclude(&self, id: &str, offer: &Offer, response: reqwest::Response) -> Result<CallOutcome, PayError> {
+        let status = response.status();
+        let settlement = settlement_of(response.headers());
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        let receipt = settlement.as_ref().filter(|s| s.success).map(|s| Receipt {
+            transaction: s.transaction.clone(),
+            network: s.network.clone(),
+            payer: s.payer,
+            amount: offer.amount().to_string(),
+            pay_to: offer.pay_to(),
+        });
+        if status.as_u16() < 400 {
+            match &receipt {
+                Some(r) => self.finish(id, SpendState::Settled, Some(&r.transaction), None).await,
+                // Served without a receipt: the money may have moved, so it stays counted.
+                None => self.finish(id, SpendState::Pending, None, Some("no_receipt")).await,
+            }
+            return Ok(CallOutcome {
+                status,
+                headers,
+                body,
+                receipt,
+            });
+        }
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        let reason = json["reason"]
+            .as_str()
+            .or(settlement.as_ref().and_then(|s| s.error_reason.as_deref()))
+            .or(json["error"].as_str())
+            .unwrap_or("refused")
+            .to_owned();
+        let message = json["error"].as_str().unwrap_or("").to_owned();
+        let transaction = settlement
+            .as_ref()
+            .map(|s| s.transaction.clone())
+            .filter(|t| !t.is_empty());
+        if status == StatusCode::PAYMENT_REQUIRED {
+            if let Some(s) = settlement.as_ref().filter(|s| s.success) {
+                // Our payment settled earlier (its answer was lost): it was charged, once.
+                self.finish(id, SpendState::Settled, Some(&s.transaction), Some(&reason))
+                    .await;
+                return Err(PayError::Refused {
+                    status: status.as_u16(),
+                    reason,
+                    message,
+                    transaction: Some(s.transaction.clone()),
+                });
+            }
+            if let Some(s) = &settlement {
+                let state = if s.error_reason.as_deref() == Some(protocol::reason::SETTLEMENT_PENDING) {
+                    SpendState::Pending
+                } else {
+                    SpendState::Unsettled
+                };
+                self.finish(id, state, transaction.as_deref(), Some(&reason)).await;
+                return Err(PayError::SettlementFailed { reason, transaction });
+            }
+        }
+        self.finish(id, SpendState::Unsettled, None, Some(&reason)).await;
+        if status == StatusCode::PAYMENT_REQUIRED {
+            return Err(PayError::Refused {
+                status: status.as_u16(),
+                reason,
+                message,
+                transaction: None,
+            });
+        }
+        // The API itself failed (the seller settles nothing for an error): its answer goes to the caller.
+        Ok(CallOutcome {
+            status,
+            headers,
+            body,
+            receipt: None,
+        })
+    }
+
+    async fn finish(&self, id: &str, state: SpendState, tx: Option<&str>, reason: Option<&str>) {
+        if let Err(e) = self.ledger.finish(id, state, tx, reason).await {
+            tracing::error!(error = %e, id, "cannot record a payment's outcome");
+        }
+    }
+}
+
+fn settlement_of(headers: &HeaderMap) -> Option<SettleResponse> {
+    let value = headers
+        .get(codec::PAYMENT_RESPONSE)
+        .or_else(|| headers.get(codec::X_PAYMENT_RESPONSE))?;
+    codec::decode_payment_response(value.as_bytes()).ok()
+}
+
+async fn read_outcome(response: reqwest::Response, receipt: Option<Receipt>) -> Result<CallOutcome, PayError> {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| PayError::Network(e.to_string()))?
+        .to_vec();
+    Ok(CallOutcome {
+        status,
+        headers,
+        body,
+        receipt,
+    })
+}
+
+/// Parses `Name: value` as a header (for command lines and tool arguments).
+pub fn parse_header(line: &str) -> Option<(HeaderName, HeaderValue)> {
+    let (name, value) = line.split_once(':')?;
+    Some((
+        HeaderName::from_bytes(name.trim().as_bytes()).ok()?,
+        HeaderValue::from_str(value.trim()).ok()?,
+    ))
+}

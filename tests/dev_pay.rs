@@ -1,0 +1,381 @@
+//! The whole loop with the real binary as separate processes: `nerdcabal dev --state-file` brings up devnet,
+//! facilitator, proxy and demo API; `nerdcabal pay` pays the priced route (balances asserted on chain); a
+//! `--max` below the price is refused before anything is signed; a daily budget runs out mid-sequence; a
+//! v1-only server is paid with `X-PAYMENT`; a paid retry whose first answer is lost resends the same payment
+//! and is charged once. SIGTERM leaves nothing running.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alloy::primitives::{Address, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use common::{KillOnDrop, free_port, temp_dir};
+use serde_json::Value;
+
+struct Dev {
+    child: KillOnDrop,
+    state: Value,
+    state_file: PathBuf,
+    provider: DynProvider,
+    dir: PathBuf,
+}
+
+impl Dev {
+    async fn start() -> Dev {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = temp_dir("dev");
+        let state_file = dir.join("dev.json");
+        let ports: Vec<String> = (0..5).map(|_| free_port().to_string()).collect();
+        let child = KillOnDrop(
+            Command::new(env!("CARGO_BIN_EXE_nerdcabal"))
+                .arg("dev")
+                .arg("--state-file")
+                .arg(&state_file)
+                .args([
+                    "--rpc-port",
+                    "0",
+                    "--facilitator-port",
+                    &ports[0],
+                    "--proxy-port",
+                    &ports[1],
+                ])
+                .args(["--admin-port", &ports[2], "--api-port", &ports[3]])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("spawn nerdcabal dev"),
+        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !state_file.exists() {
+            assert!(
+                Instant::now() < deadline,
+                "nerdcabal dev wrote no state file within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let state: Value = serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
+        let provider = ProviderBuilder::new()
+            .connect(state["rpc_url"].as_str().unwrap())
+            .await
+            .unwrap()
+            .erased();
+        Dev {
+            child,
+            state,
+            state_file,
+            provider,
+            dir,
+        }
+    }
+
+    fn address(&self, who: &str) -> Address {
+        self.state[who]["address"].as_str().unwrap().parse().unwrap()
+    }
+
+    fn price(&self) -> U256 {
+        self.state["price"].as_str().unwrap().parse().unwrap()
+    }
+
+    async fn balance(&self, who: Address) -> U256 {
+        contracts::bindings::IEip3009::new(protocol::network::ARC_USDC, self.provider.clone())
+            .balanceOf(who)
+            .call()
+            .await
+            .unwrap()
+    }
+
+    fn ledger(&self, name: &str) -> String {
+        format!("sqlite://{}", self.dir.join(format!("{name}.db")).display())
+    }
+
+    /// `nerdcabal pay --devnet <state> --ledger <ledger> <args…>`: exit code, stdout, stderr.
+    async fn pay(&self, ledger: &str, args: &[&str]) -> (i32, String, String) {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_nerdcabal"))
+            .arg("pay")
+            .arg("--devnet")
+            .arg(&self.state_file)
+            .args(["--ledger", ledger, "--timeout", "10"])
+            .args(args)
+            .env_remove("NERDCABAL_BUYER_KEY")
+            .output()
+            .await
+            .expect("run nerdcabal pay");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn spend_rows(ledger: &str) -> Vec<agents::spend_ledger::SpendRecord> {
+    let ledger = agents::spend_ledger::SpendLedger::open(ledger).await.unwrap();
+    ledger.recent(100).await.unwrap()
+}
+
+#[tokio::test]
+async fn dev_then_pay_moves_the_price_on_chain_and_sigterm_stops_everything() {
+    let mut dev = Dev::start().await;
+    let (buyer, seller, price) = (dev.address("buyer"), dev.address("seller"), dev.price());
+    let (buyer_before, seller_before) = (dev.balance(buyer).await, dev.balance(seller).await);
+    let ledger = dev.ledger("spend");
+    let paid_url = dev.state["paid_url"].as_str().unwrap().to_owned();
+
+    let (code, stdout, stderr) = dev.pay(&ledger, &[&paid_url]).await;
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    let body: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(body["city"], "paris");
+    assert!(stderr.contains("transaction 0x"), "{stderr}");
+    assert_eq!(dev.balance(buyer).await, buyer_before - price);
+    assert_eq!(dev.balance(seller).await, seller_before + price);
+
+    // --json: one object with the body and the receipt.
+    let (code, stdout, _) = dev.pay(&ledger, &["--json", &paid_url]).await;
+    assert_eq!(code, 0);
+    let document: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(document["status"], 200);
+    assert_eq!(document["body"]["city"], "paris");
+    let tx = document["receipt"]["transaction"].as_str().unwrap().to_owned();
+    assert_eq!(dev.balance(seller).await, seller_before + price * U256::from(2));
+    let rows = spend_rows(&ledger).await;
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.state == "settled"));
+    assert!(rows.iter().any(|r| r.tx_hash.as_deref() == Some(tx.as_str())));
+
+    // The free route costs nothing.
+    let free_url = dev.state["free_url"].as_str().unwrap().to_owned();
+    let (code, stdout, stderr) = dev.pay(&ledger, &[&free_url]).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("\"ok\""), "{stdout}");
+    assert!(stderr.contains("nothing paid"), "{stderr}");
+
+    // SIGTERM: exit 0, state file gone, the chain gone.
+    let _ = Command::new("kill")
+        .args(["-TERM", &dev.child.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = dev.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nerdcabal dev did not stop within 20 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(!dev.state_file.exists(), "the state file is removed");
+    assert!(dev.provider.get_block_number().await.is_err(), "anvil stopped");
+    let proxy_url = dev.state["proxy_url"].as_str().unwrap();
+    assert!(reqwest::get(proxy_url).await.is_err(), "the proxy stopped");
+}
+
+#[tokio::test]
+async fn a_max_below_the_price_is_refused_before_anything_is_signed() {
+    let dev = Dev::start().await;
+    let buyer = dev.address("buyer");
+    let before = dev.balance(buyer).await;
+    let ledger = dev.ledger("max");
+    let paid_url = dev.state["paid_url"].as_str().unwrap().to_owned();
+    let (code, _, stderr) = dev.pay(&ledger, &["--max", "$0.0005", &paid_url]).await;
+    assert_eq!(code, agents::pay_command::exit::OVER_BUDGET, "{stderr}");
+    assert!(stderr.contains("over_budget"), "{stderr}");
+    assert!(spend_rows(&ledger).await.is_empty(), "nothing was signed or recorded");
+    assert_eq!(dev.balance(buyer).await, before);
+    // The proxy saw no payment at all, only the unpaid request.
+    let metrics = reqwest::get(format!("{}/metrics", dev.state["admin_url"].as_str().unwrap()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("outcome=\"payment_required\"} 1"), "{metrics}");
+    assert!(!metrics.contains("outcome=\"paid\""), "{metrics}");
+}
+
+#[tokio::test]
+async fn a_daily_budget_runs_out_mid_sequence() {
+    let dev = Dev::start().await;
+    let seller = dev.address("seller");
+    let before = dev.balance(seller).await;
+    let ledger = dev.ledger("daily");
+    let paid_url = dev.state["paid_url"].as_str().unwrap().to_owned();
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        codes.push(dev.pay(&ledger, &["--daily-budget", "$0.0025", &paid_url]).await.0);
+    }
+    assert_eq!(codes, [0, 0, agents::pay_command::exit::OVER_BUDGET]);
+    assert_eq!(dev.balance(seller).await, before + dev.price() * U256::from(2));
+    let (_, stdout, _) = dev
+        .pay(&ledger, &["--daily-budget", "$0.0025", "--json", &paid_url])
+        .await;
+    let refusal: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(refusal["error"], "over_budget");
+    assert_eq!(refusal["scope"], "daily");
+    assert_eq!(refusal["spent"], "$0.002");
+    assert_eq!(refusal["limit"], "$0.0025");
+}
+
+/// A seller that speaks only v1: the JSON 402 body, `X-PAYMENT`, `X-PAYMENT-RESPONSE`; it verifies and settles
+/// through the stack's facilitator.
+async fn v1_only_server(facilitator: String, pay_to: Address) -> String {
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::IntoResponse;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let resource = format!("{url}/v1data");
+    let requirement = serde_json::json!({
+        "scheme": "exact", "network": "arc-devnet", "maxAmountRequired": "2000", "resource": resource,
+        "description": "v1 data", "mimeType": "application/json", "payTo": pay_to.to_checksum(None),
+        "maxTimeoutSeconds": 60, "asset": protocol::network::ARC_USDC.to_checksum(None),
+        "extra": {"name": "USDC", "version": "2"}
+    });
+    let handler = move |headers: HeaderMap| {
+        let (facilitator, requirement) = (facilitator.clone(), requirement.clone());
+        async move {
+            let Some(payment) = headers.get("x-payment") else {
+                let body = serde_json::json!({"x402Version": 1, "error": "X-PAYMENT header is required", "accepts": [requirement]});
+                return (StatusCode::PAYMENT_REQUIRED, axum::Json(body)).into_response();
+            };
+            let payload: Value =
+                serde_json::from_slice(&protocol::header::decode_base64(payment.as_bytes()).unwrap()).unwrap();
+            let request =
+                serde_json::json!({"x402Version": 1, "paymentPayload": payload, "paymentRequirements": requirement});
+            let http = reqwest::Client::new();
+            let verdict: Value = http
+                .post(format!("{facilitator}/verify"))
+                .json(&request)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if verdict["isValid"] != true {
+                return (StatusCode::PAYMENT_REQUIRED, axum::Json(verdict)).into_response();
+            }
+            let settled: protocol::SettleResponse = http
+                .post(format!("{facilitator}/settle"))
+                .json(&request)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let receipt = protocol::header::encode(&settled);
+            (
+                [("x-payment-response", receipt)],
+                axum::Json(serde_json::json!({"v1": "content"})),
+            )
+                .into_response()
+        }
+    };
+    let app = axum::Router::new().route("/v1data", axum::routing::get(handler));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    resource
+}
+
+#[tokio::test]
+async fn a_v1_only_server_is_paid_with_x_payment() {
+    let dev = Dev::start().await;
+    let seller = dev.address("seller");
+    let before = dev.balance(seller).await;
+    let url = v1_only_server(dev.state["facilitator_url"].as_str().unwrap().to_owned(), seller).await;
+    let ledger = dev.ledger("v1");
+    let (code, stdout, stderr) = dev.pay(&ledger, &["--json", &url]).await;
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let document: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(document["body"]["v1"], "content");
+    assert!(document["receipt"]["transaction"].as_str().unwrap().starts_with("0x"));
+    assert_eq!(dev.balance(seller).await, before + U256::from(2_000));
+}
+
+/// A relay in front of the proxy that forwards the first paid request and then drops the connection without
+/// an answer; later requests pass through. Records every payment header it saw.
+async fn lossy_relay(target: String) -> (String, Arc<Mutex<Vec<String>>>) {
+    use hyper::body::Incoming;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen_in = seen.clone();
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (http, target, seen, dropped) = (http.clone(), target.clone(), seen_in.clone(), dropped.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |request: hyper::Request<Incoming>| {
+                    let (http, target, seen, dropped) = (http.clone(), target.clone(), seen.clone(), dropped.clone());
+                    async move {
+                        let payment = request
+                            .headers()
+                            .get("payment-signature")
+                            .map(|v| v.to_str().unwrap().to_owned());
+                        let mut forward = http.get(format!("{target}{}", request.uri().path()));
+                        if let Some(payment) = &payment {
+                            seen.lock().unwrap().push(payment.clone());
+                            forward = forward.header("payment-signature", payment);
+                        }
+                        let answer = forward.send().await.map_err(|e| e.to_string())?;
+                        if payment.is_some() && !dropped.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                            let _ = answer.bytes().await;
+                            return Err("the answer is lost on the way back".to_owned());
+                        }
+                        let mut response = hyper::Response::builder().status(answer.status().as_u16());
+                        for (name, value) in answer.headers() {
+                            response = response.header(name.as_str(), value.as_bytes());
+                        }
+                        let body = answer.bytes().await.map_err(|e| e.to_string())?;
+                        response
+                            .body(http_body_util::Full::new(body))
+                            .map_err(|e| e.to_string())
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn a_paid_retry_whose_answer_is_lost_resends_the_same_payment_and_is_charged_once() {
+    let dev = Dev::start().await;
+    let (buyer, seller, price) = (dev.address("buyer"), dev.address("seller"), dev.price());
+    let (buyer_before, seller_before) = (dev.balance(buyer).await, dev.balance(seller).await);
+    let (relay, seen) = lossy_relay(dev.state["proxy_url"].as_str().unwrap().to_owned()).await;
+    let ledger = dev.ledger("lost");
+    let url = format!("{relay}/weather/paris");
+    let (code, stdout, stderr) = dev.pay(&ledger, &["--json", &url]).await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "one paid attempt and one resend: {stderr}");
+    assert_eq!(seen[0], seen[1], "the resend carries the same signed payment");
+    assert_eq!(dev.balance(seller).await, seller_before + price, "charged once");
+    assert_eq!(dev.balance(buyer).await, buyer_before - price);
+    // The seller had already delivered the one answer the payment bought; the buyer learns the transaction.
+    assert_eq!(code, agents::pay_command::exit::REFUSED, "{stdout}\n{stderr}");
+    let document: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(document["reason"], "payment_already_settled");
+    assert!(document["transaction"].as_str().unwrap().starts_with("0x"));
+    let rows = spend_rows(&ledger).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].state, "settled");
+}
