@@ -11,12 +11,17 @@ use alloy::signers::Signer;
 use alloy::signers::local::PrivateKeySigner;
 use serde::Deserialize;
 
+use crate::circle_wallet::{CircleWalletConfig, CircleWalletSigner};
 use crate::spending_policy::SpendingPolicy;
 
 /// Env: the buyer's private key (hex).
 pub const ENV_BUYER_KEY: &str = "NERDCABAL_BUYER_KEY";
 /// Env: the spend ledger's database URL.
 pub const ENV_SPEND_DB: &str = "NERDCABAL_SPEND_DB";
+/// Env: Circle API key, for a `[wallet.circle]` signer.
+pub const ENV_CIRCLE_API_KEY: &str = "NERDCABAL_CIRCLE_API_KEY";
+/// Env: Circle entity secret (64 hex digits), for a `[wallet.circle]` signer.
+pub const ENV_CIRCLE_ENTITY_SECRET: &str = "NERDCABAL_CIRCLE_ENTITY_SECRET";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuyerConfigError {
@@ -58,6 +63,18 @@ pub struct WalletSection {
     /// A file holding the private key (hex), one line.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
+    /// A Circle developer-controlled wallet instead of a local key (secrets from the environment).
+    #[serde(default)]
+    pub circle: Option<CircleSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircleSection {
+    pub wallet_id: String,
+    pub address: Address,
+    #[serde(default)]
+    pub base_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -175,16 +192,29 @@ impl BuyerConfig {
         let devnet = devnet_path.as_deref().map(DevState::read).transpose()?;
 
         let key_file = flags.key_file.clone().or(file.wallet.key_file.clone());
-        let signer = if let Some(path) = key_file {
+        let signer: Arc<dyn Signer + Send + Sync> = if let (None, Some(circle)) = (&key_file, &file.wallet.circle) {
+            let api_key = env(ENV_CIRCLE_API_KEY)
+                .ok_or_else(|| invalid("wallet.circle", format!("{ENV_CIRCLE_API_KEY} is not set")))?;
+            let secret = env(ENV_CIRCLE_ENTITY_SECRET)
+                .ok_or_else(|| invalid("wallet.circle", format!("{ENV_CIRCLE_ENTITY_SECRET} is not set")))?;
+            let mut config = CircleWalletConfig::new(api_key, secret, circle.wallet_id.clone(), circle.address);
+            if let Some(base) = &circle.base_url {
+                config = config.with_base_url(base.clone());
+            }
+            Arc::new(CircleWalletSigner::new(config).map_err(|e| invalid("wallet.circle", e.to_string()))?)
+        } else if let Some(path) = key_file {
             let text = std::fs::read_to_string(&path).map_err(|source| BuyerConfigError::Read {
                 path: path.display().to_string(),
                 source,
             })?;
-            parse_key("key_file", &text)?
+            Arc::new(parse_key("key_file", &text)?)
         } else if let Some(text) = env(ENV_BUYER_KEY) {
-            parse_key(ENV_BUYER_KEY, &text)?
+            Arc::new(parse_key(ENV_BUYER_KEY, &text)?)
         } else if let Some(key) = devnet.as_ref().and_then(|d| d.buyer.private_key) {
-            PrivateKeySigner::from_bytes(&key).map_err(|_| invalid("devnet.buyer.private_key", "not a valid key"))?
+            Arc::new(
+                PrivateKeySigner::from_bytes(&key)
+                    .map_err(|_| invalid("devnet.buyer.private_key", "not a valid key"))?,
+            )
         } else {
             return Err(BuyerConfigError::NoKey);
         };
@@ -233,7 +263,7 @@ impl BuyerConfig {
             .or(file.ledger)
             .unwrap_or_else(default_ledger_url);
         Ok(BuyerConfig {
-            signer: Arc::new(signer),
+            signer,
             policy,
             ledger_url,
             devnet,

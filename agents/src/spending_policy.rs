@@ -109,3 +109,60 @@ impl SpendingPolicy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::wire::{Extra, v2};
+
+    fn offer(network: &str, asset: Address, amount: u64, scheme: &str) -> Offer {
+        Offer::V2 {
+            requirement: v2::PaymentRequirements {
+                scheme: scheme.into(),
+                network: network.into(),
+                amount: U256::from(amount),
+                asset,
+                pay_to: Address::repeat_byte(9),
+                max_timeout_seconds: 60,
+                extra: Some(Extra::eip712("USDC", "2")),
+            },
+            resource: None,
+            chain_id: protocol::network::parse_caip2(network).ok(),
+        }
+    }
+
+    #[test]
+    fn each_rule_refuses_with_its_own_reason() {
+        let usdc = protocol::network::ARC_USDC;
+        let mut policy = SpendingPolicy::default();
+        assert_eq!(policy.admits(&offer("eip155:5042002", usdc, 1_000, "exact")), Ok(()));
+        assert!(matches!(
+            policy.admits(&offer("eip155:5042002", usdc, 1_000, "upto")),
+            Err(OfferRefusal::Scheme(_))
+        ));
+        assert!(matches!(
+            policy.admits(&offer("eip155:1", usdc, 1_000, "exact")),
+            Err(OfferRefusal::Network(_))
+        ));
+        assert!(matches!(
+            policy.admits(&offer("eip155:5042002", Address::repeat_byte(1), 1_000, "exact")),
+            Err(OfferRefusal::Asset(_))
+        ));
+        let over = policy
+            .admits(&offer("eip155:5042002", usdc, 100_001, "exact"))
+            .unwrap_err();
+        assert!(over.is_budget());
+        assert_eq!(
+            over.to_string(),
+            "the price $0.100001 is over the per-request maximum $0.1"
+        );
+        policy.payees = Some(vec![Address::repeat_byte(8)]);
+        assert!(matches!(
+            policy.admits(&offer("eip155:5042002", usdc, 1, "exact")),
+            Err(OfferRefusal::Payee(_))
+        ));
+        policy.allow_network("eip155:1".into());
+        policy.payees = None;
+        assert_eq!(policy.admits(&offer("eip155:1", usdc, 1, "exact")), Ok(()));
+    }
+}

@@ -7,7 +7,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, header};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
 
 /// Why the upstream gave no answer.
 #[derive(Debug, thiserror::Error)]
@@ -20,9 +23,12 @@ pub enum UpstreamError {
     BodyTooLarge(usize),
 }
 
+/// Plain-HTTP upstreams go through hyper's pooled client with the bodies passed straight through (no
+/// re-framing, no copies); HTTPS upstreams through reqwest (rustls).
 #[derive(Clone)]
 pub struct Upstream {
-    http: reqwest::Client,
+    plain: Client<HttpConnector, Body>,
+    tls: reqwest::Client,
     timeout: Duration,
     body_limit: usize,
 }
@@ -44,7 +50,7 @@ const PAYMENT_HEADERS: [&str; 2] = [protocol::header::PAYMENT_SIGNATURE, protoco
 
 impl Upstream {
     pub fn new(timeout: Duration, read_timeout: Duration, body_limit: usize) -> Result<Self, UpstreamError> {
-        let http = reqwest::Client::builder()
+        let tls = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .read_timeout(read_timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -52,8 +58,16 @@ impl Upstream {
             .tcp_nodelay(true)
             .build()
             .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout.min(Duration::from_secs(10))));
+        let plain = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(512)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
         Ok(Upstream {
-            http,
+            plain,
+            tls,
             timeout,
             body_limit,
         })
@@ -84,10 +98,59 @@ impl Upstream {
         }
         headers.remove(header::HOST);
         set_forwarded(&mut headers, client, original_host);
-        let mut builder = self.http.request(parts.method, url).headers(headers);
+        let body = if has_body {
+            Body::new(http_body_util::Limited::new(body, self.body_limit))
+        } else {
+            Body::empty()
+        };
+        if url.scheme() == "http" {
+            self.forward_plain(parts.method, url, headers, body).await
+        } else {
+            self.forward_tls(parts.method, url, headers, body, has_body).await
+        }
+    }
+
+    async fn forward_plain(
+        &self,
+        method: Method,
+        url: url::Url,
+        headers: HeaderMap,
+        body: Body,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let uri: Uri = url
+            .as_str()
+            .parse()
+            .map_err(|e| UpstreamError::Unreachable(format!("upstream URL: {e}")))?;
+        let mut request = Request::new(body);
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        let response = tokio::time::timeout(self.timeout, self.plain.request(request))
+            .await
+            .map_err(|_| UpstreamError::Timeout(self.timeout))?
+            .map_err(|e| {
+                if source_is::<http_body_util::LengthLimitError>(&e) {
+                    UpstreamError::BodyTooLarge(self.body_limit)
+                } else {
+                    UpstreamError::Unreachable(e.to_string())
+                }
+            })?;
+        let mut response = response.map(Body::new);
+        strip_hop_by_hop(response.headers_mut());
+        Ok(response)
+    }
+
+    async fn forward_tls(
+        &self,
+        method: Method,
+        url: url::Url,
+        headers: HeaderMap,
+        body: Body,
+        has_body: bool,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let mut builder = self.tls.request(method, url).headers(headers);
         if has_body {
-            let limited = Body::new(http_body_util::Limited::new(body, self.body_limit));
-            builder = builder.body(reqwest::Body::wrap_stream(limited.into_data_stream()));
+            builder = builder.body(reqwest::Body::wrap_stream(body.into_data_stream()));
         }
         let response = tokio::time::timeout(self.timeout, builder.send())
             .await
@@ -95,7 +158,7 @@ impl Upstream {
             .map_err(|e| {
                 if e.is_timeout() {
                     UpstreamError::Timeout(self.timeout)
-                } else if over_limit(&e) {
+                } else if source_is::<http_body_util::LengthLimitError>(&e) {
                     UpstreamError::BodyTooLarge(self.body_limit)
                 } else {
                     UpstreamError::Unreachable(e.to_string())
@@ -111,11 +174,11 @@ impl Upstream {
     }
 }
 
-/// The request body stream hit [`http_body_util::LengthLimitError`].
-fn over_limit(error: &reqwest::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+/// Whether `E` is somewhere in the error's source chain (e.g. the request body hit its length limit).
+fn source_is<E: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
     while let Some(e) = source {
-        if e.is::<http_body_util::LengthLimitError>() {
+        if e.is::<E>() {
             return true;
         }
         source = e.source();
