@@ -119,6 +119,49 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         timeout: u64,
     },
+    /// Serve the buyer's tools over MCP (stdio by default): quote, x402_fetch, send_payment, balance,
+    /// spending_report, budget_status — within the spending policy, with human approval above a threshold.
+    Mcp {
+        /// Serve streamable HTTP at http://ADDR/mcp instead of stdio (e.g. 127.0.0.1:4040).
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
+        /// Buyer configuration (TOML: wallet, policy, ledger, rpc_url).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// Spend ledger URL (shared with `nerdcabal pay` and `nerdcabal approve`).
+        #[arg(long)]
+        ledger: Option<String>,
+        /// Pay on the devnet of this `nerdcabal dev --state-file`.
+        #[arg(long)]
+        devnet: Option<PathBuf>,
+        /// Largest single payment, e.g. `$0.10`.
+        #[arg(long)]
+        max_per_request: Option<String>,
+        #[arg(long)]
+        daily_budget: Option<String>,
+        #[arg(long)]
+        host_budget: Option<String>,
+        /// Payments above this need a person's approval, e.g. `$0.02`.
+        #[arg(long)]
+        approval_threshold: Option<String>,
+        #[arg(long = "network")]
+        networks: Vec<String>,
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Approve (or --deny) a payment an agent asked to make above the approval threshold; --list shows them.
+    Approve {
+        id: Option<String>,
+        #[arg(long)]
+        deny: bool,
+        #[arg(long)]
+        list: bool,
+        /// Spend ledger URL (else NERDCABAL_SPEND_DB, else ~/.nerdcabal/spend.db).
+        #[arg(long)]
+        ledger: Option<String>,
+    },
     /// Benchmarks (not tests): print throughput and latency beside a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -159,8 +202,10 @@ enum BenchTarget {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs go to stderr: stdout carries command output (and the MCP protocol over stdio).
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
     match Cli::parse().command {
@@ -247,6 +292,7 @@ async fn main() -> anyhow::Result<()> {
                     key_file,
                     ledger,
                     devnet,
+                    approval_threshold: None,
                     max_per_request: None,
                     daily_budget,
                     per_host_daily_budget: host_budget,
@@ -254,6 +300,41 @@ async fn main() -> anyhow::Result<()> {
                 },
             };
             let code = agents::pay_command::run(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
+            std::process::exit(code);
+        }
+        Command::Mcp {
+            http,
+            config,
+            key_file,
+            ledger,
+            devnet,
+            max_per_request,
+            daily_budget,
+            host_budget,
+            approval_threshold,
+            networks,
+            timeout,
+        } => {
+            let options = agents::mcp_server::McpOptions {
+                http,
+                timeout: std::time::Duration::from_secs(timeout),
+                buyer: agents::buyer_config::BuyerFlags {
+                    config,
+                    key_file,
+                    ledger,
+                    devnet,
+                    approval_threshold,
+                    max_per_request,
+                    daily_budget,
+                    per_host_daily_budget: host_budget,
+                    networks,
+                },
+            };
+            agents::mcp_server::run(options, contracts::run::shutdown_signal()).await?;
+        }
+        Command::Approve { id, deny, list, ledger } => {
+            let options = agents::approve_command::ApproveOptions { id, deny, list, ledger };
+            let code = agents::approve_command::run(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
             std::process::exit(code);
         }
         Command::Proxy { config, devnet } => {

@@ -6,116 +6,14 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
-use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use common::{KillOnDrop, free_port, temp_dir};
+use alloy::providers::Provider;
+use common::dev::Dev;
 use serde_json::Value;
-
-struct Dev {
-    child: KillOnDrop,
-    state: Value,
-    state_file: PathBuf,
-    provider: DynProvider,
-    dir: PathBuf,
-}
-
-impl Dev {
-    async fn start() -> Dev {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let dir = temp_dir("dev");
-        let state_file = dir.join("dev.json");
-        let ports: Vec<String> = (0..5).map(|_| free_port().to_string()).collect();
-        let child = KillOnDrop(
-            Command::new(env!("CARGO_BIN_EXE_nerdcabal"))
-                .arg("dev")
-                .arg("--state-file")
-                .arg(&state_file)
-                .args([
-                    "--rpc-port",
-                    "0",
-                    "--facilitator-port",
-                    &ports[0],
-                    "--proxy-port",
-                    &ports[1],
-                ])
-                .args(["--admin-port", &ports[2], "--api-port", &ports[3]])
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("spawn nerdcabal dev"),
-        );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !state_file.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "nerdcabal dev wrote no state file within 60 s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let state: Value = serde_json::from_str(&std::fs::read_to_string(&state_file).unwrap()).unwrap();
-        let provider = ProviderBuilder::new()
-            .connect(state["rpc_url"].as_str().unwrap())
-            .await
-            .unwrap()
-            .erased();
-        Dev {
-            child,
-            state,
-            state_file,
-            provider,
-            dir,
-        }
-    }
-
-    fn address(&self, who: &str) -> Address {
-        self.state[who]["address"].as_str().unwrap().parse().unwrap()
-    }
-
-    fn price(&self) -> U256 {
-        self.state["price"].as_str().unwrap().parse().unwrap()
-    }
-
-    async fn balance(&self, who: Address) -> U256 {
-        contracts::bindings::IEip3009::new(protocol::network::ARC_USDC, self.provider.clone())
-            .balanceOf(who)
-            .call()
-            .await
-            .unwrap()
-    }
-
-    fn ledger(&self, name: &str) -> String {
-        format!("sqlite://{}", self.dir.join(format!("{name}.db")).display())
-    }
-
-    /// `nerdcabal pay --devnet <state> --ledger <ledger> <args…>`: exit code, stdout, stderr.
-    async fn pay(&self, ledger: &str, args: &[&str]) -> (i32, String, String) {
-        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_nerdcabal"))
-            .arg("pay")
-            .arg("--devnet")
-            .arg(&self.state_file)
-            .args(["--ledger", ledger, "--timeout", "10"])
-            .args(args)
-            .env_remove("NERDCABAL_BUYER_KEY")
-            .output()
-            .await
-            .expect("run nerdcabal pay");
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    }
-}
-
-impl Drop for Dev {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 async fn spend_rows(ledger: &str) -> Vec<agents::spend_ledger::SpendRecord> {
     let ledger = agents::spend_ledger::SpendLedger::open(ledger).await.unwrap();

@@ -18,6 +18,8 @@ use crate::spending_policy::SpendingPolicy;
 pub const ENV_BUYER_KEY: &str = "NERDCABAL_BUYER_KEY";
 /// Env: the spend ledger's database URL.
 pub const ENV_SPEND_DB: &str = "NERDCABAL_SPEND_DB";
+/// Arc testnet's public JSON-RPC.
+pub const ARC_TESTNET_RPC: &str = "https://rpc.testnet.arc.network";
 /// Env: Circle API key, for a `[wallet.circle]` signer.
 pub const ENV_CIRCLE_API_KEY: &str = "NERDCABAL_CIRCLE_API_KEY";
 /// Env: Circle entity secret (64 hex digits), for a `[wallet.circle]` signer.
@@ -55,6 +57,9 @@ pub struct BuyerFile {
     /// A `nerdcabal dev --state-file` to pay on.
     #[serde(default)]
     pub devnet: Option<PathBuf>,
+    /// JSON-RPC of the network, for balances and direct transfers (Arc testnet's public RPC by default).
+    #[serde(default)]
+    pub rpc_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +133,7 @@ pub struct BuyerFlags {
     pub key_file: Option<PathBuf>,
     pub ledger: Option<String>,
     pub devnet: Option<PathBuf>,
+    pub approval_threshold: Option<String>,
     pub max_per_request: Option<String>,
     pub daily_budget: Option<String>,
     pub per_host_daily_budget: Option<String>,
@@ -137,6 +143,12 @@ pub struct BuyerFlags {
 /// The resolved settings.
 pub struct BuyerConfig {
     pub signer: Arc<dyn Signer + Send + Sync>,
+    /// The same key when it is a local one (direct transfers send transactions with it).
+    pub local_key: Option<PrivateKeySigner>,
+    pub rpc_url: String,
+    /// The network balances and transfers use (CAIP-2) and its USDC.
+    pub network: String,
+    pub usdc: Address,
     pub policy: SpendingPolicy,
     pub ledger_url: String,
     pub devnet: Option<DevState>,
@@ -150,6 +162,7 @@ impl std::fmt::Debug for BuyerConfig {
             .field("address", &self.signer.address())
             .field("policy", &self.policy)
             .field("ledger_url", &self.ledger_url)
+            .field("rpc_url", &self.rpc_url)
             .finish_non_exhaustive()
     }
 }
@@ -192,31 +205,42 @@ impl BuyerConfig {
         let devnet = devnet_path.as_deref().map(DevState::read).transpose()?;
 
         let key_file = flags.key_file.clone().or(file.wallet.key_file.clone());
-        let signer: Arc<dyn Signer + Send + Sync> = if let (None, Some(circle)) = (&key_file, &file.wallet.circle) {
-            let api_key = env(ENV_CIRCLE_API_KEY)
-                .ok_or_else(|| invalid("wallet.circle", format!("{ENV_CIRCLE_API_KEY} is not set")))?;
-            let secret = env(ENV_CIRCLE_ENTITY_SECRET)
-                .ok_or_else(|| invalid("wallet.circle", format!("{ENV_CIRCLE_ENTITY_SECRET} is not set")))?;
-            let mut config = CircleWalletConfig::new(api_key, secret, circle.wallet_id.clone(), circle.address);
-            if let Some(base) = &circle.base_url {
-                config = config.with_base_url(base.clone());
-            }
-            Arc::new(CircleWalletSigner::new(config).map_err(|e| invalid("wallet.circle", e.to_string()))?)
-        } else if let Some(path) = key_file {
-            let text = std::fs::read_to_string(&path).map_err(|source| BuyerConfigError::Read {
+        let circle = match (&key_file, &file.wallet.circle) {
+            (None, Some(circle)) => Some(circle),
+            _ => None,
+        };
+        let local_key = if circle.is_some() {
+            None
+        } else if let Some(path) = &key_file {
+            let text = std::fs::read_to_string(path).map_err(|source| BuyerConfigError::Read {
                 path: path.display().to_string(),
                 source,
             })?;
-            Arc::new(parse_key("key_file", &text)?)
+            Some(parse_key("key_file", &text)?)
         } else if let Some(text) = env(ENV_BUYER_KEY) {
-            Arc::new(parse_key(ENV_BUYER_KEY, &text)?)
+            Some(parse_key(ENV_BUYER_KEY, &text)?)
         } else if let Some(key) = devnet.as_ref().and_then(|d| d.buyer.private_key) {
-            Arc::new(
+            Some(
                 PrivateKeySigner::from_bytes(&key)
                     .map_err(|_| invalid("devnet.buyer.private_key", "not a valid key"))?,
             )
         } else {
             return Err(BuyerConfigError::NoKey);
+        };
+        let signer: Arc<dyn Signer + Send + Sync> = match (circle, &local_key) {
+            (_, Some(key)) => Arc::new(key.clone()),
+            (Some(circle), None) => {
+                let api_key = env(ENV_CIRCLE_API_KEY)
+                    .ok_or_else(|| invalid("wallet.circle", format!("{ENV_CIRCLE_API_KEY} is not set")))?;
+                let secret = env(ENV_CIRCLE_ENTITY_SECRET)
+                    .ok_or_else(|| invalid("wallet.circle", format!("{ENV_CIRCLE_ENTITY_SECRET} is not set")))?;
+                let mut config = CircleWalletConfig::new(api_key, secret, circle.wallet_id.clone(), circle.address);
+                if let Some(base) = &circle.base_url {
+                    config = config.with_base_url(base.clone());
+                }
+                Arc::new(CircleWalletSigner::new(config).map_err(|e| invalid("wallet.circle", e.to_string()))?)
+            }
+            (None, None) => return Err(BuyerConfigError::NoKey),
         };
 
         let mut policy = SpendingPolicy::default();
@@ -251,11 +275,24 @@ impl BuyerConfig {
             policy.assets.clone_from(assets);
         }
         policy.payees.clone_from(&p.payees);
-        let approval_threshold = p
+        let approval_threshold = flags
             .approval_threshold
             .as_deref()
+            .or(p.approval_threshold.as_deref())
             .map(|t| price("approval_threshold", t))
             .transpose()?;
+        let rpc_url = devnet
+            .as_ref()
+            .map(|d| d.rpc_url.clone())
+            .or(file.rpc_url.clone())
+            .unwrap_or_else(|| ARC_TESTNET_RPC.to_owned());
+        let (network, usdc) = match &devnet {
+            Some(d) => (d.network.clone(), d.usdc),
+            None => (
+                protocol::network::caip2(protocol::network::ARC_TESTNET_CHAIN_ID),
+                protocol::network::ARC_USDC,
+            ),
+        };
         let ledger_url = flags
             .ledger
             .clone()
@@ -264,6 +301,10 @@ impl BuyerConfig {
             .unwrap_or_else(default_ledger_url);
         Ok(BuyerConfig {
             signer,
+            local_key,
+            rpc_url,
+            network,
+            usdc,
             policy,
             ledger_url,
             devnet,

@@ -1,9 +1,15 @@
 //! The buyer side: the x402 client that pays within a spending policy, the signers behind it (a local key or a
-//! Circle developer-controlled wallet), the persistent spend ledger, the buyer's configuration and the
-//! `nerdcabal pay` command; later the agent capabilities around them and the MCP server.
+//! Circle developer-controlled wallet), the persistent spend ledger and human approvals, the buyer's
+//! configuration, the `nerdcabal pay` and `nerdcabal approve` commands, and the MCP server that exposes the
+//! buyer's capabilities as tools.
 
+pub mod approvals;
+pub mod approve_command;
 pub mod buyer_config;
 pub mod circle_wallet;
+pub mod direct_transfer;
+pub mod mcp_server;
+pub mod mcp_tools;
 pub mod offers;
 pub mod pay_command;
 pub mod spend_ledger;

@@ -48,6 +48,7 @@ pub fn exit_code(error: &PayError) -> i32 {
         PayError::Unpayable { .. } => exit::UNPAYABLE,
         PayError::Network(_) => exit::NETWORK,
         PayError::Signer(_) | PayError::Ledger(_) => exit::CONFIG,
+        PayError::ApprovalRequired { .. } | PayError::ApprovalDenied(_) => exit::OVER_BUDGET,
     }
 }
 

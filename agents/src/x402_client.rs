@@ -51,6 +51,10 @@ pub enum PayError {
     Signer(String),
     #[error("spend ledger: {0}")]
     Ledger(String),
+    #[error("a person must approve this payment of {amount}: approval request `{id}` (`nerdcabal approve {id}`)")]
+    ApprovalRequired { id: String, amount: String },
+    #[error("not approved: {0}")]
+    ApprovalDenied(String),
 }
 
 impl PayError {
@@ -64,7 +68,31 @@ impl PayError {
             PayError::Network(_) => "network_error",
             PayError::Signer(_) => "signer_error",
             PayError::Ledger(_) => "ledger_error",
+            PayError::ApprovalRequired { .. } => "approval_required",
+            PayError::ApprovalDenied(_) => "approval_denied",
         }
+    }
+}
+
+/// A last check before a chosen offer is paid (human approval of large payments): `Err` stops the payment.
+pub trait PaymentGate: Send + Sync {
+    fn check<'a>(
+        &'a self,
+        target: &'a str,
+        offer: &'a Offer,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), PayError>> + Send + 'a>>;
+}
+
+/// Lets every payment through (the policy and budgets still apply).
+pub struct NoGate;
+
+impl PaymentGate for NoGate {
+    fn check<'a>(
+        &'a self,
+        _target: &'a str,
+        _offer: &'a Offer,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), PayError>> + Send + 'a>> {
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -184,6 +212,11 @@ impl X402Client {
 
     /// Calls the URL; pays once when asked, within policy.
     pub async fn call(&self, request: &CallRequest) -> Result<CallOutcome, PayError> {
+        self.call_gated(request, &NoGate).await
+    }
+
+    /// [`Self::call`], with `gate` asked before the chosen offer is paid.
+    pub async fn call_gated(&self, request: &CallRequest, gate: &dyn PaymentGate) -> Result<CallOutcome, PayError> {
         let first = self
             .send(&self.http, request, &request.url, None)
             .await
@@ -198,6 +231,7 @@ impl X402Client {
         let offers =
             offers::read(&headers, &body, &self.networks).map_err(|e| PayError::Unpayable { why: e.to_string() })?;
         let offer = self.choose(&offers, request.max_price)?;
+        gate.check(asked.as_str(), offer).await?;
         let host = asked.host_str().unwrap_or("").to_owned();
         let nonce = B256::random();
         let amount = i64::try_from(offer.amount()).map_err(|_| PayError::Unpayable {

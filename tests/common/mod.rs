@@ -17,6 +17,8 @@ use protocol::wire::{Extra, v2};
 use protocol::{VerifyRequest, eip3009};
 use sqlx::Connection;
 
+pub mod dev;
+
 pub fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }

@@ -1,0 +1,98 @@
+//! `nerdcabal mcp`: the buyer tools served over MCP — stdio by default, or streamable HTTP at `/mcp` on a
+//! loopback address (rmcp builds a handler per session; all state is in the shared spend ledger). Stops on
+//! Ctrl-C/SIGTERM or when the stdio client goes away.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rmcp::ServiceExt;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+
+use crate::buyer_config::{BuyerConfig, BuyerFlags};
+use crate::mcp_tools::{BuyerTools, BuyerToolsConfig};
+use crate::spend_ledger::SpendLedger;
+use crate::x402_client::X402Client;
+
+#[derive(Debug, thiserror::Error)]
+pub enum McpError {
+    #[error(transparent)]
+    Config(#[from] crate::buyer_config::BuyerConfigError),
+    #[error(transparent)]
+    Ledger(#[from] crate::spend_ledger::SpendLedgerError),
+    #[error(transparent)]
+    Client(#[from] crate::x402_client::PayError),
+    #[error("MCP over stdio: {0}")]
+    Stdio(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("the MCP HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct McpOptions {
+    /// Serve streamable HTTP here instead of stdio.
+    pub http: Option<SocketAddr>,
+    pub buyer: BuyerFlags,
+    pub timeout: Duration,
+}
+
+/// The tools for a resolved buyer configuration.
+pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<BuyerTools, McpError> {
+    let ledger = SpendLedger::open(&config.ledger_url).await?;
+    let networks = config.networks();
+    let client = X402Client::new(config.signer.clone(), config.policy.clone(), ledger, networks, timeout)?;
+    Ok(BuyerTools::new(BuyerToolsConfig {
+        client,
+        approval_threshold: config.approval_threshold,
+        local_key: config.local_key,
+        rpc_url: config.rpc_url,
+        network: config.network,
+        usdc: config.usdc,
+    }))
+}
+
+pub async fn run(
+    options: McpOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), McpError> {
+    let config = BuyerConfig::resolve(&options.buyer, |name| std::env::var(name).ok())?;
+    tracing::info!(?config, "nerdcabal mcp");
+    let tools = build_tools(config, options.timeout).await?;
+    match options.http {
+        None => {
+            let running = tools
+                .serve(rmcp::transport::stdio())
+                .await
+                .map_err(|e| McpError::Stdio(e.to_string()))?;
+            tokio::select! {
+                finished = running.waiting() => { finished.map_err(|e| McpError::Stdio(e.to_string()))?; }
+                () = shutdown => {}
+            }
+            Ok(())
+        }
+        Some(addr) => {
+            let cancel = tokio_util::sync::CancellationToken::new();
+            let service = StreamableHttpService::new(
+                move || Ok(tools.clone()),
+                Arc::new(LocalSessionManager::default()),
+                StreamableHttpServerConfig::default().with_cancellation_token(cancel.child_token()),
+            );
+            let app = axum::Router::new().nest_service("/mcp", service);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| McpError::Listen { addr, source })?;
+            tracing::info!(%addr, "MCP over streamable HTTP at /mcp");
+            let stop = cancel.clone();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    shutdown.await;
+                    stop.cancel();
+                })
+                .await
+                .map_err(McpError::Serve)
+        }
+    }
+}

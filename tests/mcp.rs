@@ -1,0 +1,302 @@
+//! `nerdcabal mcp` driven by rmcp's own client against `nerdcabal dev`: over stdio (a child process) and over
+//! streamable HTTP. Tools are listed with schemas and annotations; `quote` shows the price; `x402_fetch` pays
+//! (balances on chain) and the payment appears in `spending_report`; an over-budget call is a tool error and
+//! nothing is signed; an above-threshold call waits for a person — approved through the CLI, or through MCP
+//! elicitation — and then pays once.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use alloy::primitives::U256;
+use common::dev::Dev;
+use common::{KillOnDrop, free_port};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, ElicitRequestParams, ElicitResult,
+    ElicitationAction, Implementation,
+};
+use rmcp::service::{RequestContext, RunningService};
+use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+
+fn mcp_args(dev: &Dev, ledger: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = vec![
+        "mcp".to_owned(),
+        "--devnet".to_owned(),
+        dev.state_file.display().to_string(),
+        "--ledger".to_owned(),
+        ledger.to_owned(),
+    ];
+    args.extend(extra.iter().map(|a| (*a).to_owned()));
+    args
+}
+
+async fn stdio_client(dev: &Dev, ledger: &str, extra: &[&str]) -> RunningService<RoleClient, ()> {
+    let args = mcp_args(dev, ledger, extra);
+    let transport = TokioChildProcess::new(tokio::process::Command::new(env!("CARGO_BIN_EXE_nerdcabal")).configure(
+        |c| {
+            c.args(&args).env_remove("NERDCABAL_BUYER_KEY").stderr(Stdio::null());
+        },
+    ))
+    .unwrap();
+    ().serve(transport).await.expect("MCP over stdio")
+}
+
+async fn call<S: rmcp::service::Service<RoleClient>>(
+    client: &RunningService<RoleClient, S>,
+    tool: &str,
+    arguments: Value,
+) -> CallToolResult {
+    let params =
+        CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments.as_object().cloned().unwrap_or_default());
+    client
+        .call_tool(params)
+        .await
+        .expect("a tool result, not a protocol error")
+}
+
+fn structured(result: &CallToolResult) -> Value {
+    result.structured_content.clone().unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn stdio_tools_quote_pay_report_refuse_and_wait_for_approval() {
+    let dev = Dev::start().await;
+    let ledger = dev.ledger("mcp");
+    let (buyer, seller, price) = (dev.address("buyer"), dev.address("seller"), dev.price());
+    let paid_url = dev.state["paid_url"].as_str().unwrap().to_owned();
+    let dear_url = dev.state["dear_url"].as_str().unwrap().to_owned();
+    let dear: U256 = dev.state["dear_price"].as_str().unwrap().parse().unwrap();
+    let client = stdio_client(
+        &dev,
+        &ledger,
+        &["--daily-budget", "$0.10", "--approval-threshold", "$0.01"],
+    )
+    .await;
+
+    let info = client.peer_info().unwrap();
+    assert_eq!(
+        info.server_info.as_ref().map(|i| i.name.as_str()),
+        Some("nerdcabal-agents")
+    );
+    assert!(info.instructions.as_deref().unwrap_or("").contains("approval_required"));
+    let tools = client.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    for want in [
+        "quote",
+        "x402_fetch",
+        "send_payment",
+        "balance",
+        "spending_report",
+        "budget_status",
+    ] {
+        assert!(names.contains(&want), "{want} in {names:?}");
+    }
+    for tool in &tools {
+        assert!(tool.output_schema.is_some(), "{} has an output schema", tool.name);
+        let annotations = tool.annotations.as_ref().unwrap();
+        let paying = tool.name == "x402_fetch" || tool.name == "send_payment";
+        assert_eq!(annotations.read_only_hint, Some(!paying), "{}", tool.name);
+        assert_eq!(annotations.destructive_hint, Some(paying), "{}", tool.name);
+    }
+    let fetch = tools.iter().find(|t| t.name == "x402_fetch").unwrap();
+    assert!(
+        fetch.input_schema["properties"]["max_price"].is_object(),
+        "{:?}",
+        fetch.input_schema
+    );
+
+    // quote: the price, without paying.
+    let quote = call(&client, "quote", json!({"url": paid_url})).await;
+    assert_eq!(quote.is_error, Some(false));
+    let quote = structured(&quote);
+    assert_eq!(quote["priced"], true);
+    assert_eq!(quote["offers"][0]["amount"], price.to_string());
+    assert_eq!(quote["offers"][0]["price"], "$0.001");
+    assert_eq!(quote["offers"][0]["payable"], true);
+
+    // x402_fetch pays; the chain and the report agree.
+    let seller_before = dev.balance(seller).await;
+    let fetched = call(&client, "x402_fetch", json!({"url": paid_url})).await;
+    assert_eq!(fetched.is_error, Some(false), "{fetched:?}");
+    let fetched = structured(&fetched);
+    assert_eq!(fetched["status"], 200);
+    assert_eq!(fetched["body"]["city"], "paris");
+    let tx = fetched["receipt"]["transaction"].as_str().unwrap().to_owned();
+    assert_eq!(dev.balance(seller).await, seller_before + price);
+    let report = structured(
+        &call(
+            &client,
+            "spending_report",
+            json!({"period": "today", "group_by": "host"}),
+        )
+        .await,
+    );
+    assert_eq!(report["rows"][0]["payments"], 1);
+    assert_eq!(report["rows"][0]["total"], price.to_string());
+    let balance = structured(&call(&client, "balance", json!({})).await);
+    assert_eq!(balance["address"], buyer.to_checksum(None));
+    assert_eq!(balance["balance"], dev.balance(buyer).await.to_string());
+
+    // Above the threshold: approval required, nothing signed until a person approves through the CLI.
+    let waiting = call(&client, "x402_fetch", json!({"url": dear_url})).await;
+    assert_eq!(waiting.is_error, Some(true));
+    let waiting = structured(&waiting);
+    assert_eq!(waiting["error"], "approval_required", "{waiting}");
+    let id = waiting["approval_id"].as_str().unwrap().to_owned();
+    let early = structured(&call(&client, "x402_fetch", json!({"url": dear_url, "approval_id": id})).await);
+    assert_eq!(early["error"], "approval_required", "still pending: {early}");
+    assert_eq!(
+        dev.balance(seller).await,
+        seller_before + price,
+        "nothing paid while waiting"
+    );
+    let approve = tokio::process::Command::new(env!("CARGO_BIN_EXE_nerdcabal"))
+        .args(["approve", &id, "--ledger", &ledger])
+        .output()
+        .await
+        .unwrap();
+    assert!(approve.status.success(), "{}", String::from_utf8_lossy(&approve.stderr));
+    let approved = call(&client, "x402_fetch", json!({"url": dear_url, "approval_id": id})).await;
+    assert_eq!(approved.is_error, Some(false), "{approved:?}");
+    assert_eq!(dev.balance(seller).await, seller_before + price + dear);
+    let reused = structured(&call(&client, "x402_fetch", json!({"url": dear_url, "approval_id": id})).await);
+    assert_eq!(reused["error"], "approval_denied", "an approval pays once: {reused}");
+    assert_eq!(dev.balance(seller).await, seller_before + price + dear);
+
+    // Over budget: $0.051 spent of $0.10; a $0.05 transfer fits, the next does not, and nothing is signed.
+    let status = structured(&call(&client, "budget_status", json!({})).await);
+    assert_eq!(status["daily"]["spent"], "$0.051");
+    let rows_before = agents::spend_ledger::SpendLedger::open(&ledger)
+        .await
+        .unwrap()
+        .recent(100)
+        .await
+        .unwrap()
+        .len();
+    let over = call(
+        &client,
+        "send_payment",
+        json!({"to": seller.to_checksum(None), "amount": "$0.0095"}),
+    )
+    .await;
+    assert_eq!(over.is_error, Some(false), "{over:?}");
+    let over = call(&client, "x402_fetch", json!({"url": dear_url, "max_price": "$0.10"})).await;
+    assert_eq!(over.is_error, Some(true));
+    let over = structured(&over);
+    assert_eq!(
+        over["error"], "approval_required",
+        "the threshold is checked before budgets: {over}"
+    );
+    let limited = stdio_client(&dev, &ledger, &["--daily-budget", "$0.061"]).await;
+    let refused = call(&limited, "x402_fetch", json!({"url": paid_url})).await;
+    assert_eq!(refused.is_error, Some(true));
+    let refused = structured(&refused);
+    assert_eq!(refused["error"], "over_budget", "{refused}");
+    assert_eq!(refused["scope"], "daily");
+    assert_eq!(refused["spent"], "$0.0605");
+    assert_eq!(refused["limit"], "$0.061");
+    let rows_after = agents::spend_ledger::SpendLedger::open(&ledger)
+        .await
+        .unwrap()
+        .recent(100)
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(
+        rows_after,
+        rows_before + 1,
+        "only the transfer was recorded; the refused call signed nothing"
+    );
+    let _ = tx;
+    let _ = limited.cancel().await;
+    let _ = client.cancel().await;
+}
+
+/// An MCP client that answers elicitation requests.
+#[derive(Clone)]
+struct Approver {
+    approve: bool,
+}
+
+impl ClientHandler for Approver {
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(
+            ClientCapabilities::builder().enable_elicitation().build(),
+            Implementation::new("approver", "0.0.1"),
+        )
+    }
+
+    async fn create_elicitation(
+        &self,
+        _request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, ErrorData> {
+        Ok(ElicitResult::new(ElicitationAction::Accept).with_content(json!({"approve": self.approve})))
+    }
+}
+
+#[tokio::test]
+async fn http_transport_pays_and_asks_a_person_through_elicitation() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dev = Dev::start().await;
+    let ledger = dev.ledger("mcp-http");
+    let port = free_port();
+    let args = mcp_args(
+        &dev,
+        &ledger,
+        &["--http", &format!("127.0.0.1:{port}"), "--approval-threshold", "$0.01"],
+    );
+    let _server = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_nerdcabal"))
+            .args(&args)
+            .env_remove("NERDCABAL_BUYER_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(Instant::now() < deadline, "nerdcabal mcp --http did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let (seller, price) = (dev.address("seller"), dev.price());
+    let dear: U256 = dev.state["dear_price"].as_str().unwrap().parse().unwrap();
+    let seller_before = dev.balance(seller).await;
+
+    let yes = Approver { approve: true }
+        .serve(StreamableHttpClientTransport::from_uri(url.clone()))
+        .await
+        .unwrap();
+    assert_eq!(yes.list_all_tools().await.unwrap().len(), 6);
+    let paid = call(&yes, "x402_fetch", json!({"url": dev.state["paid_url"]})).await;
+    assert_eq!(paid.is_error, Some(false), "{paid:?}");
+    // Above the threshold: the client is asked, the person says yes, it pays once.
+    let dear_paid = call(&yes, "x402_fetch", json!({"url": dev.state["dear_url"]})).await;
+    assert_eq!(dear_paid.is_error, Some(false), "{dear_paid:?}");
+    assert_eq!(dev.balance(seller).await, seller_before + price + dear);
+
+    let no = Approver { approve: false }
+        .serve(StreamableHttpClientTransport::from_uri(url))
+        .await
+        .unwrap();
+    let declined = call(&no, "x402_fetch", json!({"url": dev.state["dear_url"]})).await;
+    assert_eq!(declined.is_error, Some(true));
+    assert_eq!(structured(&declined)["error"], "approval_denied");
+    assert_eq!(
+        dev.balance(seller).await,
+        seller_before + price + dear,
+        "a declined payment is not made"
+    );
+    let report = structured(&call(&no, "spending_report", json!({"group_by": "day"})).await);
+    assert_eq!(
+        report["rows"][0]["payments"], 2,
+        "the ledger is shared across sessions: {report}"
+    );
+    let _ = yes.cancel().await;
+    let _ = no.cancel().await;
+}
