@@ -59,7 +59,8 @@ impl Dev {
                 }
                 assert!(
                     Instant::now() < deadline,
-                    "nerdcabal dev wrote no state file within 60 s"
+                    "nerdcabal dev wrote no state file within 60 s:\n{}",
+                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
                 );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             };
