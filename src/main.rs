@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use alloy::primitives::U256;
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -17,8 +17,6 @@ struct Cli {
     command: Command,
 }
 
-// Parsed once per run: the size of the largest variant does not matter.
-#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run a local Arc devnet: anvil with USDC at 0x3600…0000, Multicall3, and funded dev accounts.
@@ -91,33 +89,11 @@ enum Command {
         /// Most this call may cost, e.g. `$0.05`.
         #[arg(long)]
         max: Option<String>,
-        /// File holding the buyer's private key (else NERDCABAL_BUYER_KEY).
-        #[arg(long)]
-        key_file: Option<PathBuf>,
         /// Print one JSON object (status, body, receipt or error) instead.
         #[arg(long)]
         json: bool,
-        /// Buyer configuration (TOML: wallet, policy, ledger).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Spend ledger URL (else NERDCABAL_SPEND_DB, else ~/.nerdcabal/spend.db).
-        #[arg(long)]
-        ledger: Option<String>,
-        /// Pay on the devnet of this `nerdcabal dev --state-file` (its network, USDC and buyer key).
-        #[arg(long)]
-        devnet: Option<PathBuf>,
-        /// Daily budget across hosts, e.g. `$5`.
-        #[arg(long)]
-        daily_budget: Option<String>,
-        /// Daily budget per host.
-        #[arg(long)]
-        host_budget: Option<String>,
-        /// Also allow this network (CAIP-2), repeatable.
-        #[arg(long = "network")]
-        networks: Vec<String>,
-        /// Seconds to wait for each answer.
-        #[arg(long, default_value_t = 30)]
-        timeout: u64,
+        #[command(flatten)]
+        buyer: BuyerArgs,
     },
     /// Serve the buyer's tools over MCP (stdio by default): quote, x402_fetch, send_payment, balance,
     /// spending_report, budget_status — within the spending policy, with human approval above a threshold.
@@ -125,31 +101,14 @@ enum Command {
         /// Serve streamable HTTP at http://ADDR/mcp instead of stdio (e.g. 127.0.0.1:4040).
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
-        /// Buyer configuration (TOML: wallet, policy, ledger, rpc_url).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        key_file: Option<PathBuf>,
-        /// Spend ledger URL (shared with `nerdcabal pay` and `nerdcabal approve`).
-        #[arg(long)]
-        ledger: Option<String>,
-        /// Pay on the devnet of this `nerdcabal dev --state-file`.
-        #[arg(long)]
-        devnet: Option<PathBuf>,
-        /// Largest single payment, e.g. `$0.10`.
-        #[arg(long)]
-        max_per_request: Option<String>,
-        #[arg(long)]
-        daily_budget: Option<String>,
-        #[arg(long)]
-        host_budget: Option<String>,
         /// Payments above this need a person's approval, e.g. `$0.02`.
         #[arg(long)]
         approval_threshold: Option<String>,
-        #[arg(long = "network")]
-        networks: Vec<String>,
-        #[arg(long, default_value_t = 30)]
-        timeout: u64,
+        /// Largest single payment, e.g. `$0.10`.
+        #[arg(long)]
+        max_per_request: Option<String>,
+        #[command(flatten)]
+        buyer: BuyerArgs,
     },
     /// Approve (or --deny) a payment an agent asked to make above the approval threshold; --list shows them.
     Approve {
@@ -167,6 +126,55 @@ enum Command {
         #[command(subcommand)]
         target: BenchTarget,
     },
+}
+
+/// Wallet, policy and ledger settings shared by `pay` and `mcp`.
+#[derive(Args)]
+struct BuyerArgs {
+    /// Buyer configuration (TOML: wallet, policy, ledger, rpc_url).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// File holding the buyer's private key (else NERDCABAL_BUYER_KEY).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// Spend ledger URL (else NERDCABAL_SPEND_DB, else ~/.nerdcabal/spend.db).
+    #[arg(long)]
+    ledger: Option<String>,
+    /// Pay on the devnet of this `nerdcabal dev --state-file` (its network, USDC and buyer key).
+    #[arg(long)]
+    devnet: Option<PathBuf>,
+    /// Daily budget across hosts, e.g. `$5`.
+    #[arg(long)]
+    daily_budget: Option<String>,
+    /// Daily budget per host.
+    #[arg(long)]
+    host_budget: Option<String>,
+    /// Also allow this network (CAIP-2), repeatable.
+    #[arg(long = "network")]
+    networks: Vec<String>,
+    /// Seconds to wait for each answer.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
+}
+
+impl BuyerArgs {
+    fn flags(
+        self,
+        approval_threshold: Option<String>,
+        max_per_request: Option<String>,
+    ) -> agents::buyer_config::BuyerFlags {
+        agents::buyer_config::BuyerFlags {
+            config: self.config,
+            key_file: self.key_file,
+            ledger: self.ledger,
+            devnet: self.devnet,
+            approval_threshold,
+            max_per_request,
+            daily_budget: self.daily_budget,
+            per_host_daily_budget: self.host_budget,
+            networks: self.networks,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -269,15 +277,8 @@ async fn main() -> anyhow::Result<()> {
             data,
             headers,
             max,
-            key_file,
             json,
-            config,
-            ledger,
-            devnet,
-            daily_budget,
-            host_budget,
-            networks,
-            timeout,
+            buyer,
         } => {
             let options = agents::pay_command::PayOptions {
                 url,
@@ -286,49 +287,22 @@ async fn main() -> anyhow::Result<()> {
                 headers,
                 max,
                 json,
-                timeout: std::time::Duration::from_secs(timeout),
-                buyer: agents::buyer_config::BuyerFlags {
-                    config,
-                    key_file,
-                    ledger,
-                    devnet,
-                    approval_threshold: None,
-                    max_per_request: None,
-                    daily_budget,
-                    per_host_daily_budget: host_budget,
-                    networks,
-                },
+                timeout: std::time::Duration::from_secs(buyer.timeout),
+                buyer: buyer.flags(None, None),
             };
             let code = agents::pay_command::run(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
             std::process::exit(code);
         }
         Command::Mcp {
             http,
-            config,
-            key_file,
-            ledger,
-            devnet,
-            max_per_request,
-            daily_budget,
-            host_budget,
             approval_threshold,
-            networks,
-            timeout,
+            max_per_request,
+            buyer,
         } => {
             let options = agents::mcp_server::McpOptions {
                 http,
-                timeout: std::time::Duration::from_secs(timeout),
-                buyer: agents::buyer_config::BuyerFlags {
-                    config,
-                    key_file,
-                    ledger,
-                    devnet,
-                    approval_threshold,
-                    max_per_request,
-                    daily_budget,
-                    per_host_daily_budget: host_budget,
-                    networks,
-                },
+                timeout: std::time::Duration::from_secs(buyer.timeout),
+                buyer: buyer.flags(approval_threshold, max_per_request),
             };
             agents::mcp_server::run(options, contracts::run::shutdown_signal()).await?;
         }

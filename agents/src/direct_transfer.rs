@@ -94,14 +94,7 @@ pub async fn send(
     };
     let id = match ledger.reserve(&spend, policy.budgets(), unix_now()).await {
         Ok(Ok(id)) => id,
-        Ok(Err(exceeded)) => {
-            return Err(PayError::OverBudget {
-                scope: exceeded.scope.to_owned(),
-                limit: format_usd(U256::from(exceeded.limit.max(0) as u64), 6),
-                spent: format_usd(U256::from(exceeded.spent.max(0) as u64), 6),
-                requested: format_usd(request.amount, 6),
-            });
-        }
+        Ok(Err(exceeded)) => return Err(exceeded.into()),
         Err(e) => return Err(PayError::Ledger(e.to_string())),
     };
     let outcome = submit(key, &request).await;

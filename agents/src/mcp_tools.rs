@@ -242,43 +242,7 @@ fn usd(atomic: U256) -> String {
 
 /// A tool error the model can act on.
 fn refusal(error: &PayError) -> CallToolResult {
-    let mut document = json!({"error": error.kind(), "message": error.to_string()});
-    match error {
-        PayError::OverBudget {
-            scope,
-            limit,
-            spent,
-            requested,
-        } => {
-            document["scope"] = json!(scope);
-            document["limit"] = json!(limit);
-            document["spent"] = json!(spent);
-            document["requested"] = json!(requested);
-        }
-        PayError::Refused {
-            status,
-            reason,
-            transaction,
-            ..
-        } => {
-            document["status"] = json!(status);
-            document["reason"] = json!(reason);
-            document["transaction"] = json!(transaction);
-        }
-        PayError::SettlementFailed { reason, transaction } => {
-            document["reason"] = json!(reason);
-            document["transaction"] = json!(transaction);
-        }
-        PayError::ApprovalRequired { id, amount } => {
-            document["approval_id"] = json!(id);
-            document["amount"] = json!(amount);
-            document["how"] = json!(format!(
-                "a person runs `nerdcabal approve {id}`; then call again with approval_id"
-            ));
-        }
-        _ => {}
-    }
-    CallToolResult::structured_error(document)
+    CallToolResult::structured_error(error.to_json())
 }
 
 fn bad_input(message: impl Into<String>) -> CallToolResult {

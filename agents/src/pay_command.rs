@@ -66,7 +66,7 @@ pub async fn run(options: PayOptions, stdout: &mut dyn Write, stderr: &mut dyn W
     if options.json {
         let (code, document) = match &result {
             Ok(outcome) => (status_code(outcome), outcome_json(outcome)),
-            Err(e) => (exit_code(e), error_json(e)),
+            Err(e) => (exit_code(e), e.to_json()),
         };
         let _ = writeln!(stdout, "{document}");
         return code;
@@ -164,37 +164,4 @@ fn outcome_json(outcome: &CallOutcome) -> serde_json::Value {
         "body": body_json(&outcome.body),
         "receipt": outcome.receipt,
     })
-}
-
-fn error_json(error: &PayError) -> serde_json::Value {
-    let mut document = json!({"ok": false, "error": error.kind(), "message": error.to_string()});
-    match error {
-        PayError::OverBudget {
-            scope,
-            limit,
-            spent,
-            requested,
-        } => {
-            document["scope"] = json!(scope);
-            document["limit"] = json!(limit);
-            document["spent"] = json!(spent);
-            document["requested"] = json!(requested);
-        }
-        PayError::Refused {
-            status,
-            reason,
-            transaction,
-            ..
-        } => {
-            document["status"] = json!(status);
-            document["reason"] = json!(reason);
-            document["transaction"] = json!(transaction);
-        }
-        PayError::SettlementFailed { reason, transaction } => {
-            document["reason"] = json!(reason);
-            document["transaction"] = json!(transaction);
-        }
-        _ => {}
-    }
-    document
 }

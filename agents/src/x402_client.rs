@@ -57,7 +57,61 @@ pub enum PayError {
     ApprovalDenied(String),
 }
 
+impl From<crate::spend_ledger::BudgetExceeded> for PayError {
+    fn from(exceeded: crate::spend_ledger::BudgetExceeded) -> Self {
+        let usd = |atomic: i64| format_usd(U256::from(atomic.max(0) as u64), 6);
+        PayError::OverBudget {
+            scope: exceeded.scope.to_owned(),
+            limit: usd(exceeded.limit),
+            spent: usd(exceeded.spent),
+            requested: usd(exceeded.requested),
+        }
+    }
+}
+
 impl PayError {
+    /// The error as one JSON object: `error` (the kind), `message`, and the fields a program acts on.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::json;
+        let mut document = json!({"error": self.kind(), "message": self.to_string()});
+        match self {
+            PayError::OverBudget {
+                scope,
+                limit,
+                spent,
+                requested,
+            } => {
+                document["scope"] = json!(scope);
+                document["limit"] = json!(limit);
+                document["spent"] = json!(spent);
+                document["requested"] = json!(requested);
+            }
+            PayError::Refused {
+                status,
+                reason,
+                transaction,
+                ..
+            } => {
+                document["status"] = json!(status);
+                document["reason"] = json!(reason);
+                document["transaction"] = json!(transaction);
+            }
+            PayError::SettlementFailed { reason, transaction } => {
+                document["reason"] = json!(reason);
+                document["transaction"] = json!(transaction);
+            }
+            PayError::ApprovalRequired { id, amount } => {
+                document["approval_id"] = json!(id);
+                document["amount"] = json!(amount);
+                document["how"] = json!(format!(
+                    "a person runs `nerdcabal approve {id}`; then call again with approval_id"
+                ));
+            }
+            _ => {}
+        }
+        document
+    }
+
     /// The machine-readable kind.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -250,14 +304,7 @@ impl X402Client {
         };
         let id = match self.ledger.reserve(&spend, self.policy.budgets(), unix_now()).await {
             Ok(Ok(id)) => id,
-            Ok(Err(exceeded)) => {
-                return Err(PayError::OverBudget {
-                    scope: exceeded.scope.to_owned(),
-                    limit: format_usd(U256::from(exceeded.limit.max(0) as u64), 6),
-                    spent: format_usd(U256::from(exceeded.spent.max(0) as u64), 6),
-                    requested: format_usd(U256::from(exceeded.requested.max(0) as u64), 6),
-                });
-            }
+            Ok(Err(exceeded)) => return Err(exceeded.into()),
             Err(e) => return Err(PayError::Ledger(e.to_string())),
         };
         let (header_name, header_value) = match self.sign(offer, nonce).await {
