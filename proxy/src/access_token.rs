@@ -4,17 +4,16 @@
 //! survive a restart; calls are counted per token in memory.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use alloy::primitives::{Address, B256};
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use moka::future::Cache;
 use ring::hmac;
 use serde::{Deserialize, Serialize};
 
+use crate::call_counter::CallCounter;
 use crate::route_table::AccessWindow;
 
 const PREFIX: &str = "x402a.";
@@ -47,24 +46,29 @@ pub enum TokenError {
     Expired,
     #[error("the access token's calls are used up")]
     UsedUp,
+    #[error("the access token's calls cannot be counted now: {0}")]
+    Store(String),
 }
 
 #[derive(Clone)]
 pub struct AccessTokens {
     key: Arc<hmac::Key>,
-    calls_used: Cache<B256, Arc<AtomicU32>>,
+    calls: CallCounter,
 }
 
 /// Call windows still expire, so their counters can be dropped.
-const CALL_WINDOW_LIFETIME: u64 = 30 * 86_400;
+pub const CALL_WINDOW_LIFETIME: u64 = 30 * 86_400;
 
 impl AccessTokens {
+    /// Tokens signed with `secret`; call windows counted in memory.
     pub fn new(secret: &[u8]) -> Self {
+        Self::with_counter(secret, CallCounter::memory(Duration::from_secs(CALL_WINDOW_LIFETIME)))
+    }
+
+    pub fn with_counter(secret: &[u8], calls: CallCounter) -> Self {
         AccessTokens {
             key: Arc::new(hmac::Key::new(hmac::HMAC_SHA256, secret)),
-            calls_used: Cache::builder()
-                .time_to_live(Duration::from_secs(CALL_WINDOW_LIFETIME))
-                .build(),
+            calls,
         }
     }
 
@@ -97,8 +101,10 @@ impl AccessTokens {
         let tag = hmac::sign(&self.key, body.as_bytes());
         let token = format!("{PREFIX}{body}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
         // The purchase itself is the first call.
-        if claims.c.is_some() {
-            self.calls_used.insert(nonce, Arc::new(AtomicU32::new(1))).await;
+        if let Some(calls) = claims.c
+            && let Err(e) = self.calls.take(nonce, calls, claims.e).await
+        {
+            tracing::warn!(error = %e, "cannot record the first call of a call window");
         }
         (token, claims)
     }
@@ -118,13 +124,10 @@ impl AccessTokens {
             return Err(TokenError::Expired);
         }
         if let Some(calls) = claims.c {
-            let used = self
-                .calls_used
-                .get_with(claims.n, async { Arc::new(AtomicU32::new(0)) })
-                .await;
-            let before = used.fetch_add(1, Ordering::SeqCst);
-            if before >= calls {
-                return Err(TokenError::UsedUp);
+            match self.calls.take(claims.n, calls, claims.e).await {
+                Ok(true) => {}
+                Ok(false) => return Err(TokenError::UsedUp),
+                Err(e) => return Err(TokenError::Store(e.to_string())),
             }
         }
         Ok(claims)
@@ -212,6 +215,29 @@ mod tests {
         assert!(tokens.redeem(&token, "r", 1001).await.is_ok());
         assert!(tokens.redeem(&token, "r", 1002).await.is_ok());
         assert_eq!(tokens.redeem(&token, "r", 1003).await, Err(TokenError::UsedUp));
+    }
+
+    #[tokio::test]
+    async fn call_counts_in_a_database_survive_a_restart() {
+        let dir = std::env::temp_dir().join(format!("nerdcabal-calls-{}", B256::random()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let url = format!("sqlite://{}", dir.join("state.db").display());
+        let tokens = AccessTokens::with_counter(&[7; 32], CallCounter::database(&url).await.unwrap());
+        let (token, _) = tokens
+            .issue(
+                "r",
+                Address::repeat_byte(1),
+                B256::repeat_byte(4),
+                AccessWindow::Calls(3),
+                1000,
+            )
+            .await;
+        assert!(tokens.redeem(&token, "r", 1001).await.is_ok());
+        drop(tokens);
+        let restarted = AccessTokens::with_counter(&[7; 32], CallCounter::database(&url).await.unwrap());
+        assert!(restarted.redeem(&token, "r", 1002).await.is_ok());
+        assert_eq!(restarted.redeem(&token, "r", 1003).await, Err(TokenError::UsedUp));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -61,6 +61,10 @@ pub struct ProxyConfig {
     /// HMAC key for access tokens (routes with `access`). At least 32 bytes.
     #[serde(default)]
     pub access_token_secret: Option<String>,
+    /// Where call-window counts are kept (`sqlite://…` or `postgres://…`), so they survive restarts; in
+    /// memory when absent.
+    #[serde(default)]
+    pub state_database: Option<String>,
     #[serde(default)]
     pub limits: LimitsConfig,
     #[serde(default, rename = "route")]

@@ -5,6 +5,7 @@
 
 pub mod access_token;
 pub mod bench;
+pub mod call_counter;
 pub mod config;
 pub mod demo_api;
 pub mod dev_stack;

@@ -18,6 +18,7 @@ use protocol::Networks;
 use tokio::net::TcpListener;
 
 use crate::access_token::AccessTokens;
+use crate::call_counter::CallCounter;
 use crate::config::{ConfigError, ProxyConfig};
 use crate::facilitator_link::{FacilitatorLink, LinkError};
 use crate::metrics::Metrics;
@@ -151,10 +152,19 @@ impl Proxy {
                 config.body_limit_bytes,
             )?,
             payments: PaymentState::default(),
-            tokens: config
-                .access_token_secret
-                .as_ref()
-                .map(|s| AccessTokens::new(s.as_bytes())),
+            tokens: match (&config.access_token_secret, &config.state_database) {
+                (Some(secret), Some(url)) => Some(AccessTokens::with_counter(
+                    secret.as_bytes(),
+                    CallCounter::database(url).await.map_err(|e| {
+                        ConfigError::invalid(
+                            "state_database",
+                            format!("{}: {e}", facilitator::config::redact_url(url)),
+                        )
+                    })?,
+                )),
+                (Some(secret), None) => Some(AccessTokens::new(secret.as_bytes())),
+                (None, _) => None,
+            },
             limits: RateLimits::new(config.limits.per_ip_per_second, config.limits.per_payer_per_second),
             metrics: Arc::new(Metrics::default()),
             body_limit: config.body_limit_bytes,

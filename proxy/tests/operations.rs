@@ -95,8 +95,10 @@ async fn one_payment_buys_an_hour_of_access_by_token_or_cookie() {
 }
 
 #[tokio::test]
-async fn one_payment_buys_a_number_of_calls() {
-    let h = Harness::start(ROUTES, Link::Real).await;
+async fn one_payment_buys_a_number_of_calls_counted_in_the_state_database() {
+    let dir = common::temp_dir("calls");
+    let url = format!("sqlite://{}", dir.join("state.db").display());
+    let h = Harness::start_with(&format!("state_database = \"{url}\""), ROUTES, Link::Real).await;
     let offer = h.offer("/three").await;
     let paid = h.get_paid("/three", &h.pay(&offer).await).await;
     assert_eq!(paid.status(), 200);
@@ -116,6 +118,14 @@ async fn one_payment_buys_a_number_of_calls() {
     }
     assert_eq!(statuses, [200, 200, 402], "the purchase was call one of three");
     assert_eq!(h.upstream.calls("/data"), 3);
+    // The count lives in the database, where a restarted proxy finds it.
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    let used: (i64,) = sqlx::query_as("SELECT used FROM access_calls")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(used.0, 3);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
