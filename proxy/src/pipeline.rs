@@ -13,6 +13,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use protocol::{SettleResponse, header as codec, reason};
+use tracing::Instrument;
 
 use crate::access_token;
 use crate::error_response::{json_error, too_many};
@@ -88,7 +89,18 @@ pub async fn handle(
     if preflight_for.is_some() {
         return preflight();
     }
-    let (outcome, response) = paid(&state, route, pricing, request, matched.upstream_url, client).await;
+    // One span per paid request: route, payer, amount and outcome (the payer once the payment is read).
+    let span = tracing::info_span!(
+        "paid_request",
+        route = %route.name,
+        amount = %pricing.requirement.amount,
+        payer = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    );
+    let (outcome, response) = paid(&state, route, pricing, request, matched.upstream_url, client)
+        .instrument(span.clone())
+        .await;
+    span.record("outcome", outcome);
     state
         .metrics
         .record(&route.name, outcome, started.elapsed().as_secs_f64());
@@ -202,6 +214,7 @@ async fn paid(
     if let Err(wait) = state.limits.check_payer(payment.payer) {
         return ("rate_limited", too_many(wait, "payer"));
     }
+    tracing::Span::current().record("payer", tracing::field::display(payment.payer));
     let key = (payment.payer, payment.nonce);
     let _lock = state.payments.lock(key).await;
     let (outcome, response) = match state.payments.outcome(&key).await {
@@ -210,13 +223,7 @@ async fn paid(
         Some(Outcome::Pending(_)) => paid.settle_then_serve(body, &payment).await,
         None => paid.first_use(body, &payment).await,
     };
-    tracing::info!(
-        route = %route.name,
-        payer = %payment.payer,
-        amount = %pricing.requirement.amount,
-        outcome,
-        "paid request"
-    );
+    tracing::info!(outcome, "paid request");
     (outcome, response)
 }
 
