@@ -236,16 +236,9 @@ async fn main() -> anyhow::Result<()> {
             contracts::run::run_devnet(config, state_file).await.context("devnet")?;
         }
         Command::Facilitator { config, devnet } => {
-            let devnet = devnet.map(|path| contracts::DevnetState::read(&path)).transpose()?;
-            let extra = devnet
-                .iter()
-                .map(facilitator::config::NetworkConfig::from_devnet)
-                .collect();
-            let mut config = facilitator::config::FacilitatorConfig::load(config.as_deref(), extra)?;
-            if let Some(devnet) = &devnet
-                && config.settlement_keys.is_empty()
-            {
-                config.settlement_keys = facilitator::config::devnet_settlement_key(devnet)?;
+            let mut config = facilitator::config::FacilitatorConfig::load(config.as_deref(), Vec::new())?;
+            if let Some(path) = devnet {
+                config.add_devnet(&contracts::DevnetState::read(&path)?)?;
             }
             tracing::info!(?config, "starting the facilitator");
             facilitator::service::Facilitator::build(config)

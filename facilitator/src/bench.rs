@@ -16,7 +16,7 @@ use protocol::wire::{Extra, v2};
 use protocol::{VerifyRequest, eip3009};
 
 use crate::chain::SnapshotRequest;
-use crate::config::{FacilitatorConfig, NetworkConfig};
+use crate::config::FacilitatorConfig;
 use crate::service::Facilitator;
 use crate::verify::payment_from_request;
 
@@ -219,19 +219,9 @@ async fn start_facilitator(devnet: &Devnet, toml: &str) -> Result<Running, Bench
     let dir = std::env::temp_dir().join(format!("nerdcabal-bench-{}-{}", std::process::id(), B256::random()));
     std::fs::create_dir_all(&dir).map_err(|e| BenchError::Setup(e.to_string()))?;
     let database_url = format!("sqlite://{}", dir.join("ledger.db").display());
-    let key = devnet
-        .state()
-        .accounts
-        .last()
-        .map(|a| a.private_key.to_string())
-        .unwrap_or_default();
-    let env = move |name: &str| match name {
-        crate::config::ENV_SETTLEMENT_KEYS => Some(key.clone()),
-        crate::config::ENV_DATABASE_URL => Some(database_url.clone()),
-        _ => None,
-    };
+    let env = move |name: &str| (name == crate::config::ENV_DATABASE_URL).then(|| database_url.clone());
     let mut config = FacilitatorConfig::from_toml(toml, env)?;
-    config.networks.push(NetworkConfig::from_devnet(devnet.state()));
+    config.add_devnet(devnet.state())?;
     let app = Facilitator::build(config).await?;
     let router = app.router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -313,6 +313,22 @@ impl FacilitatorConfig {
         })
     }
 
+    /// Adds the devnet of a `nerdcabal devnet` state file; with no settlement key configured, its last dev
+    /// account settles (a public anvil test key).
+    pub fn add_devnet(&mut self, state: &contracts::DevnetState) -> Result<(), ConfigError> {
+        if self.networks.iter().any(|n| n.chain_id == state.chain_id) {
+            return Err(invalid(
+                "devnet",
+                format!("chain id {} is configured twice", state.chain_id),
+            ));
+        }
+        self.networks.push(NetworkConfig::from_devnet(state));
+        if self.settlement_keys.is_empty() {
+            self.settlement_keys = devnet_settlement_key(state)?;
+        }
+        Ok(())
+    }
+
     /// Networks as protocol definitions.
     pub fn network_definitions(&self) -> Vec<Network> {
         self.networks
@@ -342,8 +358,8 @@ impl NetworkConfig {
     }
 }
 
-/// On the devnet with no key configured, the last dev account settles (its key is a public anvil test key).
-pub fn devnet_settlement_key(state: &contracts::DevnetState) -> Result<Vec<PrivateKeySigner>, ConfigError> {
+/// The devnet's settlement key: its last dev account (a public anvil test key).
+fn devnet_settlement_key(state: &contracts::DevnetState) -> Result<Vec<PrivateKeySigner>, ConfigError> {
     let account = state
         .accounts
         .last()

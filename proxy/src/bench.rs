@@ -10,7 +10,7 @@ use alloy::primitives::{B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use contracts::{Devnet, DevnetConfig};
 use facilitator::bench::{Limit, Series, measure};
-use facilitator::config::{FacilitatorConfig, NetworkConfig};
+use facilitator::config::FacilitatorConfig;
 use protocol::header as codec;
 use protocol::wire::v2;
 
@@ -115,20 +115,11 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
         state.network
     );
     let proxy_config = ProxyConfig::from_toml(&text, |_| None).map_err(setup)?;
-    let key = state
-        .accounts
-        .last()
-        .map(|a| a.private_key.to_string())
-        .unwrap_or_default();
     let database_url = format!("sqlite://{}", dir.join("ledger.db").display());
-    let env = move |name: &str| match name {
-        facilitator::config::ENV_SETTLEMENT_KEYS => Some(key.clone()),
-        facilitator::config::ENV_DATABASE_URL => Some(database_url.clone()),
-        _ => None,
-    };
-    let mut engine = FacilitatorConfig::from_toml("[batch]\nenabled = true\nmax_wait_ms = 25\nmax_items = 200\n", env)
+    let env = move |name: &str| (name == facilitator::config::ENV_DATABASE_URL).then(|| database_url.clone());
+    // The proxy adds the devnet (and its settlement key) to the engine's configuration.
+    let engine = FacilitatorConfig::from_toml("[batch]\nenabled = true\nmax_wait_ms = 25\nmax_items = 200\n", env)
         .map_err(setup)?;
-    engine.networks.push(NetworkConfig::from_devnet(state));
     let proxy = Proxy::build(
         proxy_config,
         ProxyOptions {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, U256};
 use contracts::{Devnet, DevnetConfig};
-use facilitator::config::{FacilitatorConfig, NetworkConfig};
+use facilitator::config::FacilitatorConfig;
 use protocol::money::format_usd;
 use serde::Serialize;
 use tokio::net::TcpListener;
@@ -124,8 +124,7 @@ pub async fn run(options: DevOptions, shutdown: impl std::future::Future<Output 
     let mut facilitator_config = FacilitatorConfig::from_toml("", |name| {
         (name == facilitator::config::ENV_DATABASE_URL).then(|| database_url.clone())
     })?;
-    facilitator_config.networks.push(NetworkConfig::from_devnet(chain));
-    facilitator_config.settlement_keys = facilitator::config::devnet_settlement_key(chain)?;
+    facilitator_config.add_devnet(chain)?;
     let facilitator_url = url_of(&facilitator_listener)?;
     let facilitator = facilitator::service::Facilitator::build(facilitator_config).await?;
     let (stop_facilitator, facilitator_stopped) = tokio::sync::oneshot::channel::<()>();

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use facilitator::settle::Settler;
-use facilitator::verify::LedgerCheck;
 use moka::future::Cache;
 use protocol::{SettleResponse, SupportedResponse, VerifyRequest, VerifyResponse};
 use serde::de::DeserializeOwned;
@@ -84,16 +83,7 @@ impl FacilitatorLink {
     pub async fn verify(&self, request: &VerifyRequest) -> Result<VerifyResponse, LinkError> {
         match self {
             FacilitatorLink::Remote(remote) => remote.post("verify", request).await,
-            FacilitatorLink::Embedded(settler) => Ok(
-                match settler
-                    .verifier()
-                    .verify(request, now(), LedgerCheck::RefuseReserved)
-                    .await
-                {
-                    Ok(payment) => VerifyResponse::valid(payment.payer()),
-                    Err(invalid) => VerifyResponse::invalid(invalid.reason, invalid.message, invalid.payer),
-                },
-            ),
+            FacilitatorLink::Embedded(settler) => Ok(settler.verifier().answer(request, now()).await),
         }
     }
 
@@ -117,18 +107,7 @@ impl FacilitatorLink {
                 };
                 remote.supported.try_get_with((), fetch).await.map_err(|e| (*e).clone())
             }
-            FacilitatorLink::Embedded(settler) => {
-                let mut answer = SupportedResponse::default();
-                for chain in settler.verifier().chains() {
-                    answer.kinds.push(protocol::SupportedKind {
-                        x402_version: 2,
-                        scheme: protocol::SCHEME_EXACT.into(),
-                        network: chain.caip2.to_string(),
-                        extra: None,
-                    });
-                }
-                Ok(answer)
-            }
+            FacilitatorLink::Embedded(settler) => Ok(settler.supported()),
         }
     }
 }

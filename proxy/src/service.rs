@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use facilitator::config::{FacilitatorConfig, NetworkConfig};
+use facilitator::config::FacilitatorConfig;
 use protocol::Networks;
 use tokio::net::TcpListener;
 
@@ -103,26 +103,19 @@ pub struct Proxy {
 impl Proxy {
     pub async fn build(config: ProxyConfig, options: ProxyOptions) -> Result<Self, ProxyError> {
         let mut networks = Networks::builtin();
-        let mut extra = Vec::new();
         if let Some(devnet) = &options.devnet {
             networks.replace(devnet.network_definition());
-            extra.push(NetworkConfig::from_devnet(devnet));
         }
         let (link, embedded) = if config.facilitator.embedded {
             let mut engine_config = match options.facilitator_config {
-                Some(mut given) => {
-                    given.networks.extend(extra);
-                    given
-                }
+                Some(given) => given,
                 None => {
                     let path = config.facilitator.config.as_ref().map(PathBuf::from);
-                    FacilitatorConfig::load(path.as_deref(), extra)?
+                    FacilitatorConfig::load(path.as_deref(), Vec::new())?
                 }
             };
-            if let Some(devnet) = &options.devnet
-                && engine_config.settlement_keys.is_empty()
-            {
-                engine_config.settlement_keys = facilitator::config::devnet_settlement_key(devnet)?;
+            if let Some(devnet) = &options.devnet {
+                engine_config.add_devnet(devnet)?;
             }
             for network in engine_config.network_definitions() {
                 networks.replace(network);

@@ -11,12 +11,11 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use protocol::header::decode_json;
-use protocol::{SupportedKind, SupportedResponse, VerifyRequest, VerifyResponse};
+use protocol::{SupportedResponse, VerifyRequest};
 use serde_json::json;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::verify::LedgerCheck;
 
 fn now() -> u64 {
     SystemTime::now()
@@ -52,15 +51,7 @@ pub async fn verify(State(state): State<AppState>, body: Result<Bytes, BytesReje
         Ok(request) => request,
         Err(error) => return refused(&state, "verify", started, error),
     };
-    let answer = match state
-        .settler
-        .verifier()
-        .verify(&request, now(), LedgerCheck::RefuseReserved)
-        .await
-    {
-        Ok(payment) => VerifyResponse::valid(payment.payer()),
-        Err(invalid) => VerifyResponse::invalid(invalid.reason, invalid.message, invalid.payer),
-    };
+    let answer = state.settler.verifier().answer(&request, now()).await;
     let outcome = answer.invalid_reason.as_deref().unwrap_or("valid");
     state.metrics.record("verify", outcome, started.elapsed().as_secs_f64());
     Json(answer).into_response()
@@ -84,35 +75,7 @@ pub async fn settle(State(state): State<AppState>, body: Result<Bytes, BytesReje
 }
 
 pub async fn supported(State(state): State<AppState>) -> Json<SupportedResponse> {
-    let mut answer = SupportedResponse::default();
-    for chain in state.settler.verifier().chains() {
-        answer.kinds.push(SupportedKind {
-            x402_version: 2,
-            scheme: protocol::SCHEME_EXACT.into(),
-            network: chain.caip2.to_string(),
-            extra: None,
-        });
-        answer.kinds.push(SupportedKind {
-            x402_version: 1,
-            scheme: protocol::SCHEME_EXACT.into(),
-            network: chain.network.name.clone(),
-            extra: None,
-        });
-    }
-    answer
-        .kinds
-        .sort_by(|a, b| (b.x402_version, &a.network).cmp(&(a.x402_version, &b.network)));
-    let mut signers: Vec<String> = state
-        .settler
-        .pools()
-        .values()
-        .flat_map(|pool| pool.addresses())
-        .map(|a| a.to_checksum(None))
-        .collect();
-    signers.sort();
-    signers.dedup();
-    answer.signers.insert("eip155:*".into(), signers);
-    Json(answer)
+    Json(state.settler.supported())
 }
 
 pub async fn health() -> Json<serde_json::Value> {

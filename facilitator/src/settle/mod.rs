@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use protocol::{SettleResponse, VerifyRequest, reason};
+use protocol::{SettleResponse, SupportedKind, SupportedResponse, VerifyRequest, reason};
 
 use crate::ledger::{NewSettlement, Reservation, SettlementRecord, SettlementState};
 use crate::verify::{Invalid, LedgerCheck, Payment, Verifier, payment_from_request};
@@ -91,6 +91,39 @@ impl Settler {
 
     pub fn config(&self) -> &SettleConfig {
         &self.config
+    }
+
+    /// The `/supported` answer: both protocol versions for every configured network, and the settlement
+    /// signers' addresses.
+    pub fn supported(&self) -> SupportedResponse {
+        let mut answer = SupportedResponse::default();
+        for chain in self.verifier.chains() {
+            answer.kinds.push(SupportedKind {
+                x402_version: 2,
+                scheme: protocol::SCHEME_EXACT.into(),
+                network: chain.caip2.to_string(),
+                extra: None,
+            });
+            answer.kinds.push(SupportedKind {
+                x402_version: 1,
+                scheme: protocol::SCHEME_EXACT.into(),
+                network: chain.network.name.clone(),
+                extra: None,
+            });
+        }
+        answer
+            .kinds
+            .sort_by(|a, b| (b.x402_version, &a.network).cmp(&(a.x402_version, &b.network)));
+        let mut signers: Vec<String> = self
+            .pools
+            .values()
+            .flat_map(|pool| pool.addresses())
+            .map(|a| a.to_checksum(None))
+            .collect();
+        signers.sort();
+        signers.dedup();
+        answer.signers.insert("eip155:*".into(), signers);
+        answer
     }
 
     /// Settles a payment (or reports how an earlier settle of it went).

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use alloy::primitives::{Address, U256};
-use protocol::VerifyRequest;
 use protocol::reason;
+use protocol::{VerifyRequest, VerifyResponse};
 
 use crate::chain::{ChainClient, SnapshotRequest};
 use crate::ledger::{Ledger, SettlementKey, SettlementState};
@@ -119,6 +119,15 @@ impl Verifier {
         checks::compliance::check(&payment, &snapshot)?;
         checks::simulation::check(&payment, &snapshot)?;
         Ok(payment)
+    }
+
+    /// The `/verify` answer for a request: every check, without writing anything (a payment reserved in the
+    /// ledger is refused).
+    pub async fn answer(&self, request: &VerifyRequest, now: u64) -> VerifyResponse {
+        match self.verify(request, now, LedgerCheck::RefuseReserved).await {
+            Ok(payment) => VerifyResponse::valid(payment.payer()),
+            Err(invalid) => VerifyResponse::invalid(invalid.reason, invalid.message, invalid.payer),
+        }
     }
 
     pub fn ledger(&self) -> &Ledger {

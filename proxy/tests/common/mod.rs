@@ -18,7 +18,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use contracts::{Devnet, DevnetConfig};
-use facilitator::config::{FacilitatorConfig, NetworkConfig};
+use facilitator::config::FacilitatorConfig;
 use facilitator::service::Facilitator;
 use protocol::network::ARC_USDC;
 use protocol::wire::v2;
@@ -245,17 +245,14 @@ pub fn proxy_toml(devnet: &Devnet, seller: Address, upstream: &str, link: &str, 
     )
 }
 
-fn facilitator_config(devnet: &Devnet, dir: &std::path::Path) -> FacilitatorConfig {
-    let key = alloy::primitives::hex::encode_prefixed(devnet.signer(9).unwrap().to_bytes());
+/// The facilitator's configuration with its own ledger; the devnet (and its settlement key, the last dev
+/// account) is added by whoever runs it.
+fn facilitator_config(dir: &std::path::Path) -> FacilitatorConfig {
     let database_url = format!("sqlite://{}", dir.join("ledger.db").display());
-    let env = move |name: &str| match name {
-        facilitator::config::ENV_SETTLEMENT_KEYS => Some(key.clone()),
-        facilitator::config::ENV_DATABASE_URL => Some(database_url.clone()),
-        _ => None,
-    };
-    let mut config = FacilitatorConfig::from_toml("", env).unwrap();
-    config.networks.push(NetworkConfig::from_devnet(devnet.state()));
-    config
+    FacilitatorConfig::from_toml("", |name| {
+        (name == facilitator::config::ENV_DATABASE_URL).then(|| database_url.clone())
+    })
+    .unwrap()
 }
 
 impl Harness {
@@ -273,7 +270,9 @@ impl Harness {
         let seller = devnet.signer(2).unwrap().address();
         let (link_toml, facilitator_url, embedded_config) = match link {
             Link::Real => {
-                let app = Facilitator::build(facilitator_config(&devnet, &dir)).await.unwrap();
+                let mut config = facilitator_config(&dir);
+                config.add_devnet(devnet.state()).unwrap();
+                let app = Facilitator::build(config).await.unwrap();
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let url = format!("http://{}", listener.local_addr().unwrap());
                 tasks.push(tokio::spawn(async move {
@@ -288,7 +287,7 @@ impl Harness {
             Link::Embedded => (
                 "[facilitator]\nembedded = true".to_owned(),
                 None,
-                Some(facilitator_config(&devnet, &dir)),
+                Some(facilitator_config(&dir)),
             ),
             Link::Url(url) => (
                 format!("[facilitator]\nurl = \"{url}\"\ntimeout_ms = 1500"),
