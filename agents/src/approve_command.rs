@@ -34,7 +34,7 @@ pub async fn run(options: ApproveOptions, stdout: &mut dyn Write, stderr: &mut d
         return match approvals.pending().await {
             Ok(pending) => {
                 for a in pending {
-                    let price = protocol::money::format_usd(alloy::primitives::U256::from(a.amount.max(0) as u64), 6);
+                    let price = crate::spend_ledger::usd(a.amount);
                     let _ = writeln!(stdout, "{}  {}  {}  {price} to {}", a.id, a.kind, a.target, a.pay_to);
                 }
                 0

@@ -9,7 +9,6 @@ use alloy::network::EthereumWallet;
 use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
-use protocol::money::format_usd;
 
 use crate::spend_ledger::{NewSpend, SpendLedger, SpendState, unix_now};
 use crate::spending_policy::SpendingPolicy;
@@ -49,31 +48,12 @@ pub async fn send(
     ledger: &SpendLedger,
     request: TransferRequest<'_>,
 ) -> Result<Transfer, PayError> {
-    if let Some(payees) = &policy.payees
-        && !payees.contains(&request.to)
-    {
-        return Err(PayError::Unpayable {
-            why: format!("payee {} is not allowed by the spending policy", request.to),
-        });
-    }
-    if !policy.assets.contains(&request.asset) {
-        return Err(PayError::Unpayable {
-            why: format!("asset {} is not allowed by the spending policy", request.asset),
-        });
-    }
     if request.amount.is_zero() {
         return Err(PayError::Unpayable {
             why: "the amount is zero".into(),
         });
     }
-    if request.amount > policy.max_per_request {
-        return Err(PayError::OverBudget {
-            scope: "per_request".into(),
-            limit: format_usd(policy.max_per_request, 6),
-            spent: "$0".into(),
-            requested: format_usd(request.amount, 6),
-        });
-    }
+    policy.admits_payment(request.asset, request.to, request.amount)?;
     let amount = i64::try_from(request.amount).map_err(|_| PayError::Unpayable {
         why: "the amount does not fit the spend ledger".into(),
     })?;

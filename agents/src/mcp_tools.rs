@@ -26,7 +26,7 @@ use crate::approvals::{Approvals, Unusable};
 use crate::direct_transfer::{self, TransferRequest};
 use crate::offers::Offer;
 use crate::pay_command::body_json;
-use crate::spend_ledger::{day_start, unix_now};
+use crate::spend_ledger::{self, day_start, unix_now};
 use crate::x402_client::{CallRequest, PayError, PaymentGate, X402Client, parse_header};
 
 /// Bodies longer than this are cut, with a note.
@@ -583,11 +583,11 @@ impl BuyerTools {
             period,
             group_by,
             since,
-            total: usd(U256::from(total.max(0) as u64)),
+            total: spend_ledger::usd(total),
             rows: rows
                 .into_iter()
                 .map(|r| ReportRowView {
-                    price: usd(U256::from(r.total.max(0) as u64)),
+                    price: spend_ledger::usd(r.total),
                     total: r.total.to_string(),
                     key: r.key,
                     payments: r.payments,

@@ -110,6 +110,11 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// A ledger amount (USDC atomic units) in dollars, e.g. `"$0.05"`.
+pub fn usd(atomic: i64) -> String {
+    protocol::money::format_usd(alloy::primitives::U256::from(atomic.max(0) as u64), 6)
+}
+
 /// Midnight UTC of the day `t` falls in.
 pub fn day_start(t: i64) -> i64 {
     t - t.rem_euclid(86_400)

@@ -76,17 +76,22 @@ impl SpendingPolicy {
         if !self.networks.contains(&network) {
             return Err(OfferRefusal::Network(network));
         }
-        if !self.assets.contains(&offer.asset()) {
-            return Err(OfferRefusal::Asset(offer.asset()));
+        self.admits_payment(offer.asset(), offer.pay_to(), offer.amount())
+    }
+
+    /// The rules every payment meets, an offer's or a direct transfer's: asset, payee, per-request maximum.
+    pub fn admits_payment(&self, asset: Address, pay_to: Address, amount: U256) -> Result<(), OfferRefusal> {
+        if !self.assets.contains(&asset) {
+            return Err(OfferRefusal::Asset(asset));
         }
         if let Some(payees) = &self.payees
-            && !payees.contains(&offer.pay_to())
+            && !payees.contains(&pay_to)
         {
-            return Err(OfferRefusal::Payee(offer.pay_to()));
+            return Err(OfferRefusal::Payee(pay_to));
         }
-        if offer.amount() > self.max_per_request {
+        if amount > self.max_per_request {
             return Err(OfferRefusal::OverMaximum {
-                price: format_usd(offer.amount(), 6),
+                price: format_usd(amount, 6),
                 max: format_usd(self.max_per_request, 6),
             });
         }

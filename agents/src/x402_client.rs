@@ -59,12 +59,27 @@ pub enum PayError {
 
 impl From<crate::spend_ledger::BudgetExceeded> for PayError {
     fn from(exceeded: crate::spend_ledger::BudgetExceeded) -> Self {
-        let usd = |atomic: i64| format_usd(U256::from(atomic.max(0) as u64), 6);
+        let usd = crate::spend_ledger::usd;
         PayError::OverBudget {
             scope: exceeded.scope.to_owned(),
             limit: usd(exceeded.limit),
             spent: usd(exceeded.spent),
             requested: usd(exceeded.requested),
+        }
+    }
+}
+
+impl From<OfferRefusal> for PayError {
+    /// Over the per-request maximum is a budget refusal; every other rule makes the payment unpayable.
+    fn from(refusal: OfferRefusal) -> Self {
+        match refusal {
+            OfferRefusal::OverMaximum { price, max } => PayError::OverBudget {
+                scope: "per_request".into(),
+                limit: max,
+                spent: "$0".into(),
+                requested: price,
+            },
+            other => PayError::Unpayable { why: other.to_string() },
         }
     }
 }
@@ -257,11 +272,14 @@ impl X402Client {
         if status != StatusCode::PAYMENT_REQUIRED {
             return Ok((status, Vec::new()));
         }
+        Ok((status, self.offers_of(response).await?))
+    }
+
+    /// The offers of a 402 answer.
+    async fn offers_of(&self, response: reqwest::Response) -> Result<Vec<Offer>, PayError> {
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| PayError::Network(e.to_string()))?;
-        let offers =
-            offers::read(&headers, &body, &self.networks).map_err(|e| PayError::Unpayable { why: e.to_string() })?;
-        Ok((status, offers))
+        offers::read(&headers, &body, &self.networks).map_err(|e| PayError::Unpayable { why: e.to_string() })
     }
 
     /// Calls the URL; pays once when asked, within policy.
@@ -280,10 +298,7 @@ impl X402Client {
         }
         // Pay the URL that answered 402 (after any redirect), and only it.
         let asked = first.url().clone();
-        let headers = first.headers().clone();
-        let body = first.bytes().await.map_err(|e| PayError::Network(e.to_string()))?;
-        let offers =
-            offers::read(&headers, &body, &self.networks).map_err(|e| PayError::Unpayable { why: e.to_string() })?;
+        let offers = self.offers_of(first).await?;
         let offer = self.choose(&offers, request.max_price)?;
         gate.check(asked.as_str(), offer).await?;
         let host = asked.host_str().unwrap_or("").to_owned();
@@ -351,13 +366,8 @@ impl X402Client {
         if let Some(best) = best {
             return Ok(best);
         }
-        if let Some(OfferRefusal::OverMaximum { price, max }) = refusals.iter().find(|r| r.is_budget()) {
-            return Err(PayError::OverBudget {
-                scope: "per_request".into(),
-                limit: max.clone(),
-                spent: "$0".into(),
-                requested: price.clone(),
-            });
+        if let Some(index) = refusals.iter().position(OfferRefusal::is_budget) {
+            return Err(refusals.swap_remove(index).into());
         }
         let why = if refusals.is_empty() {
             "the 402 lists no offers".to_owned()

@@ -2,6 +2,8 @@
 //! paid, refused, upstream error…), settled volume in atomic units per network and asset, and latency
 //! histograms per route.
 
+use std::sync::Arc;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -10,13 +12,13 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
-    pub route: String,
+    pub route: Arc<str>,
     pub outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub route: String,
+    pub route: Arc<str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -58,17 +60,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn record(&self, route: &str, outcome: &'static str, seconds: f64) {
+    pub fn record(&self, route: &Arc<str>, outcome: &'static str, seconds: f64) {
         self.requests
             .get_or_create(&OutcomeLabels {
-                route: route.to_owned(),
+                route: route.clone(),
                 outcome,
             })
             .inc();
         self.latency
-            .get_or_create(&RouteLabels {
-                route: route.to_owned(),
-            })
+            .get_or_create(&RouteLabels { route: route.clone() })
             .observe(seconds);
     }
 

@@ -18,8 +18,9 @@ pub type PaymentKey = (Address, B256);
 pub enum Outcome {
     /// Settled on chain; the content was delivered once.
     Settled(SettleResponse),
-    /// Submitted, not yet final; a resend of the same payment settles (idempotently) and is then served.
-    Pending(SettleResponse),
+    /// Submitted but not final, or its fate unknown: a resend of the same payment settles (idempotently) and
+    /// is then served.
+    Pending,
 }
 
 #[derive(Clone)]

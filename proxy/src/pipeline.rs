@@ -132,7 +132,7 @@ struct Paid<'a> {
     route: &'a Route,
     pricing: &'a Pricing,
     head: Head,
-    upstream_url: url::Url,
+    upstream_url: String,
     client: SocketAddr,
 }
 
@@ -168,7 +168,7 @@ async fn paid(
     route: &Route,
     pricing: &Pricing,
     request: Request,
-    upstream_url: url::Url,
+    upstream_url: String,
     client: SocketAddr,
 ) -> (&'static str, Response) {
     let (parts, body) = request.into_parts();
@@ -220,7 +220,7 @@ async fn paid(
     let (outcome, response) = match state.payments.outcome(&key).await {
         Some(Outcome::Settled(settlement)) => ("replayed", paid.already_settled(&payment, &settlement)),
         // The buyer resends a payment whose settlement we could not confirm: settle (idempotent) first.
-        Some(Outcome::Pending(_)) => paid.settle_then_serve(body, &payment).await,
+        Some(Outcome::Pending) => paid.settle_then_serve(body, &payment).await,
         None => paid.first_use(body, &payment).await,
     };
     tracing::info!(outcome, "paid request");
@@ -317,7 +317,7 @@ impl Paid<'_> {
                     network: self.pricing.requirement.network.clone(),
                     amount: Some(self.pricing.requirement.amount),
                 };
-                self.state.payments.record(key, Outcome::Pending(unknown.clone())).await;
+                self.state.payments.record(key, Outcome::Pending).await;
                 return Err(self.settle_refusal(payment, &unknown));
             }
         };
@@ -336,10 +336,7 @@ impl Paid<'_> {
             return Ok(settlement);
         }
         if settlement.error_reason.as_deref() == Some(reason::SETTLEMENT_PENDING) {
-            self.state
-                .payments
-                .record(key, Outcome::Pending(settlement.clone()))
-                .await;
+            self.state.payments.record(key, Outcome::Pending).await;
         }
         Err(self.settle_refusal(payment, &settlement))
     }
@@ -438,7 +435,7 @@ fn preflight() -> Response {
 async fn forward_or_error(
     state: &ProxyState,
     request: Request,
-    url: url::Url,
+    url: String,
     client: SocketAddr,
     strip_authorization: bool,
 ) -> Response {

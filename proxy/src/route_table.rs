@@ -35,12 +35,13 @@ pub enum AccessWindow {
 
 #[derive(Debug, Clone)]
 pub struct Route {
-    /// Name for logs, metrics and tokens.
-    pub name: String,
+    /// Name for logs, metrics and tokens (shared, so a metric label costs no allocation).
+    pub name: Arc<str>,
     host: Option<String>,
     pattern: PathPattern,
     methods: Vec<Method>,
-    pub upstream: url::Url,
+    /// The upstream base up to its path, without a trailing slash (`http://api:8080/v1`).
+    pub upstream: String,
     rewrite: Option<String>,
     /// `None`: a free route, forwarded untouched.
     pub pricing: Option<Pricing>,
@@ -54,14 +55,15 @@ pub struct Matched<'a> {
     /// Position in the table (per-route limiters are kept by it).
     pub index: usize,
     pub route: &'a Route,
-    pub upstream_url: url::Url,
+    /// The absolute URL the request goes to.
+    pub upstream_url: String,
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     routes: Vec<Route>,
     /// For unmatched requests when they pass through.
-    pub unmatched_upstream: Option<url::Url>,
+    pub unmatched_upstream: Option<String>,
 }
 
 impl RouteTable {
@@ -73,7 +75,7 @@ impl RouteTable {
             routes.push(compile(config, networks, raw, &label)?);
         }
         let unmatched_upstream = match (&config.unmatched, &config.unmatched_upstream) {
-            (crate::config::Unmatched::Pass, Some(url)) => Some(check_http_url("unmatched_upstream", url)?),
+            (crate::config::Unmatched::Pass, Some(url)) => Some(base_of(&check_http_url("unmatched_upstream", url)?)),
             _ => None,
         };
         Ok(Arc::new(RouteTable {
@@ -97,13 +99,13 @@ impl RouteTable {
             let Some(captures) = route.pattern.matches(path) else {
                 continue;
             };
-            let upstream_path = match &route.rewrite {
-                Some(template) => captures.fill(template),
-                None => path.to_owned(),
+            let upstream_url = match &route.rewrite {
+                Some(template) => join(&route.upstream, &captures.fill(template), query),
+                None => join(&route.upstream, path, query),
             };
             return Some(Matched {
                 index,
-                upstream_url: join(&route.upstream, &upstream_path, query),
+                upstream_url,
                 route,
             });
         }
@@ -124,12 +126,20 @@ impl Route {
     }
 }
 
-/// The upstream base URL's path prefix, then the request path, then the query.
-pub fn join(base: &url::Url, path: &str, query: Option<&str>) -> url::Url {
-    let mut url = base.clone();
-    let prefix = base.path().trim_end_matches('/');
-    url.set_path(&format!("{prefix}{path}"));
-    url.set_query(query);
+/// An upstream URL as a base for [`join`]: scheme, authority and path, without a trailing slash.
+pub fn base_of(url: &url::Url) -> String {
+    url[..url::Position::AfterPath].trim_end_matches('/').to_owned()
+}
+
+/// The upstream base, then the request path, then the query: one allocation.
+pub fn join(base: &str, path: &str, query: Option<&str>) -> String {
+    let mut url = String::with_capacity(base.len() + path.len() + query.map_or(0, |q| q.len() + 1));
+    url.push_str(base);
+    url.push_str(path);
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
     url
 }
 
@@ -170,11 +180,11 @@ fn compile(config: &ProxyConfig, networks: &Networks, raw: &RouteConfig, label: 
         return Err(ConfigError::invalid(key("rate_limit_per_second"), "must be at least 1"));
     }
     Ok(Route {
-        name: raw.name.clone().unwrap_or_else(|| raw.path.clone()),
+        name: raw.name.as_deref().unwrap_or(&raw.path).into(),
         host: raw.host.clone(),
         pattern,
         methods,
-        upstream,
+        upstream: base_of(&upstream),
         rewrite: raw.rewrite.clone(),
         pricing,
         description: raw.description.clone().unwrap_or_default(),
@@ -308,7 +318,7 @@ mod tests {
         assert_eq!(pricing.requirement.network, "eip155:5042002");
         assert_eq!(pricing.requirement.asset, protocol::network::ARC_USDC);
         assert_eq!(pricing.requirement.extra, Some(Extra::eip712("USDC", "2")));
-        assert_eq!(m.upstream_url.as_str(), "http://127.0.0.1:9/api/weather/paris?u=c");
+        assert_eq!(m.upstream_url, "http://127.0.0.1:9/api/weather/paris?u=c");
         assert!(t.find(None, &Method::HEAD, "/weather/paris", None).is_some());
         assert!(t.find(None, &Method::POST, "/weather/paris", None).is_none());
         assert!(t.find(None, &Method::GET, "/weather", None).is_none());
@@ -324,11 +334,11 @@ mod tests {
         let a = t
             .find(Some("API.example.com:443"), &Method::GET, "/x/y/z", None)
             .unwrap();
-        assert_eq!(a.route.name, "a");
+        assert_eq!(&*a.route.name, "a");
         assert!(a.route.pricing.is_none());
-        assert_eq!(a.upstream_url.path(), "/v2/y/z");
+        assert_eq!(a.upstream_url, "http://u/v2/y/z");
         let b = t.find(Some("other"), &Method::GET, "/x/y", None).unwrap();
-        assert_eq!(b.route.name, "b");
+        assert_eq!(&*b.route.name, "b");
         assert_eq!(b.route.pricing.as_ref().unwrap().requirement.amount, U256::from(5));
     }
 

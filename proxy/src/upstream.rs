@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, 
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tower_http::timeout::TimeoutBody;
 
 /// Why the upstream gave no answer.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,7 @@ pub struct Upstream {
     plain: Client<HttpConnector, Body>,
     tls: reqwest::Client,
     timeout: Duration,
+    read_timeout: Duration,
     body_limit: usize,
 }
 
@@ -69,16 +71,17 @@ impl Upstream {
             plain,
             tls,
             timeout,
+            read_timeout,
             body_limit,
         })
     }
 
-    /// Sends `request` to `url`. `strip_authorization` drops an `Authorization` header that carried our
-    /// access token.
+    /// Sends `request` to the absolute URL `target`. `strip_authorization` drops an `Authorization` header that
+    /// carried our access token.
     pub async fn forward(
         &self,
         request: Request<Body>,
-        url: url::Url,
+        target: String,
         client: SocketAddr,
         strip_authorization: bool,
     ) -> Result<Response<Body>, UpstreamError> {
@@ -103,24 +106,21 @@ impl Upstream {
         } else {
             Body::empty()
         };
-        if url.scheme() == "http" {
-            self.forward_plain(parts.method, url, headers, body).await
+        if target.starts_with("http://") {
+            self.forward_plain(parts.method, target, headers, body).await
         } else {
-            self.forward_tls(parts.method, url, headers, body, has_body).await
+            self.forward_tls(parts.method, target, headers, body, has_body).await
         }
     }
 
     async fn forward_plain(
         &self,
         method: Method,
-        url: url::Url,
+        target: String,
         headers: HeaderMap,
         body: Body,
     ) -> Result<Response<Body>, UpstreamError> {
-        let uri: Uri = url
-            .as_str()
-            .parse()
-            .map_err(|e| UpstreamError::Unreachable(format!("upstream URL: {e}")))?;
+        let uri = Uri::try_from(target).map_err(|e| UpstreamError::Unreachable(format!("upstream URL: {e}")))?;
         let mut request = Request::new(body);
         *request.method_mut() = method;
         *request.uri_mut() = uri;
@@ -135,7 +135,9 @@ impl Upstream {
                     UpstreamError::Unreachable(e.to_string())
                 }
             })?;
-        let mut response = response.map(Body::new);
+        // The longest pause while the body streams, as reqwest's read timeout does on the TLS path.
+        let read_timeout = self.read_timeout;
+        let mut response = response.map(|incoming| Body::new(TimeoutBody::new(read_timeout, incoming)));
         strip_hop_by_hop(response.headers_mut());
         Ok(response)
     }
@@ -143,12 +145,12 @@ impl Upstream {
     async fn forward_tls(
         &self,
         method: Method,
-        url: url::Url,
+        target: String,
         headers: HeaderMap,
         body: Body,
         has_body: bool,
     ) -> Result<Response<Body>, UpstreamError> {
-        let mut builder = self.tls.request(method, url).headers(headers);
+        let mut builder = self.tls.request(method, target).headers(headers);
         if has_body {
             builder = builder.body(reqwest::Body::wrap_stream(body.into_data_stream()));
         }
