@@ -1,5 +1,6 @@
 //! Route path patterns: literal segments, `:name` for exactly one segment, and a final `*` for the rest
-//! (possibly empty). Matching allocates only for captures; rewrite templates use the same placeholders.
+//! (possibly empty). `/x` and `/x/` are one path: a pattern without `*` matches both, and captures never hold
+//! the trailing slash. Matching allocates only for captures; rewrite templates use the same placeholders.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -26,6 +27,8 @@ impl PathPattern {
             return Err(format!("`{pattern}` must start with /"));
         };
         let mut segments = Vec::new();
+        // `/x/` is `/x`: a trailing slash adds no segment.
+        let body = body.strip_suffix('/').unwrap_or(body);
         let parts: Vec<&str> = if body.is_empty() {
             Vec::new()
         } else {
@@ -50,13 +53,18 @@ impl PathPattern {
         Ok(PathPattern { segments })
     }
 
-    /// The captures when `path` (no query) matches. A trailing slash is a segment of its own: `/a/` matches
-    /// `/a/*` but not `/a`.
+    /// The captures when `path` (no query) matches. One trailing slash is ignored unless the pattern ends in
+    /// `*`: `/a/b` matches `/a/b/`, and `/w/:city` matches `/w/paris/` capturing `paris`; `/a/` matches `/a/*`
+    /// with an empty rest, and `/a/b/` gives `/a/*` the rest `b/`.
     pub fn matches(&self, path: &str) -> Option<Captures> {
         let body = path.strip_prefix('/')?;
         if self.segments.is_empty() {
             return body.is_empty().then(Captures::default);
         }
+        let body = match self.segments.last() {
+            Some(Segment::Rest) => body,
+            _ => body.strip_suffix('/').unwrap_or(body),
+        };
         let mut captures = Captures::default();
         let mut offset = 0;
         let mut parts = body.split('/');
@@ -129,7 +137,7 @@ mod tests {
         assert!(m("/a/b", "/a/b").is_some());
         assert!(m("/a/b", "/a/b/c").is_none());
         assert!(m("/a/b", "/a").is_none());
-        assert!(m("/a/b", "/a/b/").is_none());
+        assert!(m("/a/b", "/a/b/").is_some());
         assert!(m("/", "/").is_some());
         assert!(m("/", "/x").is_none());
         let c = m("/w/:city/:day", "/w/paris/mon").unwrap();
@@ -142,6 +150,26 @@ mod tests {
         assert!(m("/files/*", "/files/").is_some());
         assert!(m("/*", "/anything/at/all").is_some());
         assert!(m("/files/*", "/filesx").is_none());
+    }
+
+    #[test]
+    fn a_trailing_slash_is_the_same_path() {
+        assert!(m("/a/b", "/a/b/").is_some());
+        assert!(m("/a/b/", "/a/b").is_some());
+        assert!(m("/a/b/", "/a/b/").is_some());
+        assert!(m("/a/b", "/a/b//").is_none());
+        assert!(m("/a/b", "/a/b/c/").is_none());
+        assert!(m("/a/b", "/a/").is_none());
+        let c = m("/w/:city", "/w/paris/").unwrap();
+        assert_eq!(c.fill("/v1/:city"), "/v1/paris");
+        assert!(m("/w/:city", "/w//").is_none());
+        assert!(m("/w/:city/:day", "/w/paris/mon/").is_some());
+        assert!(m("/w/:city/:day", "/w/paris/").is_none());
+        // `/` is only `/`; after `*` the slash belongs to the rest.
+        assert!(m("/", "//").is_none());
+        assert_eq!(m("/files/*", "/files/").unwrap().fill("*"), "");
+        assert_eq!(m("/files/*", "/files/a/").unwrap().fill("*"), "a/");
+        assert_eq!(m("/files/*", "/files/a/b/").unwrap().fill("*"), "a/b/");
     }
 
     #[test]
