@@ -72,6 +72,19 @@ pub fn canonicalize(raw: &str, merge_slashes: bool) -> Result<String, AmbiguousP
     Ok(out)
 }
 
+/// One path segment (text between two `/`) in the form [`canonicalize`] gives it, with the same refusals (a
+/// `/` in it is an encoded slash). Route patterns compile their literal segments with it, so that a pattern
+/// written `/café` or `/p%61id` compares equal to the canonical request paths that mean it.
+pub fn canonical_segment(segment: &str) -> Result<String, AmbiguousPath> {
+    if segment.contains('/') {
+        return Err(AmbiguousPath::EncodedSlash);
+    }
+    let mut out = String::with_capacity(segment.len());
+    decode_segment(segment, &mut out)?;
+    check_dots(segment, &out)?;
+    Ok(out)
+}
+
 /// Refuses the dot segments that servers disagree on; `segment` is `part` after [`decode_segment`].
 fn check_dots(part: &str, segment: &str) -> Result<(), AmbiguousPath> {
     if (segment == "." || segment == "..") && part != segment {
@@ -394,6 +407,18 @@ mod tests {
                 assert_eq!(canonicalize(&once, merge).as_ref(), Ok(&once), "{path:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_segment_alone_reads_as_in_a_path() {
+        assert_eq!(canonical_segment("p%61id").as_deref(), Ok("paid"));
+        assert_eq!(canonical_segment("café").as_deref(), Ok("caf%C3%A9"));
+        assert_eq!(canonical_segment("caf%c3%a9").as_deref(), Ok("caf%C3%A9"));
+        assert_eq!(canonical_segment("..").as_deref(), Ok(".."));
+        assert_eq!(canonical_segment("%2e"), Err(EncodedDotSegment));
+        assert_eq!(canonical_segment("a/b"), Err(EncodedSlash));
+        assert_eq!(canonical_segment("a%2fb"), Err(EncodedSlash));
+        assert_eq!(canonical_segment("..;"), Err(DotSemicolonSegment));
     }
 
     fn headers(hosts: &[&str]) -> HeaderMap {

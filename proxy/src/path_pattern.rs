@@ -1,6 +1,10 @@
 //! Route path patterns: literal segments, `:name` for exactly one segment, and a final `*` for the rest
 //! (possibly empty). `/x` and `/x/` are one path: a pattern without `*` matches both, and captures never hold
-//! the trailing slash. Matching allocates only for captures; rewrite templates use the same placeholders.
+//! the trailing slash. Literal segments are kept in canonical form ([`canonical_segment`]), the form request
+//! paths are matched in, so `/café` and `/p%61id` are written either way. Matching allocates only for captures;
+//! rewrite templates use the same placeholders.
+
+use crate::canonical_path::canonical_segment;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -46,7 +50,13 @@ impl PathPattern {
                 }
                 Segment::Param(name.to_owned())
             } else {
-                Segment::Literal((*part).to_owned())
+                let literal = canonical_segment(part).map_err(|e| format!("`{pattern}`: `{part}`: {e}"))?;
+                if literal == "." || literal == ".." {
+                    return Err(format!(
+                        "`{pattern}`: a `{literal}` segment never matches a request path"
+                    ));
+                }
+                Segment::Literal(literal)
             };
             segments.push(segment);
         }
@@ -170,6 +180,19 @@ mod tests {
         assert_eq!(m("/files/*", "/files/").unwrap().fill("*"), "");
         assert_eq!(m("/files/*", "/files/a/").unwrap().fill("*"), "a/");
         assert_eq!(m("/files/*", "/files/a/b/").unwrap().fill("*"), "a/b/");
+    }
+
+    #[test]
+    fn literals_compare_in_canonical_form() {
+        assert!(m("/café", "/caf%C3%A9").is_some());
+        assert!(m("/caf%c3%a9", "/caf%C3%A9").is_some());
+        assert!(m("/p%61id", "/paid").is_some());
+        assert!(m("/a:b/c;d", "/a:b/c;d").is_some());
+        for bad in [
+            "/a%2Fb", "/a\\b", "/%2e%2e", "/a/..;", "/a%zz", "/a/../b", "/./a", "/a%00",
+        ] {
+            assert!(PathPattern::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
