@@ -255,7 +255,7 @@ async fn lossy_relay(target: String) -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 #[tokio::test]
-async fn a_paid_retry_whose_answer_is_lost_resends_the_same_payment_and_is_charged_once() {
+async fn a_paid_retry_whose_answer_is_lost_resends_the_same_payment_gets_the_content_and_is_charged_once() {
     let dev = Dev::start().await;
     let (buyer, seller, price) = (dev.address("buyer"), dev.address("seller"), dev.price());
     let (buyer_before, seller_before) = (dev.balance(buyer).await, dev.balance(seller).await);
@@ -268,11 +268,15 @@ async fn a_paid_retry_whose_answer_is_lost_resends_the_same_payment_and_is_charg
     assert_eq!(seen[0], seen[1], "the resend carries the same signed payment");
     assert_eq!(dev.balance(seller).await, seller_before + price, "charged once");
     assert_eq!(dev.balance(buyer).await, buyer_before - price);
-    // The seller had already delivered the one answer the payment bought; the buyer learns the transaction.
-    assert_eq!(code, agents::pay_command::exit::REFUSED, "{stdout}\n{stderr}");
+    // The proxy kept the one answer the payment bought and sends it again to the resend.
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
     let document: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(document["reason"], "payment_already_settled");
-    assert!(document["transaction"].as_str().unwrap().starts_with("0x"));
+    assert_eq!(document["status"], 200, "{document}");
+    assert!(
+        document["receipt"]["transaction"].as_str().unwrap().starts_with("0x"),
+        "{document}"
+    );
+    assert_eq!(document["body"]["city"], "paris", "{document}");
     let rows = spend_rows(&ledger).await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].state, "settled");

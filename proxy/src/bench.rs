@@ -109,9 +109,10 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
     let state = devnet.state();
     let seller = state.accounts.get(2).map(|a| a.address).unwrap_or_default();
     let text = format!(
-        "[facilitator]\nembedded = true\n[defaults]\nnetwork = \"{}\"\npay_to = \"{seller}\"\nmax_timeout_seconds = 300\n\
+        "state_database = \"{}\"\n[facilitator]\nembedded = true\n[defaults]\nnetwork = \"{}\"\npay_to = \"{seller}\"\nmax_timeout_seconds = 300\n\
          [[route]]\npath = \"/free\"\nupstream = \"{upstream_url}\"\nfree = true\n\
          [[route]]\npath = \"/paid\"\nupstream = \"{upstream_url}\"\nprice = \"$0.001\"\n",
+        dir.join("proxy-state.db").display(),
         state.network
     );
     let proxy_config = ProxyConfig::from_toml(&text, |_| None).map_err(setup)?;

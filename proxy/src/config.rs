@@ -61,10 +61,17 @@ pub struct ProxyConfig {
     /// HMAC key for access tokens (routes with `access`). At least 32 bytes.
     #[serde(default)]
     pub access_token_secret: Option<String>,
-    /// Where call-window counts are kept (`sqlite://…` or `postgres://…`), so they survive restarts; in
-    /// memory when absent.
+    /// The proxy's state database: every payment's lifecycle and stored answers, and call-window counts.
+    /// A `sqlite://…` or `postgres://…` URL (PostgreSQL for replicas sharing payments), a file path, or
+    /// `":memory:"` (nothing survives a restart). Absent: `proxy-state.db` under the user's state directory.
     #[serde(default)]
     pub state_database: Option<String>,
+    /// Paid answers up to this size are stored and sent again, unchanged, to a resend of their payment.
+    #[serde(default = "default_replay_body_limit")]
+    pub replay_body_limit: usize,
+    /// Collapse repeated slashes in request paths before matching (`//a` is `/a`).
+    #[serde(default = "default_true")]
+    pub merge_slashes: bool,
     #[serde(default)]
     pub limits: LimitsConfig,
     #[serde(default, rename = "route")]
@@ -201,6 +208,14 @@ fn default_admin_listen() -> SocketAddr {
 
 fn default_body_limit() -> usize {
     10 * 1024 * 1024
+}
+
+fn default_replay_body_limit() -> usize {
+    1024 * 1024
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_upstream_timeout_ms() -> u64 {

@@ -147,7 +147,7 @@ pub async fn run(options: DevOptions, shutdown: impl std::future::Future<Output 
     let proxy_url = url_of(&proxy_listener)?;
     let admin_url = url_of(&admin_listener)?;
     let text = format!(
-        "[facilitator]\nurl = \"{facilitator_url}\"\n\
+        "state_database = \"{state_db}\"\n[facilitator]\nurl = \"{facilitator_url}\"\n\
          [defaults]\nnetwork = \"{network}\"\npay_to = \"{seller}\"\nmax_timeout_seconds = 120\n\
          [[route]]\nname = \"weather\"\npath = \"/weather/:city\"\nupstream = \"{api_url}\"\nprice = {WEATHER_PRICE}\n\
          description = \"Current weather for a city (demo)\"\n\
@@ -156,6 +156,7 @@ pub async fn run(options: DevOptions, shutdown: impl std::future::Future<Output 
          [[route]]\nname = \"status\"\npath = \"/status\"\nupstream = \"{api_url}\"\nfree = true\n",
         network = chain.network,
         seller = seller.address,
+        state_db = work.join("proxy-state.db").display(),
     );
     let proxy_config = ProxyConfig::from_toml(&text, |_| None)?;
     let proxy = Proxy::build(

@@ -1,7 +1,9 @@
-//! The paywall reverse proxy: routes with prices in front of any HTTP API. Unpaid requests to a priced route get
-//! an x402 `402` offer (JSON for programs, an HTML paywall for browsers); paid ones are matched to the route,
-//! verified with the facilitator (remote or embedded), forwarded upstream, and settled only when the upstream
-//! succeeded — content is never served unpaid. Access windows, rate limits, metrics and route reload on SIGHUP.
+//! The paywall reverse proxy: routes with prices in front of any HTTP API. Request paths are canonicalised before
+//! they are priced, and the upstream receives exactly the path that was priced. Unpaid requests to a priced route
+//! get an x402 `402` offer (JSON for programs, an HTML paywall for browsers); a paid one runs a durable lifecycle
+//! shared by replicas — verified with the facilitator (remote or embedded), forwarded upstream once, settled only
+//! when the upstream succeeded, its answer kept and re-delivered to a resend — so content is never served unpaid
+//! and a payment never buys nothing. Access windows, rate limits, metrics and route reload on SIGHUP.
 
 pub mod access_token;
 pub mod bench;
@@ -14,9 +16,10 @@ pub mod error_response;
 pub mod facilitator_link;
 pub mod metrics;
 pub mod offer;
+pub mod paid_request;
 pub mod path_pattern;
 pub mod payment_header;
-pub mod payment_state;
+pub mod payment_store;
 pub mod paywall_page;
 pub mod pipeline;
 pub mod rate_limits;

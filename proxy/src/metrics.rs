@@ -1,12 +1,13 @@
 //! Prometheus metrics of the proxy, served on the admin listener: requests by route and outcome (free, 402,
-//! paid, refused, upstream error…), settled volume in atomic units per network and asset, and latency
-//! histograms per route.
+//! paid, refused, upstream error…), settled volume in atomic units per network and asset, latency
+//! histograms per route, and how many payments are paid but undelivered.
 
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -33,6 +34,8 @@ pub struct Metrics {
     pub latency: Family<RouteLabels, Histogram>,
     /// Atomic units; a u64 counter holds 18 trillion USDC.
     pub settled_volume: Family<VolumeLabels, Counter>,
+    /// Payments that settled and whose content was never delivered (the seller owes a refund or a resend).
+    pub paid_undelivered: Gauge,
 }
 
 impl Default for Metrics {
@@ -50,11 +53,18 @@ impl Default for Metrics {
             "Settled payment volume in the asset's atomic units",
             settled_volume.clone(),
         );
+        let paid_undelivered = Gauge::default();
+        registry.register(
+            "payments_paid_undelivered",
+            "Payments settled whose answer was never delivered (listed at /payments?state=paid_undelivered)",
+            paid_undelivered.clone(),
+        );
         Metrics {
             registry,
             requests,
             latency,
             settled_volume,
+            paid_undelivered,
         }
     }
 }

@@ -126,7 +126,9 @@ pub fn respond_402(
         .header(header::CACHE_CONTROL, "no-store")
         .header(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")
         .header(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE_HEADERS);
-    if let Some(settlement) = refusal.settlement {
+    // A 402 never carries a successful receipt (a client would report it as paid): a settled payment's
+    // transaction goes in the JSON body only.
+    if let Some(settlement) = refusal.settlement.filter(|s| !s.success) {
         let name = if refusal.v1 {
             codec::X_PAYMENT_RESPONSE
         } else {

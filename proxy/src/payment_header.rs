@@ -18,6 +18,8 @@ pub struct RoutePayment {
     pub request: VerifyRequest,
     pub payer: Address,
     pub nonce: B256,
+    /// The authorization's `validBefore` (unix seconds, saturated): until then the buyer may resend it.
+    pub valid_before: u64,
     /// Paid with the v1 header: answer in `X-PAYMENT-RESPONSE`.
     pub v1: bool,
 }
@@ -79,7 +81,7 @@ pub fn read(
             mismatch("amount", accepted.amount == want.amount, &accepted.amount, &want.amount)?;
             mismatch("asset", accepted.asset == want.asset, &accepted.asset, &want.asset)?;
             mismatch("payTo", accepted.pay_to == want.pay_to, &accepted.pay_to, &want.pay_to)?;
-            let (payer, nonce) = authorization(&payment.payload, pricing)?;
+            let (payer, nonce, valid_before) = authorization(&payment.payload, pricing)?;
             Ok(RoutePayment {
                 request: VerifyRequest::V2(v2::VerifyRequest {
                     x402_version: protocol::version::Version,
@@ -88,6 +90,7 @@ pub fn read(
                 }),
                 payer,
                 nonce,
+                valid_before,
                 v1: false,
             })
         }
@@ -101,7 +104,7 @@ pub fn read(
                 &payment.network,
                 &pricing.v1_network,
             )?;
-            let (payer, nonce) = authorization(&payment.payload, pricing)?;
+            let (payer, nonce, valid_before) = authorization(&payment.payload, pricing)?;
             Ok(RoutePayment {
                 request: VerifyRequest::V1(v1::VerifyRequest {
                     x402_version: protocol::version::Version,
@@ -110,6 +113,7 @@ pub fn read(
                 }),
                 payer,
                 nonce,
+                valid_before,
                 v1: true,
             })
         }
@@ -132,7 +136,10 @@ fn mismatch(
 }
 
 /// The signed authorization must pay this route's amount to its payTo.
-fn authorization(payload: &protocol::SchemePayload, pricing: &Pricing) -> Result<(Address, B256), PaymentHeaderError> {
+fn authorization(
+    payload: &protocol::SchemePayload,
+    pricing: &Pricing,
+) -> Result<(Address, B256, u64), PaymentHeaderError> {
     let Some(ExactEvmPayload { authorization, .. }) = payload.exact_evm() else {
         return Err(PaymentHeaderError::Mismatch(
             "the payload is not an EIP-3009 authorization".into(),
@@ -151,5 +158,6 @@ fn authorization(payload: &protocol::SchemePayload, pricing: &Pricing) -> Result
         &authorization.value,
         &want.amount,
     )?;
-    Ok((authorization.from, authorization.nonce))
+    let valid_before = u64::try_from(authorization.valid_before).unwrap_or(u64::MAX);
+    Ok((authorization.from, authorization.nonce, valid_before))
 }

@@ -1,6 +1,6 @@
 //! Assembling and running the proxy: the facilitator link (remote, or the engine in-process with its
 //! reconciler), the upstream client, the route table, limits, tokens and metrics; the public listener and the
-//! admin listener (`/metrics`, `/health`); route reload on SIGHUP (the new table replaces the old at once, an
+//! admin listener (`/metrics`, `/health`, `/payments?state=…`); pruning of expired payment records; route reload on SIGHUP (the new table replaces the old at once, an
 //! invalid file is refused and the old routes stay); graceful shutdown.
 
 use std::net::SocketAddr;
@@ -22,7 +22,7 @@ use crate::call_counter::CallCounter;
 use crate::config::{ConfigError, ProxyConfig};
 use crate::facilitator_link::{FacilitatorLink, LinkError};
 use crate::metrics::Metrics;
-use crate::payment_state::PaymentState;
+use crate::payment_store::{PaymentStore, Stage, StoreError};
 use crate::rate_limits::{RateLimits, RouteLimits};
 use crate::route_table::RouteTable;
 use crate::upstream::{Upstream, UpstreamError};
@@ -39,6 +39,8 @@ pub enum ProxyError {
     Link(#[from] LinkError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("the HTTP server failed: {0}")]
@@ -56,7 +58,13 @@ pub struct ProxyState {
     routes: RwLock<Arc<LoadedRoutes>>,
     pub facilitator: FacilitatorLink,
     pub upstream: Upstream,
-    pub payments: PaymentState,
+    /// Every payment's lifecycle, shared with replicas on the same database.
+    pub store: PaymentStore,
+    /// How long a request may own a payment before a copy may take it over: the upstream's time plus
+    /// the facilitator's for verify and settle.
+    pub lease: Duration,
+    pub replay_body_limit: usize,
+    pub merge_slashes: bool,
     pub tokens: Option<AccessTokens>,
     pub limits: RateLimits,
     pub metrics: Arc<Metrics>,
@@ -133,6 +141,19 @@ impl Proxy {
             (link, None)
         };
         let table = RouteTable::build(&config, &networks)?;
+        let store_url = crate::payment_store::database_url(config.state_database.as_deref())?;
+        let store = PaymentStore::open(&store_url).await.map_err(|e| {
+            ConfigError::invalid(
+                "state_database",
+                format!("{}: {e}", facilitator::config::redact_url(&store_url)),
+            )
+        })?;
+        let lease = Duration::from_millis(
+            config
+                .upstream_timeout_ms
+                .saturating_add(config.upstream_read_timeout_ms.min(config.upstream_timeout_ms))
+                .saturating_add(config.facilitator.timeout_ms.saturating_mul(2)),
+        ) + Duration::from_secs(2);
         let state = ProxyState {
             routes: RwLock::new(Arc::new(LoadedRoutes {
                 limits: RouteLimits::for_table(&table),
@@ -144,20 +165,14 @@ impl Proxy {
                 Duration::from_millis(config.upstream_read_timeout_ms),
                 config.body_limit_bytes,
             )?,
-            payments: PaymentState::default(),
-            tokens: match (&config.access_token_secret, &config.state_database) {
-                (Some(secret), Some(url)) => Some(AccessTokens::with_counter(
-                    secret.as_bytes(),
-                    CallCounter::database(url).await.map_err(|e| {
-                        ConfigError::invalid(
-                            "state_database",
-                            format!("{}: {e}", facilitator::config::redact_url(url)),
-                        )
-                    })?,
-                )),
-                (Some(secret), None) => Some(AccessTokens::new(secret.as_bytes())),
-                (None, _) => None,
-            },
+            tokens: config
+                .access_token_secret
+                .as_ref()
+                .map(|secret| AccessTokens::with_counter(secret.as_bytes(), CallCounter::Database(store.pool().clone()))),
+            store,
+            lease,
+            replay_body_limit: config.replay_body_limit,
+            merge_slashes: config.merge_slashes,
             limits: RateLimits::new(config.limits.per_ip_per_second, config.limits.per_payer_per_second),
             metrics: Arc::new(Metrics::default()),
             body_limit: config.body_limit_bytes,
@@ -178,11 +193,12 @@ impl Proxy {
             .with_state(self.state.clone())
     }
 
-    /// The admin router: `/metrics` and `/health`.
+    /// The admin router: `/metrics`, `/health` and `/payments`.
     pub fn admin_router(&self) -> Router {
         Router::new()
             .route("/metrics", get(metrics))
             .route("/health", get(health))
+            .route("/payments", get(payments))
             .with_state(self.state.clone())
     }
 
@@ -227,6 +243,7 @@ impl Proxy {
             background.push(settler.spawn_reconciler(Duration::from_secs(2)));
         }
         self.check_supported().await;
+        background.push(spawn_pruning(self.state.store.clone()));
         let admin_app = self.admin_router();
         background.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(admin, admin_app).await {
@@ -246,6 +263,7 @@ impl Proxy {
             let _ = settler.reconcile_once(Duration::from_millis(500)).await;
             settler.verifier().ledger().close().await;
         }
+        self.state.store.close().await;
         served.map_err(ProxyError::Serve)
     }
 
@@ -309,7 +327,83 @@ fn spawn_reload_on_hangup(_proxy: Arc<Proxy>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async {})
 }
 
+/// Deletes expired payment records once a minute.
+fn spawn_pruning(store: PaymentStore) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every.tick().await;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            match store.prune(now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(pruned = n, "expired payment records pruned"),
+                Err(e) => tracing::warn!(error = %e, "cannot prune payment records"),
+            }
+        }
+    })
+}
+
+#[derive(serde::Deserialize)]
+struct PaymentsQuery {
+    state: String,
+    #[serde(default = "default_listing_limit")]
+    limit: u32,
+}
+
+fn default_listing_limit() -> u32 {
+    100
+}
+
+/// `GET /payments?state=paid_undelivered[&limit=N]`: the payments in that stage, newest first.
+async fn payments(
+    State(state): State<Arc<ProxyState>>,
+    query: Result<axum::extract::Query<PaymentsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    use crate::error_response::json_error;
+    use axum::http::StatusCode;
+    let Ok(axum::extract::Query(query)) = query else {
+        return json_error(StatusCode::BAD_REQUEST, "bad_query", "use ?state=<stage>[&limit=N]");
+    };
+    let Some(stage) = Stage::parse(&query.state) else {
+        let stages: Vec<&str> = Stage::ALL.iter().map(|s| s.as_str()).collect();
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            format!("state must be one of {}", stages.join(", ")),
+        );
+    };
+    match state.store.list(stage, query.limit.min(10_000)).await {
+        Ok(records) => {
+            let payments: Vec<serde_json::Value> = records
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "state": r.stage.as_str(),
+                        "route": r.route,
+                        "network": r.network,
+                        "payer": r.payer,
+                        "amount": r.amount,
+                        "transaction": r.settlement.as_ref().map(|s| s.transaction.clone()),
+                        "updatedAt": r.updated_at,
+                    })
+                })
+                .collect();
+            axum::Json(serde_json::json!({"state": stage.as_str(), "payments": payments})).into_response()
+        }
+        Err(e) => json_error(StatusCode::SERVICE_UNAVAILABLE, "state_unavailable", e),
+    }
+}
+
 async fn metrics(State(state): State<Arc<ProxyState>>) -> Response {
+    match state.store.count(Stage::PaidUndelivered).await {
+        Ok(n) => {
+            state.metrics.paid_undelivered.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot count paid, undelivered payments"),
+    }
     (
         [(
             header::CONTENT_TYPE,

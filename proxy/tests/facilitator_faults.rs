@@ -95,8 +95,8 @@ async fn garbage_slow_or_pending_settlements_discard_the_upstream_answer() {
 
 #[tokio::test]
 async fn a_pending_payment_resent_after_it_settles_is_delivered_once() {
-    // Pending the first time; the resend settles (idempotently, no second verify) and is served; a third
-    // send is refused as already settled.
+    // Pending the first time; the resend settles (idempotently, no second verify) and gets the answer kept
+    // from the one upstream run; a third send gets the same answer again, with no settle call.
     let (url, scripted) = start_scripted(Misbehaviour::PendingOnce).await;
     let h = Harness::start(ROUTES, Link::Url(url)).await;
     let offer = h.offer("/data").await;
@@ -113,9 +113,10 @@ async fn a_pending_payment_resent_after_it_settles_is_delivered_once() {
     assert_eq!(scripted.verify_calls.load(Ordering::SeqCst), 1);
     assert_eq!(scripted.settle_calls.load(Ordering::SeqCst), 2);
 
-    let (status, _, body) = body_of(h.get_paid("/data", &payment).await).await;
-    assert_eq!(status, 402);
-    assert!(body.contains("payment_already_settled"), "{body}");
+    let (status, again, body_again) = body_of(h.get_paid("/data", &payment).await).await;
+    assert_eq!(status, 200);
+    assert_eq!(body_again, body, "the same answer");
+    assert!(again.unwrap().success);
     assert_eq!(scripted.settle_calls.load(Ordering::SeqCst), 2);
-    assert_eq!(h.upstream.calls("/data"), 2, "one discarded answer, one delivered");
+    assert_eq!(h.upstream.calls("/data"), 1, "one upstream run, kept and delivered");
 }

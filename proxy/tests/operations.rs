@@ -159,7 +159,10 @@ async fn the_embedded_facilitator_settles_and_metrics_count_it() {
     let settled = receipt(response.headers()).unwrap();
     assert!(settled.success);
     assert_eq!(h.balance(h.seller).await, seller_before + U256::from(CENT));
-    assert_eq!(h.get_paid("/data", &payment).await.status(), 402);
+    let resent = h.get_paid("/data", &payment).await;
+    assert_eq!(resent.status(), 200, "the stored answer again");
+    assert_eq!(receipt(resent.headers()).unwrap(), settled);
+    assert_eq!(h.balance(h.seller).await, seller_before + U256::from(CENT));
 
     let health: Value = h
         .http

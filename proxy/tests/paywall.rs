@@ -169,7 +169,7 @@ async fn unpaid_requests_get_an_offer_in_the_header_and_a_v1_body() {
 }
 
 #[tokio::test]
-async fn a_paid_request_is_served_settled_on_chain_and_never_served_again() {
+async fn a_paid_request_is_served_settled_on_chain_and_its_resend_gets_the_same_answer() {
     let h = Harness::start(ROUTES, Link::Real).await;
     let (buyer_before, seller_before) = (h.balance(h.buyer.address()).await, h.balance(h.seller).await);
     let offer = h.offer("/data").await;
@@ -197,14 +197,12 @@ async fn a_paid_request_is_served_settled_on_chain_and_never_served_again() {
             .starts_with("127.0.0.1:")
     );
 
-    // The same payment again: refused, naming the transaction; the upstream is not called.
+    // The same payment again: the same stored answer (body and receipt), no upstream call, no settlement.
     let again = h.get_paid("/data", &payment).await;
-    assert_eq!(again.status(), 402);
-    let replay = receipt(again.headers()).expect("the earlier settlement");
-    assert_eq!(replay.transaction_hash(), Some(tx));
-    let body = json(again).await;
-    assert_eq!(body["reason"], "payment_already_settled");
-    assert!(body["error"].as_str().unwrap().contains(&format!("{tx:#x}")), "{body}");
+    assert_eq!(again.status(), 200);
+    let replay = receipt(again.headers()).expect("the same receipt");
+    assert_eq!(replay, settled);
+    assert_eq!(json(again).await["data"], "the paid content");
     assert_eq!(h.upstream.calls("/data"), 1);
     assert_eq!(h.balance(h.seller).await, seller_before + U256::from(CENT));
 
@@ -275,13 +273,17 @@ async fn eight_concurrent_copies_of_one_payment_run_the_upstream_once() {
     let copies = (0..8).map(|_| h.get_paid("/data", &payment));
     let answers = futures_util::future::join_all(copies).await;
     let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 402).count(), 7, "{statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 200), "every copy gets the paid answer: {statuses:?}");
     let hashes: std::collections::HashSet<_> = answers
         .iter()
         .map(|r| receipt(r.headers()).unwrap().transaction)
         .collect();
     assert_eq!(hashes.len(), 1, "every copy names the one transaction");
+    let mut bodies = std::collections::HashSet::new();
+    for answer in answers {
+        bodies.insert(answer.bytes().await.unwrap());
+    }
+    assert_eq!(bodies.len(), 1, "every copy gets the same body");
     assert_eq!(h.upstream.calls("/data"), 1);
     assert_eq!(h.balance(h.seller).await, seller_before + U256::from(CENT));
 }
@@ -373,7 +375,7 @@ async fn payments_for_other_terms_are_refused_before_the_facilitator() {
 }
 
 #[tokio::test]
-async fn a_paid_head_is_forwarded_but_not_settled() {
+async fn a_paid_head_is_answered_like_an_unpaid_one() {
     let h = Harness::start(ROUTES, Link::Real).await;
     let seller_before = h.balance(h.seller).await;
     let offer = h.offer("/data").await;
@@ -385,9 +387,10 @@ async fn a_paid_head_is_forwarded_but_not_settled() {
         .send()
         .await
         .unwrap();
-    assert_eq!(head.status(), 200);
+    assert_eq!(head.status(), 402, "a HEAD buys nothing");
+    assert!(head.headers().contains_key(codec::PAYMENT_REQUIRED));
     assert!(receipt(head.headers()).is_none());
-    assert_eq!(h.upstream.last("/data").unwrap().method, "HEAD");
+    assert_eq!(h.upstream.calls("/data"), 0, "no upstream call");
     assert_eq!(h.balance(h.seller).await, seller_before);
     // The payment is still good for the GET.
     let get = h.get_paid("/data", &payment).await;
@@ -457,9 +460,42 @@ async fn a_settle_before_route_is_paid_even_when_the_upstream_then_fails() {
     let h = Harness::start(ROUTES, Link::Real).await;
     let seller_before = h.balance(h.seller).await;
     let offer = h.offer("/before-fail").await;
-    let response = h.get_paid("/before-fail", &h.pay(&offer).await).await;
+    let payment = h.pay(&offer).await;
+    let response = h.get_paid("/before-fail", &payment).await;
     assert_eq!(response.status(), 500, "the upstream's answer");
-    assert!(receipt(response.headers()).unwrap().success);
+    let paid = receipt(response.headers()).unwrap();
+    assert!(paid.success);
     assert_eq!(h.upstream.calls("/fail"), 1);
+    assert_eq!(h.balance(h.seller).await, seller_before + U256::from(2 * CENT));
+    // Paid and undelivered: listed for the seller and counted in the metrics.
+    let listed: Value = h
+        .http
+        .get(format!("{}/payments?state=paid_undelivered", h.admin_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["payments"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["payments"][0]["transaction"], paid.transaction, "{listed}");
+    assert_eq!(listed["payments"][0]["route"], "before", "{listed}");
+    let metrics = h
+        .http
+        .get(format!("{}/metrics", h.admin_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("proxy_payments_paid_undelivered 1"), "{metrics}");
+    let bad = h.http.get(format!("{}/payments?state=nope", h.admin_url)).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    // A resend within validity runs the upstream again and settles nothing more.
+    let again = h.get_paid("/before-fail", &payment).await;
+    assert_eq!(again.status(), 500);
+    assert_eq!(receipt(again.headers()).unwrap().transaction, paid.transaction);
+    assert_eq!(h.upstream.calls("/fail"), 2);
     assert_eq!(h.balance(h.seller).await, seller_before + U256::from(2 * CENT));
 }

@@ -66,6 +66,10 @@ pub struct UpstreamLog {
     pub seen: Arc<Mutex<Vec<Seen>>>,
     /// Releases the second half of `/stream`.
     pub release: Arc<Notify>,
+    /// `/hold` has been reached.
+    pub held: Arc<Notify>,
+    /// Lets `/hold` answer.
+    pub unhold: Arc<Notify>,
 }
 
 impl UpstreamLog {
@@ -97,6 +101,12 @@ async fn record(State(log): State<UpstreamLog>, request: Request) -> Response {
         )
             .into_response(),
         "/echo" => (StatusCode::OK, body).into_response(),
+        "/hold" => {
+            log.held.notify_one();
+            log.unhold.notified().await;
+            axum::Json(json!({"data": "the held content", "call": log.calls("/hold")})).into_response()
+        }
+        "/large" => (StatusCode::OK, vec![b'x'; 4096]).into_response(),
         "/slow" => {
             tokio::time::sleep(Duration::from_secs(5)).await;
             "late".into_response()
@@ -295,8 +305,14 @@ impl Harness {
                 None,
             ),
         };
+        // Each harness keeps its payments in its own state file unless the test names one.
+        let state = if top.contains("state_database") {
+            String::new()
+        } else {
+            format!("state_database = \"{}\"", dir.join("proxy-state.db").display())
+        };
         let text = format!(
-            "{top}\n{}",
+            "{top}\n{state}\n{}",
             proxy_toml(&devnet, seller, &upstream_url, &link_toml, routes)
         );
         let config_path = dir.join("proxy.toml");
