@@ -130,12 +130,27 @@ pub struct LimitsConfig {
     pub per_payer_per_second: u32,
 }
 
-/// `"$0.01"`, `"0.01"`, `"10000"` (atomic) or `10000`.
+/// A price as an amount of the asset (dollars for USDC): `"$0.01"`, `"0.01"`, `"5"`, `5` or `0.5` — never
+/// atomic units (those are `price_atomic`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum PriceConfig {
     Text(String),
-    Atomic(u64),
+    Integer(i64),
+    Float(f64),
+}
+
+impl PriceConfig {
+    /// The amount as decimal text for [`protocol::money::parse_units`] (`5` → `"5"`, `0.5` → `"0.5"`).
+    pub fn units_text(&self) -> Result<String, String> {
+        match self {
+            PriceConfig::Text(text) => Ok(text.clone()),
+            PriceConfig::Integer(n) => Ok(n.to_string()),
+            // `Display` for f64 prints the shortest decimal that reads back the same, never an exponent.
+            PriceConfig::Float(x) if x.is_finite() => Ok(x.to_string()),
+            PriceConfig::Float(x) => Err(format!("`{x}` is not an amount")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -166,8 +181,12 @@ pub struct RouteConfig {
     /// Path sent upstream, with `:param` and `*` filled from the match.
     #[serde(default)]
     pub rewrite: Option<String>,
+    /// An amount of the asset (`"$0.01"`, `"0.01"`, `5` = five dollars of USDC).
     #[serde(default)]
     pub price: Option<PriceConfig>,
+    /// The price in the asset's atomic units (`10000` = $0.01 of USDC), instead of `price`.
+    #[serde(default)]
+    pub price_atomic: Option<u64>,
     #[serde(default)]
     pub free: bool,
     #[serde(default)]
@@ -328,5 +347,22 @@ mod tests {
         .unwrap();
         assert_eq!(config.facilitator.api_key.as_deref(), Some("k"));
         assert_eq!(config.access_token_secret.map(|s| s.len()), Some(40));
+    }
+
+    #[test]
+    fn prices_are_amounts_of_the_asset_in_every_spelling() {
+        let route = |price: &str| {
+            let text =
+                format!("[facilitator]\nembedded = true\n[[route]]\npath = \"/\"\nupstream = \"http://u\"\n{price}\n");
+            parse(&text).unwrap().routes.remove(0)
+        };
+        let text_of = |price: &str| route(price).price.unwrap().units_text().unwrap();
+        assert_eq!(text_of("price = \"$0.01\""), "$0.01");
+        assert_eq!(text_of("price = 5"), "5");
+        assert_eq!(text_of("price = 0.5"), "0.5");
+        assert_eq!(text_of("price = 0.01"), "0.01");
+        assert_eq!(text_of("price = 0.0000001"), "0.0000001");
+        assert_eq!(route("price_atomic = 10000").price_atomic, Some(10_000));
+        assert!(PriceConfig::Float(f64::NAN).units_text().is_err());
     }
 }

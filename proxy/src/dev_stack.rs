@@ -149,9 +149,9 @@ pub async fn run(options: DevOptions, shutdown: impl std::future::Future<Output 
     let text = format!(
         "[facilitator]\nurl = \"{facilitator_url}\"\n\
          [defaults]\nnetwork = \"{network}\"\npay_to = \"{seller}\"\nmax_timeout_seconds = 120\n\
-         [[route]]\nname = \"weather\"\npath = \"/weather/:city\"\nupstream = \"{api_url}\"\nprice = {WEATHER_PRICE}\n\
+         [[route]]\nname = \"weather\"\npath = \"/weather/:city\"\nupstream = \"{api_url}\"\nprice_atomic = {WEATHER_PRICE}\n\
          description = \"Current weather for a city (demo)\"\n\
-         [[route]]\nname = \"report\"\npath = \"/report\"\nupstream = \"{api_url}\"\nprice = {REPORT_PRICE}\n\
+         [[route]]\nname = \"report\"\npath = \"/report\"\nupstream = \"{api_url}\"\nprice_atomic = {REPORT_PRICE}\n\
          description = \"A weekly report (demo)\"\n\
          [[route]]\nname = \"status\"\npath = \"/status\"\nupstream = \"{api_url}\"\nfree = true\n",
         network = chain.network,

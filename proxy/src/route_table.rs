@@ -160,7 +160,18 @@ fn compile(config: &ProxyConfig, networks: &Networks, raw: &RouteConfig, label: 
                 .map_err(|_| ConfigError::invalid(key("methods"), format!("`{m}` is not an HTTP method")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let pricing = match (raw.free, &raw.price) {
+    let price = match (&raw.price, raw.price_atomic) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                key("price"),
+                "set price (an amount of the asset) or price_atomic (atomic units), not both",
+            ));
+        }
+        (Some(amount), None) => Some(Price::Amount(amount)),
+        (None, Some(units)) => Some(Price::Atomic(units)),
+        (None, None) => None,
+    };
+    let pricing = match (raw.free, price) {
         (true, Some(_)) => {
             return Err(ConfigError::invalid(key("price"), "a free route has no price"));
         }
@@ -193,11 +204,17 @@ fn compile(config: &ProxyConfig, networks: &Networks, raw: &RouteConfig, label: 
     })
 }
 
+/// `price` or `price_atomic`, whichever the route set.
+enum Price<'a> {
+    Amount(&'a PriceConfig),
+    Atomic(u64),
+}
+
 fn pricing(
     config: &ProxyConfig,
     networks: &Networks,
     raw: &RouteConfig,
-    price: &PriceConfig,
+    price: Price<'_>,
     key: &dyn Fn(&str) -> String,
 ) -> Result<Pricing, ConfigError> {
     let defaults = &config.defaults;
@@ -239,15 +256,19 @@ fn pricing(
     if pay_to == Address::ZERO {
         return Err(ConfigError::invalid(key("pay_to"), "the zero address cannot be paid"));
     }
-    let amount = match price {
-        PriceConfig::Text(text) => {
-            money::parse_price(text, asset.decimals).map_err(|e| ConfigError::invalid(key("price"), e.to_string()))?
-        }
-        PriceConfig::Atomic(units) => U256::from(*units),
+    let (amount, price_key) = match price {
+        Price::Amount(amount) => (
+            amount
+                .units_text()
+                .and_then(|text| money::parse_units(&text, asset.decimals).map_err(|e| e.to_string()))
+                .map_err(|e| ConfigError::invalid(key("price"), e))?,
+            "price",
+        ),
+        Price::Atomic(units) => (U256::from(units), "price_atomic"),
     };
     if amount.is_zero() {
         return Err(ConfigError::invalid(
-            key("price"),
+            key(price_key),
             "must be above zero (use free = true)",
         ));
     }
@@ -256,6 +277,20 @@ fn pricing(
         return Err(ConfigError::invalid(
             key("max_timeout_seconds"),
             "must be at least 10 (buyers need time to sign and send)",
+        ));
+    }
+    // The authorization must still be valid when it is settled: after the upstream answered and the
+    // facilitator's settle call returned (`timeout_ms` is the settle budget, remote or embedded).
+    let needed_ms = config.upstream_timeout_ms.saturating_add(config.facilitator.timeout_ms);
+    let needed = needed_ms.div_ceil(1000);
+    if max_timeout_seconds < needed {
+        return Err(ConfigError::invalid(
+            key("max_timeout_seconds"),
+            format!(
+                "{max_timeout_seconds} is shorter than upstream_timeout_ms ({}) + [facilitator] timeout_ms ({}): \
+                 set at least {needed}, or the payment can expire before it is settled",
+                config.upstream_timeout_ms, config.facilitator.timeout_ms
+            ),
         ));
     }
     let access = raw.access.map(|a| access_window(a, key)).transpose()?;
@@ -328,7 +363,7 @@ mod tests {
     fn first_match_wins_and_hosts_and_rewrites_apply() {
         let t = table(
             "[[route]]\nname = \"a\"\nhost = \"api.example.com\"\npath = \"/x/*\"\nupstream = \"http://u\"\nfree = true\nrewrite = \"/v2/*\"\n\
-             [[route]]\nname = \"b\"\npath = \"/x/*\"\nupstream = \"http://u\"\nprice = 5\n",
+             [[route]]\nname = \"b\"\npath = \"/x/*\"\nupstream = \"http://u\"\nprice_atomic = 5\n",
         )
         .unwrap();
         let a = t
@@ -367,5 +402,64 @@ mod tests {
         }
         let err = table("[[route]]\npath = \"/p\"\nupstream = \"not a url\"\nprice = 1\n").unwrap_err();
         assert!(err.to_string().starts_with("route[0] \"/p\".upstream"), "{err}");
+        let err = table("[[route]]\npath = \"/p\"\nupstream = \"http://u\"\nprice_atomic = 0\n").unwrap_err();
+        assert!(err.to_string().starts_with("route[0] \"/p\".price_atomic"), "{err}");
+        let err =
+            table("[[route]]\npath = \"/p\"\nupstream = \"http://u\"\nprice = 1\nprice_atomic = 1\n").unwrap_err();
+        assert!(err.to_string().starts_with("route[0] \"/p\".price"), "{err}");
+        let err =
+            table("[[route]]\npath = \"/p\"\nupstream = \"http://u\"\nfree = true\nprice_atomic = 1\n").unwrap_err();
+        assert!(err.to_string().starts_with("route[0] \"/p\".price"), "{err}");
+    }
+
+    fn amount(price: &str) -> U256 {
+        let t = table(&format!("[[route]]\npath = \"/p\"\nupstream = \"http://u\"\n{price}\n")).unwrap();
+        t.routes()[0].pricing.as_ref().unwrap().requirement.amount
+    }
+
+    #[test]
+    fn a_price_is_an_amount_of_the_asset_and_price_atomic_is_atomic() {
+        let five_dollars = U256::from(5_000_000);
+        assert_eq!(amount("price = 5"), five_dollars);
+        assert_eq!(amount("price = \"5\""), five_dollars);
+        assert_eq!(amount("price = \"$5\""), five_dollars);
+        assert_eq!(amount("price = 5.0"), five_dollars);
+        assert_eq!(amount("price = 0.5"), U256::from(500_000));
+        assert_eq!(amount("price = \"0.01\""), U256::from(10_000));
+        assert_eq!(amount("price = 0.01"), U256::from(10_000));
+        assert_eq!(amount("price_atomic = 10000"), U256::from(10_000));
+        for bad in [
+            "price = -1",
+            "price = 0.0000001",
+            "price = \"10000 atomic\"",
+            "price = nan",
+        ] {
+            let err = table(&format!("[[route]]\npath = \"/p\"\nupstream = \"http://u\"\n{bad}\n")).unwrap_err();
+            assert!(err.to_string().starts_with("route[0] \"/p\".price:"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_payment_must_outlive_the_upstream_and_the_settlement() {
+        // Defaults: 30 s upstream + 15 s facilitator = 45 s.
+        let route = |timeout: u64| {
+            format!("[[route]]\npath = \"/p\"\nupstream = \"http://u\"\nprice = 1\nmax_timeout_seconds = {timeout}\n")
+        };
+        let err = table(&route(44)).unwrap_err();
+        assert!(
+            err.to_string().starts_with("route[0] \"/p\".max_timeout_seconds:"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("at least 45"), "{err}");
+        assert!(table(&route(45)).is_ok());
+        // Rounded up to whole seconds, with the remote facilitator's timeout.
+        let text = format!(
+            "upstream_timeout_ms = 9001\n[facilitator]\nurl = \"http://f\"\ntimeout_ms = 1000\n[defaults]\n\
+             network = \"eip155:5042002\"\npay_to = \"{PAY_TO}\"\nmax_timeout_seconds = 10\n\
+             [[route]]\npath = \"/p\"\nupstream = \"http://u\"\nprice = 1\n"
+        );
+        let config = ProxyConfig::from_toml(&text, |_| None).unwrap();
+        let err = RouteTable::build(&config, &Networks::builtin()).unwrap_err();
+        assert!(err.to_string().contains("at least 11"), "{err}");
     }
 }
