@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 /// Env: the facilitator API key, instead of `[facilitator] api_key`.
 pub const ENV_FACILITATOR_API_KEY: &str = "NERDCABAL_PROXY_FACILITATOR_KEY";
-/// Env: the secret that signs access tokens, instead of `access_token_secret`.
+/// Env: the one secret that signs and verifies access tokens, instead of `access_token_secret(s)`.
 pub const ENV_ACCESS_TOKEN_SECRET: &str = "NERDCABAL_PROXY_TOKEN_SECRET";
 
 #[derive(Debug, thiserror::Error)]
@@ -58,9 +58,14 @@ pub struct ProxyConfig {
     /// Longest pause while streaming a body from the upstream.
     #[serde(default = "default_upstream_read_timeout_ms")]
     pub upstream_read_timeout_ms: u64,
-    /// HMAC key for access tokens (routes with `access`). At least 32 bytes.
+    /// One HMAC key for access tokens, the older form of `access_token_secrets`: [`ProxyConfig::from_toml`]
+    /// moves it into that list, so it is always `None` after loading.
     #[serde(default)]
     pub access_token_secret: Option<String>,
+    /// HMAC keys for access tokens (routes with `access`), each at least 32 bytes: the first signs, every one
+    /// verifies, so a key can be rotated without logging anyone out.
+    #[serde(default)]
+    pub access_token_secrets: Vec<String>,
     /// Where call-window counts are kept (`sqlite://…` or `postgres://…`), so they survive restarts; in
     /// memory when absent.
     #[serde(default)]
@@ -249,9 +254,7 @@ impl ProxyConfig {
         if let Some(key) = env(ENV_FACILITATOR_API_KEY) {
             config.facilitator.api_key = Some(key);
         }
-        if let Some(secret) = env(ENV_ACCESS_TOKEN_SECRET) {
-            config.access_token_secret = Some(secret);
-        }
+        config.access_token_secrets = token_secrets(&mut config, env(ENV_ACCESS_TOKEN_SECRET))?;
         match (&config.facilitator.url, config.facilitator.embedded) {
             (Some(_), true) => {
                 return Err(ConfigError::invalid(
@@ -283,13 +286,36 @@ impl ProxyConfig {
                 }
             }
         }
-        if let Some(secret) = &config.access_token_secret
-            && secret.len() < 32
-        {
-            return Err(ConfigError::invalid("access_token_secret", "must be at least 32 bytes"));
-        }
         Ok(config)
     }
+}
+
+/// The access-token keys from the environment (one key), `access_token_secret` (one key) or
+/// `access_token_secrets`, each checked; errors name where the key came from.
+fn token_secrets(config: &mut ProxyConfig, from_env: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let single = config.access_token_secret.take();
+    let list = std::mem::take(&mut config.access_token_secrets);
+    if single.is_some() && !list.is_empty() {
+        return Err(ConfigError::invalid(
+            "access_token_secret",
+            "set access_token_secret or access_token_secrets, not both",
+        ));
+    }
+    let (keys, one_key_from) = match (from_env, single) {
+        (Some(secret), _) => (vec![secret], Some(ENV_ACCESS_TOKEN_SECRET)),
+        (None, Some(secret)) => (vec![secret], Some("access_token_secret")),
+        (None, None) => (list, None),
+    };
+    let name = |i: usize| one_key_from.map_or_else(|| format!("access_token_secrets[{i}]"), str::to_owned);
+    for (i, key) in keys.iter().enumerate() {
+        if key.len() < 32 {
+            return Err(ConfigError::invalid(name(i), "must be at least 32 bytes"));
+        }
+        if keys[..i].contains(key) {
+            return Err(ConfigError::invalid(name(i), "the same key is listed twice"));
+        }
+    }
+    Ok(keys)
 }
 
 /// An absolute `http`/`https` URL, or an error naming `key`.
@@ -346,7 +372,38 @@ mod tests {
         })
         .unwrap();
         assert_eq!(config.facilitator.api_key.as_deref(), Some("k"));
-        assert_eq!(config.access_token_secret.map(|s| s.len()), Some(40));
+        assert_eq!(config.access_token_secrets, ["s".repeat(40)]);
+        assert_eq!(config.access_token_secret, None);
+    }
+
+    #[test]
+    fn token_keys_come_as_a_list_or_as_the_one_older_key() {
+        let (new, old) = ("n".repeat(32), "o".repeat(32));
+        let list = parse(&format!(
+            "access_token_secrets = [\"{new}\", \"{old}\"]\n[facilitator]\nembedded = true\n"
+        ))
+        .unwrap();
+        assert_eq!(list.access_token_secrets, [new.clone(), old.clone()]);
+        let single = parse(&format!(
+            "access_token_secret = \"{old}\"\n[facilitator]\nembedded = true\n"
+        ))
+        .unwrap();
+        assert_eq!(single.access_token_secrets, std::slice::from_ref(&old));
+        let both = parse(&format!(
+            "access_token_secret = \"{old}\"\naccess_token_secrets = [\"{new}\"]\n[facilitator]\nembedded = true\n"
+        ))
+        .unwrap_err();
+        assert!(both.to_string().starts_with("access_token_secret:"), "{both}");
+        let short = parse(&format!(
+            "access_token_secrets = [\"{new}\", \"short\"]\n[facilitator]\nembedded = true\n"
+        ))
+        .unwrap_err();
+        assert!(short.to_string().starts_with("access_token_secrets[1]:"), "{short}");
+        let twice = parse(&format!(
+            "access_token_secrets = [\"{new}\", \"{new}\"]\n[facilitator]\nembedded = true\n"
+        ))
+        .unwrap_err();
+        assert!(twice.to_string().starts_with("access_token_secrets[1]:"), "{twice}");
     }
 
     #[test]

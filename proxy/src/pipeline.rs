@@ -190,7 +190,7 @@ async fn paid(
         && let Some(tokens) = &state.tokens
         && let Some((token, is_bearer)) = access_token::presented(&paid.head.headers, &route.name)
     {
-        match tokens.redeem(token, &route.name, now()).await {
+        match tokens.redeem(token, &pricing.fingerprint, now()).await {
             Ok(claims) => {
                 tracing::info!(route = %route.name, payer = %claims.p, "access window");
                 let response = paid.forward(body, is_bearer).await.unwrap_or_else(|e| e);
@@ -375,7 +375,7 @@ impl Paid<'_> {
         let token = match (window, &self.state.tokens) {
             (Some(window), Some(tokens)) => Some((
                 tokens
-                    .issue(&self.route.name, payment.payer, payment.nonce, window, now())
+                    .issue(&self.pricing.fingerprint, payment.payer, payment.nonce, window, now())
                     .await,
                 window,
             )),

@@ -1,8 +1,10 @@
 //! The routes, compiled and validated: each `[[route]]` becomes a [`Route`] with its path pattern, upstream,
 //! and — for priced routes — the exact payment requirements it sells (network, asset and its EIP-712 domain,
-//! amount, payTo), built once at load so a request only matches and clones. Every mistake in the file names
-//! the route and the key. First match wins.
+//! amount, payTo), built once at load so a request only matches and clones, and the fingerprint of what it sells
+//! that binds its access tokens. Every mistake in the file names the route and the key. First match wins;
+//! route names are unique.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use alloy::primitives::{Address, U256};
@@ -11,6 +13,7 @@ use protocol::money;
 use protocol::wire::{Extra, v2};
 use protocol::{Asset, Network, Networks};
 
+use crate::access_token;
 use crate::config::{AccessConfig, ConfigError, PriceConfig, ProxyConfig, RouteConfig, SettleTiming, check_http_url};
 use crate::path_pattern::PathPattern;
 
@@ -24,6 +27,9 @@ pub struct Pricing {
     pub asset: Asset,
     pub settle: SettleTiming,
     pub access: Option<AccessWindow>,
+    /// What the route sells (host, path pattern, amount, network, asset, payTo) as one hash: access tokens
+    /// carry it, so a token is good only where the same thing is sold (see [`access_token::route_fingerprint`]).
+    pub fingerprint: String,
 }
 
 /// What one payment buys on a route with an access window.
@@ -70,8 +76,18 @@ impl RouteTable {
     /// Compiles `config.routes` against `networks`. Errors name the route (`route[2] "/weather"`) and the key.
     pub fn build(config: &ProxyConfig, networks: &Networks) -> Result<Arc<Self>, ConfigError> {
         let mut routes = Vec::with_capacity(config.routes.len());
+        let mut names = HashSet::with_capacity(config.routes.len());
         for (index, raw) in config.routes.iter().enumerate() {
-            let label = format!("route[{index}] \"{}\"", raw.name.as_deref().unwrap_or(&raw.path));
+            let name = raw.name.as_deref().unwrap_or(&raw.path);
+            let label = format!("route[{index}] \"{name}\"");
+            if !names.insert(name) {
+                return Err(ConfigError::invalid(
+                    format!("{label}.name"),
+                    format!(
+                        "an earlier route is already called `{name}`; names must be unique (the path is the name when `name` is absent)"
+                    ),
+                ));
+            }
             routes.push(compile(config, networks, raw, &label)?);
         }
         let unmatched_upstream = match (&config.unmatched, &config.unmatched_upstream) {
@@ -294,22 +310,24 @@ fn pricing(
         ));
     }
     let access = raw.access.map(|a| access_window(a, key)).transpose()?;
-    if access.is_some() && config.access_token_secret.is_none() {
+    if access.is_some() && config.access_token_secrets.is_empty() {
         return Err(ConfigError::invalid(
             key("access"),
-            "needs access_token_secret (or NERDCABAL_PROXY_TOKEN_SECRET)",
+            "needs access_token_secrets (or access_token_secret, or NERDCABAL_PROXY_TOKEN_SECRET)",
         ));
     }
+    let requirement = v2::PaymentRequirements {
+        scheme: protocol::SCHEME_EXACT.into(),
+        network: network.caip2(),
+        amount,
+        asset: asset.address,
+        pay_to,
+        max_timeout_seconds,
+        extra: Some(Extra::eip712(&asset.eip712_name, &asset.eip712_version)),
+    };
     Ok(Pricing {
-        requirement: v2::PaymentRequirements {
-            scheme: protocol::SCHEME_EXACT.into(),
-            network: network.caip2(),
-            amount,
-            asset: asset.address,
-            pay_to,
-            max_timeout_seconds,
-            extra: Some(Extra::eip712(&asset.eip712_name, &asset.eip712_version)),
-        },
+        fingerprint: access_token::route_fingerprint(raw.host.as_deref(), &raw.path, &requirement),
+        requirement,
         v1_network: network.name.clone(),
         asset,
         settle: raw.settle,
@@ -440,6 +458,23 @@ mod tests {
     }
 
     #[test]
+    fn route_names_are_unique() {
+        let err = table(
+            "[[route]]\nname = \"w\"\nhost = \"a.test\"\npath = \"/w\"\nupstream = \"http://u\"\nfree = true\n\
+             [[route]]\nname = \"w\"\nhost = \"b.test\"\npath = \"/w\"\nupstream = \"http://u\"\nfree = true\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("route[1] \"w\".name:"), "{err}");
+        // Without a name the path is the name.
+        let err = table(
+            "[[route]]\nhost = \"a.test\"\npath = \"/w\"\nupstream = \"http://u\"\nfree = true\n\
+             [[route]]\nhost = \"b.test\"\npath = \"/w\"\nupstream = \"http://u\"\nfree = true\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("route[1] \"/w\".name:"), "{err}");
+    }
+
+    #[test]
     fn a_payment_must_outlive_the_upstream_and_the_settlement() {
         // Defaults: 30 s upstream + 15 s facilitator = 45 s.
         let route = |timeout: u64| {
@@ -461,5 +496,35 @@ mod tests {
         let config = ProxyConfig::from_toml(&text, |_| None).unwrap();
         let err = RouteTable::build(&config, &Networks::builtin()).unwrap_err();
         assert!(err.to_string().contains("at least 11"), "{err}");
+    }
+
+    #[test]
+    fn the_fingerprint_follows_what_is_sold_not_the_name() {
+        let fingerprint = |route: &str| {
+            let t = table(route).unwrap();
+            t.routes()[0].pricing.as_ref().unwrap().fingerprint.clone()
+        };
+        let base = "[[route]]\nname = \"n\"\nhost = \"a.test\"\npath = \"/w\"\nupstream = \"http://u\"\nprice = 1\n";
+        let same = fingerprint(base);
+        assert_eq!(fingerprint(&base.replace("name = \"n\"", "name = \"renamed\"")), same);
+        assert_eq!(fingerprint(&base.replace("http://u", "http://elsewhere")), same);
+        assert_eq!(
+            fingerprint(&base.replace("a.test", "A.TEST")),
+            same,
+            "hosts match case-insensitively"
+        );
+        for changed in [
+            base.replace("a.test", "b.test"),
+            base.replace("host = \"a.test\"\n", ""),
+            base.replace("/w", "/x"),
+            base.replace("price = 1", "price = 2"),
+            base.replace(
+                "price = 1",
+                &format!("price = 1\npay_to = \"{}\"", Address::repeat_byte(7)),
+            ),
+            base.replace("price = 1", "price = 1\nnetwork = \"arc\""),
+        ] {
+            assert_ne!(fingerprint(&changed), same, "{changed}");
+        }
     }
 }

@@ -145,18 +145,18 @@ impl Proxy {
                 config.body_limit_bytes,
             )?,
             payments: PaymentState::default(),
-            tokens: match (&config.access_token_secret, &config.state_database) {
-                (Some(secret), Some(url)) => Some(AccessTokens::with_counter(
-                    secret.as_bytes(),
+            tokens: match (config.access_token_secrets.is_empty(), &config.state_database) {
+                (false, Some(url)) => AccessTokens::with_counter(
+                    &config.access_token_secrets,
                     CallCounter::database(url).await.map_err(|e| {
                         ConfigError::invalid(
                             "state_database",
                             format!("{}: {e}", facilitator::config::redact_url(url)),
                         )
                     })?,
-                )),
-                (Some(secret), None) => Some(AccessTokens::new(secret.as_bytes())),
-                (None, _) => None,
+                ),
+                (false, None) => AccessTokens::new(&config.access_token_secrets),
+                (true, _) => None,
             },
             limits: RateLimits::new(config.limits.per_ip_per_second, config.limits.per_payer_per_second),
             metrics: Arc::new(Metrics::default()),
