@@ -6,6 +6,8 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use crate::client_ip::TrustedProxies;
+
 use serde::Deserialize;
 
 /// Env: the facilitator API key, instead of `[facilitator] api_key`.
@@ -66,6 +68,10 @@ pub struct ProxyConfig {
     /// verifies, so a key can be rotated without logging anyone out.
     #[serde(default)]
     pub access_token_secrets: Vec<String>,
+    /// Peers (IPs or CIDRs) whose `X-Forwarded-For` is believed when finding the client's address for the
+    /// per-IP limits.
+    #[serde(default)]
+    pub trusted_proxies: TrustedProxies,
     /// Where call-window counts are kept (`sqlite://…` or `postgres://…`), so they survive restarts; in
     /// memory when absent.
     #[serde(default)]

@@ -6,6 +6,7 @@
 pub mod access_token;
 pub mod bench;
 pub mod call_counter;
+pub mod client_ip;
 pub mod config;
 pub mod demo_api;
 pub mod dev_stack;

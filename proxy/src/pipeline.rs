@@ -41,7 +41,8 @@ pub async fn handle(
     request: Request,
 ) -> Response {
     let started = Instant::now();
-    if let Err(wait) = state.limits.check_ip(client.ip()) {
+    let ip = crate::client_ip::client_ip(client, request.headers(), &state.trusted_proxies);
+    if let Err(wait) = state.limits.check_ip(ip) {
         return too_many(wait, "address");
     }
     if let Some(length) = request
@@ -76,7 +77,7 @@ pub async fn handle(
         };
     };
     let route = matched.route;
-    if let Err(wait) = routes.limits.check(matched.index, client.ip()) {
+    if let Err(wait) = routes.limits.check(matched.index, ip) {
         return too_many(wait, "address on this route");
     }
     let Some(pricing) = &route.pricing else {

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 
 use crate::access_token::AccessTokens;
 use crate::call_counter::CallCounter;
+use crate::client_ip::TrustedProxies;
 use crate::config::{ConfigError, ProxyConfig};
 use crate::facilitator_link::{FacilitatorLink, LinkError};
 use crate::metrics::Metrics;
@@ -59,6 +60,8 @@ pub struct ProxyState {
     pub payments: PaymentState,
     pub tokens: Option<AccessTokens>,
     pub limits: RateLimits,
+    /// Whose `X-Forwarded-For` names the client for the per-IP limits.
+    pub trusted_proxies: TrustedProxies,
     pub metrics: Arc<Metrics>,
     pub body_limit: usize,
 }
@@ -159,6 +162,7 @@ impl Proxy {
                 (true, _) => None,
             },
             limits: RateLimits::new(config.limits.per_ip_per_second, config.limits.per_payer_per_second),
+            trusted_proxies: config.trusted_proxies.clone(),
             metrics: Arc::new(Metrics::default()),
             body_limit: config.body_limit_bytes,
         };
@@ -238,6 +242,10 @@ impl Proxy {
         let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
+        background.push(crate::rate_limits::spawn_pruner(
+            self.state.clone(),
+            crate::rate_limits::PRUNE_EVERY,
+        ));
         for task in background {
             task.abort();
         }

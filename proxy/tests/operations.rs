@@ -305,3 +305,23 @@ async fn a_token_is_good_only_on_the_host_it_was_bought_on_and_never_reaches_the
     }
     assert_eq!(h.upstream.calls("/data"), 3, "b's upstream was never called");
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let top = "trusted_proxies = [\"127.0.0.1\"]\nlimits = { per_ip_per_second = 1 }";
+    let h = Harness::start_with(top, ROUTES, Link::Real).await;
+    let from = |client: Option<&str>| {
+        let request = h.http.get(h.url("/limited"));
+        match client {
+            Some(ip) => request.header("x-forwarded-for", format!("203.0.113.66, {ip}")),
+            None => request,
+        }
+    };
+    let status = async |client| from(client).send().await.unwrap().status().as_u16();
+    assert_eq!(status(Some("198.51.100.1")).await, 200);
+    assert_eq!(status(Some("198.51.100.1")).await, 429, "the same client, limited");
+    // Another client behind the same proxy is not; neither is the proxy's own request.
+    assert_eq!(status(Some("198.51.100.2")).await, 200);
+    assert_eq!(status(None).await, 200);
+    assert_eq!(status(None).await, 429);
+}
