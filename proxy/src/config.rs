@@ -1,10 +1,10 @@
 //! The proxy's configuration file (`proxy.toml`) as written: listeners, the facilitator link, the defaults
-//! every priced route inherits, limits, the access-token secret, and the `[[route]]` list. Parsing is strict
-//! (unknown keys are refused); turning routes into a matchable table is [`crate::route_table`]'s job.
-//! Environment variables override the secrets so they need not sit in the file.
+//! every priced route inherits, limits, the access-token keys, trusted proxies, optional TLS, and the
+//! `[[route]]` list. Parsing is strict (unknown keys are refused); turning routes into a matchable table is
+//! [`crate::route_table`]'s job. Environment variables override the secrets so they need not sit in the file.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::client_ip::TrustedProxies;
 
@@ -72,6 +72,9 @@ pub struct ProxyConfig {
     /// per-IP limits.
     #[serde(default)]
     pub trusted_proxies: TrustedProxies,
+    /// TLS on the public listener; plain HTTP when absent.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// Where call-window counts are kept (`sqlite://…` or `postgres://…`), so they survive restarts; in
     /// memory when absent.
     #[serde(default)]
@@ -99,6 +102,16 @@ pub struct FacilitatorLinkConfig {
     /// The embedded facilitator's own TOML (networks, keys, database, batch); env overrides apply.
     #[serde(default)]
     pub config: Option<String>,
+}
+
+/// `[tls]`: PEM files, re-read on SIGHUP.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -427,5 +440,18 @@ mod tests {
         assert_eq!(text_of("price = 0.0000001"), "0.0000001");
         assert_eq!(route("price_atomic = 10000").price_atomic, Some(10_000));
         assert!(PriceConfig::Float(f64::NAN).units_text().is_err());
+    }
+
+    #[test]
+    fn tls_names_two_files() {
+        let config = parse("[facilitator]\nembedded = true\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n").unwrap();
+        assert_eq!(
+            config.tls,
+            Some(TlsConfig {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        assert!(parse("[facilitator]\nembedded = true\n[tls]\ncert = \"c.pem\"\n").is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! The paywall reverse proxy: routes with prices in front of any HTTP API. Unpaid requests to a priced route get
 //! an x402 `402` offer (JSON for programs, an HTML paywall for browsers); paid ones are matched to the route,
 //! verified with the facilitator (remote or embedded), forwarded upstream, and settled only when the upstream
-//! succeeded — content is never served unpaid. Access windows, rate limits, metrics and route reload on SIGHUP.
+//! succeeded — content is never served unpaid. Access windows, rate limits, metrics, optional TLS, and route (and
+//! certificate) reload on SIGHUP.
 
 pub mod access_token;
 pub mod bench;
@@ -22,4 +23,5 @@ pub mod pipeline;
 pub mod rate_limits;
 pub mod route_table;
 pub mod service;
+pub mod tls_listener;
 pub mod upstream;
