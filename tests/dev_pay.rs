@@ -281,3 +281,33 @@ async fn a_paid_retry_whose_answer_is_lost_resends_the_same_payment_gets_the_con
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].state, "settled");
 }
+
+#[tokio::test]
+async fn the_dev_state_file_is_a_devnet_state_file_the_facilitator_command_serves() {
+    let dev = Dev::start().await;
+    // What `nerdcabal proxy --devnet` and `nerdcabal facilitator --devnet` read.
+    let devnet = contracts::DevnetState::read(&dev.state_file).unwrap();
+    assert_eq!(devnet.rpc_url, dev.state["rpc_url"].as_str().unwrap());
+    assert_eq!(devnet.network, dev.state["network"].as_str().unwrap());
+    assert_eq!(devnet.network, format!("eip155:{}", devnet.chain_id));
+    assert_eq!(devnet.accounts[1].address, dev.address("buyer"));
+    assert_eq!(devnet.accounts[2].address, dev.address("seller"));
+
+    let dir = common::temp_dir("dev-facilitator");
+    let database_url = format!("sqlite://{}", dir.join("ledger.db").display());
+    let settlement_key = devnet.accounts.last().unwrap().private_key;
+    let facilitator = common::FacilitatorProcess::start(&dev.state_file, &database_url, settlement_key, "", &dir).await;
+    let supported: Value = reqwest::get(format!("{}/supported", facilitator.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kinds = supported["kinds"].as_array().unwrap();
+    assert!(
+        kinds.iter().any(|k| k["network"] == devnet.network.as_str()),
+        "{supported}"
+    );
+    drop(facilitator);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -85,7 +85,10 @@ impl ProxyProcess {
             {
                 break;
             }
-            assert!(process._child.try_wait().unwrap().is_none(), "proxy exited during start-up");
+            assert!(
+                process._child.try_wait().unwrap().is_none(),
+                "proxy exited during start-up"
+            );
             assert!(Instant::now() < deadline, "proxy did not answer /health within 30 s");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -209,7 +212,12 @@ impl Relay {
             .await
             .unwrap();
         let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
-        (status, [("content-type", "application/json")], answer.bytes().await.unwrap()).into_response()
+        (
+            status,
+            [("content-type", "application/json")],
+            answer.bytes().await.unwrap(),
+        )
+            .into_response()
     }
 }
 
@@ -267,9 +275,16 @@ async fn a_proxy_killed_between_the_answer_and_the_settlement_delivers_the_kept_
     relay.held.notified().await;
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     kill_hard(pid);
-    assert!(lost.await.unwrap().is_err(), "the buyer's connection died with the proxy");
+    assert!(
+        lost.await.unwrap().is_err(),
+        "the buyer's connection died with the proxy"
+    );
     drop(first);
-    assert_eq!(usdc_balance(&devnet, seller).await, seller_before, "nothing settled yet");
+    assert_eq!(
+        usdc_balance(&devnet, seller).await,
+        seller_before,
+        "nothing settled yet"
+    );
 
     // Restarted on the same state file, the resend settles once and gets the answer kept before the crash.
     relay.hold.store(false, Ordering::SeqCst);

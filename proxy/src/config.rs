@@ -1,16 +1,18 @@
 //! The proxy's configuration file (`proxy.toml`) as written: listeners, the facilitator link, the defaults
-//! every priced route inherits, limits, the access-token secret, and the `[[route]]` list. Parsing is strict
-//! (unknown keys are refused); turning routes into a matchable table is [`crate::route_table`]'s job.
-//! Environment variables override the secrets so they need not sit in the file.
+//! every priced route inherits, limits, the access-token keys, trusted proxies, optional TLS, and the
+//! `[[route]]` list. Parsing is strict (unknown keys are refused); turning routes into a matchable table is
+//! [`crate::route_table`]'s job. Environment variables override the secrets so they need not sit in the file.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use crate::client_ip::TrustedProxies;
 
 use serde::Deserialize;
 
 /// Env: the facilitator API key, instead of `[facilitator] api_key`.
 pub const ENV_FACILITATOR_API_KEY: &str = "NERDCABAL_PROXY_FACILITATOR_KEY";
-/// Env: the secret that signs access tokens, instead of `access_token_secret`.
+/// Env: the one secret that signs and verifies access tokens, instead of `access_token_secret(s)`.
 pub const ENV_ACCESS_TOKEN_SECRET: &str = "NERDCABAL_PROXY_TOKEN_SECRET";
 
 #[derive(Debug, thiserror::Error)]
@@ -58,9 +60,21 @@ pub struct ProxyConfig {
     /// Longest pause while streaming a body from the upstream.
     #[serde(default = "default_upstream_read_timeout_ms")]
     pub upstream_read_timeout_ms: u64,
-    /// HMAC key for access tokens (routes with `access`). At least 32 bytes.
+    /// One HMAC key for access tokens, the older form of `access_token_secrets`: [`ProxyConfig::from_toml`]
+    /// moves it into that list, so it is always `None` after loading.
     #[serde(default)]
     pub access_token_secret: Option<String>,
+    /// HMAC keys for access tokens (routes with `access`), each at least 32 bytes: the first signs, every one
+    /// verifies, so a key can be rotated without logging anyone out.
+    #[serde(default)]
+    pub access_token_secrets: Vec<String>,
+    /// Peers (IPs or CIDRs) whose `X-Forwarded-For` is believed when finding the client's address for the
+    /// per-IP limits.
+    #[serde(default)]
+    pub trusted_proxies: TrustedProxies,
+    /// TLS on the public listener; plain HTTP when absent.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// The proxy's state database: every payment's lifecycle and stored answers, and call-window counts.
     /// A `sqlite://…` or `postgres://…` URL (PostgreSQL for replicas sharing payments), a file path, or
     /// `":memory:"` (nothing survives a restart). Absent: `proxy-state.db` under the user's state directory.
@@ -95,6 +109,16 @@ pub struct FacilitatorLinkConfig {
     /// The embedded facilitator's own TOML (networks, keys, database, batch); env overrides apply.
     #[serde(default)]
     pub config: Option<String>,
+}
+
+/// `[tls]`: PEM files, re-read on SIGHUP.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -137,12 +161,27 @@ pub struct LimitsConfig {
     pub per_payer_per_second: u32,
 }
 
-/// `"$0.01"`, `"0.01"`, `"10000"` (atomic) or `10000`.
+/// A price as an amount of the asset (dollars for USDC): `"$0.01"`, `"0.01"`, `"5"`, `5` or `0.5` — never
+/// atomic units (those are `price_atomic`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum PriceConfig {
     Text(String),
-    Atomic(u64),
+    Integer(i64),
+    Float(f64),
+}
+
+impl PriceConfig {
+    /// The amount as decimal text for [`protocol::money::parse_units`] (`5` → `"5"`, `0.5` → `"0.5"`).
+    pub fn units_text(&self) -> Result<String, String> {
+        match self {
+            PriceConfig::Text(text) => Ok(text.clone()),
+            PriceConfig::Integer(n) => Ok(n.to_string()),
+            // `Display` for f64 prints the shortest decimal that reads back the same, never an exponent.
+            PriceConfig::Float(x) if x.is_finite() => Ok(x.to_string()),
+            PriceConfig::Float(x) => Err(format!("`{x}` is not an amount")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -173,8 +212,12 @@ pub struct RouteConfig {
     /// Path sent upstream, with `:param` and `*` filled from the match.
     #[serde(default)]
     pub rewrite: Option<String>,
+    /// An amount of the asset (`"$0.01"`, `"0.01"`, `5` = five dollars of USDC).
     #[serde(default)]
     pub price: Option<PriceConfig>,
+    /// The price in the asset's atomic units (`10000` = $0.01 of USDC), instead of `price`.
+    #[serde(default)]
+    pub price_atomic: Option<u64>,
     #[serde(default)]
     pub free: bool,
     #[serde(default)]
@@ -245,9 +288,7 @@ impl ProxyConfig {
         if let Some(key) = env(ENV_FACILITATOR_API_KEY) {
             config.facilitator.api_key = Some(key);
         }
-        if let Some(secret) = env(ENV_ACCESS_TOKEN_SECRET) {
-            config.access_token_secret = Some(secret);
-        }
+        config.access_token_secrets = token_secrets(&mut config, env(ENV_ACCESS_TOKEN_SECRET))?;
         match (&config.facilitator.url, config.facilitator.embedded) {
             (Some(_), true) => {
                 return Err(ConfigError::invalid(
@@ -279,13 +320,36 @@ impl ProxyConfig {
                 }
             }
         }
-        if let Some(secret) = &config.access_token_secret
-            && secret.len() < 32
-        {
-            return Err(ConfigError::invalid("access_token_secret", "must be at least 32 bytes"));
-        }
         Ok(config)
     }
+}
+
+/// The access-token keys from the environment (one key), `access_token_secret` (one key) or
+/// `access_token_secrets`, each checked; errors name where the key came from.
+fn token_secrets(config: &mut ProxyConfig, from_env: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let single = config.access_token_secret.take();
+    let list = std::mem::take(&mut config.access_token_secrets);
+    if single.is_some() && !list.is_empty() {
+        return Err(ConfigError::invalid(
+            "access_token_secret",
+            "set access_token_secret or access_token_secrets, not both",
+        ));
+    }
+    let (keys, one_key_from) = match (from_env, single) {
+        (Some(secret), _) => (vec![secret], Some(ENV_ACCESS_TOKEN_SECRET)),
+        (None, Some(secret)) => (vec![secret], Some("access_token_secret")),
+        (None, None) => (list, None),
+    };
+    let name = |i: usize| one_key_from.map_or_else(|| format!("access_token_secrets[{i}]"), str::to_owned);
+    for (i, key) in keys.iter().enumerate() {
+        if key.len() < 32 {
+            return Err(ConfigError::invalid(name(i), "must be at least 32 bytes"));
+        }
+        if keys[..i].contains(key) {
+            return Err(ConfigError::invalid(name(i), "the same key is listed twice"));
+        }
+    }
+    Ok(keys)
 }
 
 /// An absolute `http`/`https` URL, or an error naming `key`.
@@ -342,6 +406,67 @@ mod tests {
         })
         .unwrap();
         assert_eq!(config.facilitator.api_key.as_deref(), Some("k"));
-        assert_eq!(config.access_token_secret.map(|s| s.len()), Some(40));
+        assert_eq!(config.access_token_secrets, ["s".repeat(40)]);
+        assert_eq!(config.access_token_secret, None);
+    }
+
+    #[test]
+    fn token_keys_come_as_a_list_or_as_the_one_older_key() {
+        let (new, old) = ("n".repeat(32), "o".repeat(32));
+        let list = parse(&format!(
+            "access_token_secrets = [\"{new}\", \"{old}\"]\n[facilitator]\nembedded = true\n"
+        ))
+        .unwrap();
+        assert_eq!(list.access_token_secrets, [new.clone(), old.clone()]);
+        let single = parse(&format!(
+            "access_token_secret = \"{old}\"\n[facilitator]\nembedded = true\n"
+        ))
+        .unwrap();
+        assert_eq!(single.access_token_secrets, std::slice::from_ref(&old));
+        let both = parse(&format!(
+            "access_token_secret = \"{old}\"\naccess_token_secrets = [\"{new}\"]\n[facilitator]\nembedded = true\n"
+        ))
+        .unwrap_err();
+        assert!(both.to_string().starts_with("access_token_secret:"), "{both}");
+        let short = parse(&format!(
+            "access_token_secrets = [\"{new}\", \"short\"]\n[facilitator]\nembedded = true\n"
+        ))
+        .unwrap_err();
+        assert!(short.to_string().starts_with("access_token_secrets[1]:"), "{short}");
+        let twice = parse(&format!(
+            "access_token_secrets = [\"{new}\", \"{new}\"]\n[facilitator]\nembedded = true\n"
+        ))
+        .unwrap_err();
+        assert!(twice.to_string().starts_with("access_token_secrets[1]:"), "{twice}");
+    }
+
+    #[test]
+    fn prices_are_amounts_of_the_asset_in_every_spelling() {
+        let route = |price: &str| {
+            let text =
+                format!("[facilitator]\nembedded = true\n[[route]]\npath = \"/\"\nupstream = \"http://u\"\n{price}\n");
+            parse(&text).unwrap().routes.remove(0)
+        };
+        let text_of = |price: &str| route(price).price.unwrap().units_text().unwrap();
+        assert_eq!(text_of("price = \"$0.01\""), "$0.01");
+        assert_eq!(text_of("price = 5"), "5");
+        assert_eq!(text_of("price = 0.5"), "0.5");
+        assert_eq!(text_of("price = 0.01"), "0.01");
+        assert_eq!(text_of("price = 0.0000001"), "0.0000001");
+        assert_eq!(route("price_atomic = 10000").price_atomic, Some(10_000));
+        assert!(PriceConfig::Float(f64::NAN).units_text().is_err());
+    }
+
+    #[test]
+    fn tls_names_two_files() {
+        let config = parse("[facilitator]\nembedded = true\n[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\n").unwrap();
+        assert_eq!(
+            config.tls,
+            Some(TlsConfig {
+                cert: "c.pem".into(),
+                key: "k.pem".into()
+            })
+        );
+        assert!(parse("[facilitator]\nembedded = true\n[tls]\ncert = \"c.pem\"\n").is_err());
     }
 }

@@ -1,7 +1,9 @@
 //! `nerdcabal dev`: the whole payment loop on loopback from one command — the devnet, the facilitator (HTTP),
 //! the paywall proxy with priced routes, and the demo API behind it. Prints a short summary with a ready
 //! `nerdcabal pay` line, writes a state file for tools and tests, and on Ctrl-C or SIGTERM stops every part
-//! (anvil included) and removes the state file.
+//! (anvil included) and removes the state file. The state file is a devnet state file
+//! ([`contracts::DevnetState`], read by `nerdcabal proxy --devnet` and `nerdcabal facilitator --devnet`) with
+//! the stack's URLs, routes and accounts beside it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -57,13 +59,12 @@ pub struct DevAccount {
     pub private_key: Option<B256>,
 }
 
-/// What the state file holds.
+/// What the state file holds: every field of the devnet's own state file at the top level, then the stack's.
 #[derive(Debug, Serialize)]
 pub struct DevState {
-    pub rpc_url: String,
-    pub chain_id: u64,
-    pub network: String,
-    pub usdc: Address,
+    /// `rpc_url`, `chain_id`, `network`, `usdc`, `multicall3`, `accounts`.
+    #[serde(flatten)]
+    pub devnet: contracts::DevnetState,
     pub facilitator_url: String,
     pub proxy_url: String,
     pub admin_url: String,
@@ -149,9 +150,9 @@ pub async fn run(options: DevOptions, shutdown: impl std::future::Future<Output 
     let text = format!(
         "state_database = \"{state_db}\"\n[facilitator]\nurl = \"{facilitator_url}\"\n\
          [defaults]\nnetwork = \"{network}\"\npay_to = \"{seller}\"\nmax_timeout_seconds = 120\n\
-         [[route]]\nname = \"weather\"\npath = \"/weather/:city\"\nupstream = \"{api_url}\"\nprice = {WEATHER_PRICE}\n\
+         [[route]]\nname = \"weather\"\npath = \"/weather/:city\"\nupstream = \"{api_url}\"\nprice_atomic = {WEATHER_PRICE}\n\
          description = \"Current weather for a city (demo)\"\n\
-         [[route]]\nname = \"report\"\npath = \"/report\"\nupstream = \"{api_url}\"\nprice = {REPORT_PRICE}\n\
+         [[route]]\nname = \"report\"\npath = \"/report\"\nupstream = \"{api_url}\"\nprice_atomic = {REPORT_PRICE}\n\
          description = \"A weekly report (demo)\"\n\
          [[route]]\nname = \"status\"\npath = \"/status\"\nupstream = \"{api_url}\"\nfree = true\n",
         network = chain.network,
@@ -174,10 +175,7 @@ pub async fn run(options: DevOptions, shutdown: impl std::future::Future<Output 
     }));
 
     let state = DevState {
-        rpc_url: chain.rpc_url.clone(),
-        chain_id: chain.chain_id,
-        network: chain.network.clone(),
-        usdc: chain.usdc,
+        devnet: chain.clone(),
         paid_url: format!("{proxy_url}/weather/paris"),
         price: WEATHER_PRICE.to_string(),
         dear_url: format!("{proxy_url}/report"),
@@ -228,7 +226,10 @@ fn write_state(path: &Path, state: &DevState) -> Result<(), DevError> {
 fn summary(state: &DevState, state_file: Option<&Path>) -> String {
     let price = |atomic: &str| format_usd(atomic.parse().unwrap_or(U256::ZERO), 6);
     let mut out = String::from("nerdcabal dev: the whole x402 loop on loopback\n");
-    out.push_str(&format!("  devnet       {} ({})\n", state.rpc_url, state.network));
+    out.push_str(&format!(
+        "  devnet       {} ({})\n",
+        state.devnet.rpc_url, state.devnet.network
+    ));
     out.push_str(&format!("  facilitator  {}\n", state.facilitator_url));
     out.push_str(&format!(
         "  proxy        {}   (metrics {}/metrics)\n",
@@ -252,7 +253,7 @@ fn summary(state: &DevState, state_file: Option<&Path>) -> String {
     out.push_str(&format!(
         "  NERDCABAL_BUYER_KEY={} cargo run --release -- pay --network {} {}\n",
         state.buyer.private_key.map(|k| k.to_string()).unwrap_or_default(),
-        state.network,
+        state.devnet.network,
         state.paid_url
     ));
     out.push_str("Press Ctrl-C to stop.");

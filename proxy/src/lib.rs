@@ -3,12 +3,14 @@
 //! get an x402 `402` offer (JSON for programs, an HTML paywall for browsers); a paid one runs a durable lifecycle
 //! shared by replicas — verified with the facilitator (remote or embedded), forwarded upstream once, settled only
 //! when the upstream succeeded, its answer kept and re-delivered to a resend — so content is never served unpaid
-//! and a payment never buys nothing. Access windows, rate limits, metrics and route reload on SIGHUP.
+//! and a payment never buys nothing. Access windows, rate limits, metrics, optional TLS, and route (and
+//! certificate) reload on SIGHUP.
 
 pub mod access_token;
 pub mod bench;
 pub mod call_counter;
 pub mod canonical_path;
+pub mod client_ip;
 pub mod config;
 pub mod demo_api;
 pub mod dev_stack;
@@ -25,4 +27,5 @@ pub mod pipeline;
 pub mod rate_limits;
 pub mod route_table;
 pub mod service;
+pub mod tls_listener;
 pub mod upstream;

@@ -72,7 +72,7 @@ pub async fn serve(
         && let Some(tokens) = &state.tokens
         && let Some((token, is_bearer)) = access_token::presented(&paid.head.headers, &paid.route.name)
     {
-        match tokens.redeem(token, &paid.route.name, now()).await {
+        match tokens.redeem(token, &paid.pricing.fingerprint, now()).await {
             Ok(claims) => {
                 tracing::info!(route = %paid.route.name, payer = %claims.p, "access window");
                 let response = paid.forward(body, is_bearer).await.unwrap_or_else(|e| e);
@@ -228,7 +228,12 @@ impl PaidRequest {
         }
         // 3. Settle-first routes record the attempt, then settle before the upstream runs.
         if self.pricing.settle == SettleTiming::Before {
-            return match self.state.store.advance(&claim, Stage::Answered, None, None, true).await {
+            return match self
+                .state
+                .store
+                .advance(&claim, Stage::Answered, None, None, true)
+                .await
+            {
                 Ok(true) => self.resume_settlement(claim, payment, body).await,
                 Ok(false) => ("busy", busy("this payment was taken over by another request")),
                 Err(e) => {
@@ -329,7 +334,9 @@ impl PaidRequest {
                     self.deliver_paid(claim, &payment, body, settlement).await
                 }
             },
-            Settled::Pending(response) | Settled::No(response) => ("settle_failed", self.settle_refusal(&payment, &response)),
+            Settled::Pending(response) | Settled::No(response) => {
+                ("settle_failed", self.settle_refusal(&payment, &response))
+            }
         }
     }
 
@@ -385,10 +392,17 @@ impl PaidRequest {
         outcome
     }
 
-    async fn settle_and_deliver(&self, claim: Claim, payment: &RoutePayment, captured: Captured) -> (&'static str, Response) {
+    async fn settle_and_deliver(
+        &self,
+        claim: Claim,
+        payment: &RoutePayment,
+        captured: Captured,
+    ) -> (&'static str, Response) {
         match self.settle(&claim, payment).await {
             Settled::Yes(settlement) => self.finish(claim, payment, captured, settlement).await,
-            Settled::Pending(response) | Settled::No(response) => ("settle_failed", self.settle_refusal(payment, &response)),
+            Settled::Pending(response) | Settled::No(response) => {
+                ("settle_failed", self.settle_refusal(payment, &response))
+            }
         }
     }
 
@@ -465,7 +479,8 @@ impl PaidRequest {
         match self.capture(upstream).await {
             Ok(captured) => self.finish(claim, payment, captured, settlement).await,
             Err(fault) => {
-                self.undelivered(&claim, &settlement, "the upstream's body failed").await;
+                self.undelivered(&claim, &settlement, "the upstream's body failed")
+                    .await;
                 ("paid_undelivered", fault)
             }
         }
@@ -614,7 +629,7 @@ impl PaidRequest {
             return;
         };
         let (token, claims) = tokens
-            .issue(&self.route.name, payment.payer, payment.nonce, window, now())
+            .issue(&self.pricing.fingerprint, payment.payer, payment.nonce, window, now())
             .await;
         let max_age = match window {
             AccessWindow::Seconds(s) => s,

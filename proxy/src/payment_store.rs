@@ -239,7 +239,17 @@ const SCHEMA: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS access_calls (token_id TEXT NOT NULL PRIMARY KEY, used BIGINT NOT NULL, expires_at BIGINT NOT NULL)",
 ];
 
-type Row = (String, String, Option<String>, Option<String>, String, String, String, String, i64);
+type Row = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    i64,
+);
 
 impl PaymentStore {
     /// Opens (and creates) the store at a database URL from [`database_url`].
@@ -570,16 +580,26 @@ mod tests {
     async fn a_claim_excludes_copies_until_released_or_finished() {
         let (s, dir) = store().await;
         let lease = Duration::from_secs(30);
-        let first = owned(s.claim(&key(1), &meta(u64::MAX / 2), lease, Duration::ZERO).await.unwrap());
+        let first = owned(
+            s.claim(&key(1), &meta(u64::MAX / 2), lease, Duration::ZERO)
+                .await
+                .unwrap(),
+        );
         assert_eq!(first.resumed.stage, Stage::Claimed);
         assert!(matches!(
-            s.claim(&key(1), &meta(0), lease, Duration::from_millis(20)).await.unwrap(),
+            s.claim(&key(1), &meta(0), lease, Duration::from_millis(20))
+                .await
+                .unwrap(),
             Turn::Busy
         ));
         s.release(&first).await.unwrap();
         let second = owned(s.claim(&key(1), &meta(0), lease, Duration::ZERO).await.unwrap());
         let answer = StoredAnswer::new(StatusCode::OK, &HeaderMap::new(), Some(b"body"));
-        assert!(s.advance(&second, Stage::Answered, Some(&answer), None, true).await.unwrap());
+        assert!(
+            s.advance(&second, Stage::Answered, Some(&answer), None, true)
+                .await
+                .unwrap()
+        );
         // The first owner's claim is gone: it can change nothing.
         assert!(!s.advance(&first, Stage::Settled, None, None, false).await.unwrap());
         assert!(s.advance(&second, Stage::Settled, None, None, false).await.unwrap());
@@ -616,7 +636,11 @@ mod tests {
     #[tokio::test]
     async fn an_expired_lease_is_taken_over_at_its_stage_and_expired_rows_pruned() {
         let (s, dir) = store().await;
-        let first = owned(s.claim(&key(3), &meta(100), Duration::ZERO, Duration::ZERO).await.unwrap());
+        let first = owned(
+            s.claim(&key(3), &meta(100), Duration::ZERO, Duration::ZERO)
+                .await
+                .unwrap(),
+        );
         assert!(s.advance(&first, Stage::Answered, None, None, true).await.unwrap());
         let second = owned(
             s.claim(&key(3), &meta(100), Duration::from_secs(30), Duration::from_secs(1))
@@ -624,11 +648,19 @@ mod tests {
                 .unwrap(),
         );
         assert_eq!(second.resumed.stage, Stage::Answered);
-        assert!(s.advance(&second, Stage::PaidUndelivered, None, None, false).await.unwrap());
+        assert!(
+            s.advance(&second, Stage::PaidUndelivered, None, None, false)
+                .await
+                .unwrap()
+        );
         assert_eq!(s.list(Stage::PaidUndelivered, 10).await.unwrap().len(), 1);
         assert_eq!(s.count(Stage::PaidUndelivered).await.unwrap(), 1);
         // Paid-undelivered rows outlive pruning; others go once expired.
-        let other = owned(s.claim(&key(4), &meta(100), Duration::ZERO, Duration::ZERO).await.unwrap());
+        let other = owned(
+            s.claim(&key(4), &meta(100), Duration::ZERO, Duration::ZERO)
+                .await
+                .unwrap(),
+        );
         assert!(s.advance(&other, Stage::Settled, None, None, false).await.unwrap());
         assert_eq!(s.prune(101).await.unwrap(), 1);
         assert!(s.get(&key(4)).await.unwrap().is_none());

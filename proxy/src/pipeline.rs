@@ -33,7 +33,8 @@ pub async fn handle(
     request: Request,
 ) -> Response {
     let started = Instant::now();
-    if let Err(wait) = state.limits.check_ip(client.ip()) {
+    let ip = crate::client_ip::client_ip(client, request.headers(), &state.trusted_proxies);
+    if let Err(wait) = state.limits.check_ip(ip) {
         return too_many(wait, "address");
     }
     if let Some(refused) = body_over_limit(&state, &request) {
@@ -63,7 +64,7 @@ pub async fn handle(
             None => json_error(StatusCode::NOT_FOUND, "no_route", "no route matches this request"),
         };
     };
-    if let Err(wait) = routes.limits.check(matched.index, client.ip()) {
+    if let Err(wait) = routes.limits.check(matched.index, ip) {
         return too_many(wait, "address on this route");
     }
     let route = matched.route;

@@ -1,8 +1,10 @@
 //! The routes, compiled and validated: each `[[route]]` becomes a [`Route`] with its path pattern, upstream,
 //! and — for priced routes — the exact payment requirements it sells (network, asset and its EIP-712 domain,
-//! amount, payTo), built once at load so a request only matches and clones. Every mistake in the file names
-//! the route and the key. First match wins.
+//! amount, payTo), built once at load so a request only matches and clones, and the fingerprint of what it sells
+//! that binds its access tokens. Every mistake in the file names the route and the key. First match wins;
+//! route names are unique.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use alloy::primitives::{Address, U256};
@@ -11,6 +13,7 @@ use protocol::money;
 use protocol::wire::{Extra, v2};
 use protocol::{Asset, Network, Networks};
 
+use crate::access_token;
 use crate::config::{AccessConfig, ConfigError, PriceConfig, ProxyConfig, RouteConfig, SettleTiming, check_http_url};
 use crate::path_pattern::PathPattern;
 
@@ -24,6 +27,9 @@ pub struct Pricing {
     pub asset: Asset,
     pub settle: SettleTiming,
     pub access: Option<AccessWindow>,
+    /// What the route sells (host, path pattern, amount, network, asset, payTo) as one hash: access tokens
+    /// carry it, so a token is good only where the same thing is sold (see [`access_token::route_fingerprint`]).
+    pub fingerprint: String,
 }
 
 /// What one payment buys on a route with an access window.
@@ -70,8 +76,18 @@ impl RouteTable {
     /// Compiles `config.routes` against `networks`. Errors name the route (`route[2] "/weather"`) and the key.
     pub fn build(config: &ProxyConfig, networks: &Networks) -> Result<Arc<Self>, ConfigError> {
         let mut routes = Vec::with_capacity(config.routes.len());
+        let mut names = HashSet::with_capacity(config.routes.len());
         for (index, raw) in config.routes.iter().enumerate() {
-            let label = format!("route[{index}] \"{}\"", raw.name.as_deref().unwrap_or(&raw.path));
+            let name = raw.name.as_deref().unwrap_or(&raw.path);
+            let label = format!("route[{index}] \"{name}\"");
+            if !names.insert(name) {
+                return Err(ConfigError::invalid(
+                    format!("{label}.name"),
+                    format!(
+                        "an earlier route is already called `{name}`; names must be unique (the path is the name when `name` is absent)"
+                    ),
+                ));
+            }
             routes.push(compile(config, networks, raw, &label)?);
         }
         let unmatched_upstream = match (&config.unmatched, &config.unmatched_upstream) {
@@ -160,7 +176,18 @@ fn compile(config: &ProxyConfig, networks: &Networks, raw: &RouteConfig, label: 
                 .map_err(|_| ConfigError::invalid(key("methods"), format!("`{m}` is not an HTTP method")))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let pricing = match (raw.free, &raw.price) {
+    let price = match (&raw.price, raw.price_atomic) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                key("price"),
+                "set price (an amount of the asset) or price_atomic (atomic units), not both",
+            ));
+        }
+        (Some(amount), None) => Some(Price::Amount(amount)),
+        (None, Some(units)) => Some(Price::Atomic(units)),
+        (None, None) => None,
+    };
+    let pricing = match (raw.free, price) {
         (true, Some(_)) => {
             return Err(ConfigError::invalid(key("price"), "a free route has no price"));
         }
@@ -193,11 +220,17 @@ fn compile(config: &ProxyConfig, networks: &Networks, raw: &RouteConfig, label: 
     })
 }
 
+/// `price` or `price_atomic`, whichever the route set.
+enum Price<'a> {
+    Amount(&'a PriceConfig),
+    Atomic(u64),
+}
+
 fn pricing(
     config: &ProxyConfig,
     networks: &Networks,
     raw: &RouteConfig,
-    price: &PriceConfig,
+    price: Price<'_>,
     key: &dyn Fn(&str) -> String,
 ) -> Result<Pricing, ConfigError> {
     let defaults = &config.defaults;
@@ -239,15 +272,19 @@ fn pricing(
     if pay_to == Address::ZERO {
         return Err(ConfigError::invalid(key("pay_to"), "the zero address cannot be paid"));
     }
-    let amount = match price {
-        PriceConfig::Text(text) => {
-            money::parse_price(text, asset.decimals).map_err(|e| ConfigError::invalid(key("price"), e.to_string()))?
-        }
-        PriceConfig::Atomic(units) => U256::from(*units),
+    let (amount, price_key) = match price {
+        Price::Amount(amount) => (
+            amount
+                .units_text()
+                .and_then(|text| money::parse_units(&text, asset.decimals).map_err(|e| e.to_string()))
+                .map_err(|e| ConfigError::invalid(key("price"), e))?,
+            "price",
+        ),
+        Price::Atomic(units) => (U256::from(units), "price_atomic"),
     };
     if amount.is_zero() {
         return Err(ConfigError::invalid(
-            key("price"),
+            key(price_key),
             "must be above zero (use free = true)",
         ));
     }
@@ -258,23 +295,39 @@ fn pricing(
             "must be at least 10 (buyers need time to sign and send)",
         ));
     }
-    let access = raw.access.map(|a| access_window(a, key)).transpose()?;
-    if access.is_some() && config.access_token_secret.is_none() {
+    // The authorization must still be valid when it is settled: after the upstream answered and the
+    // facilitator's settle call returned (`timeout_ms` is the settle budget, remote or embedded).
+    let needed_ms = config.upstream_timeout_ms.saturating_add(config.facilitator.timeout_ms);
+    let needed = needed_ms.div_ceil(1000);
+    if max_timeout_seconds < needed {
         return Err(ConfigError::invalid(
-            key("access"),
-            "needs access_token_secret (or NERDCABAL_PROXY_TOKEN_SECRET)",
+            key("max_timeout_seconds"),
+            format!(
+                "{max_timeout_seconds} is shorter than upstream_timeout_ms ({}) + [facilitator] timeout_ms ({}): \
+                 set at least {needed}, or the payment can expire before it is settled",
+                config.upstream_timeout_ms, config.facilitator.timeout_ms
+            ),
         ));
     }
+    let access = raw.access.map(|a| access_window(a, key)).transpose()?;
+    if access.is_some() && config.access_token_secrets.is_empty() {
+        return Err(ConfigError::invalid(
+            key("access"),
+            "needs access_token_secrets (or access_token_secret, or NERDCABAL_PROXY_TOKEN_SECRET)",
+        ));
+    }
+    let requirement = v2::PaymentRequirements {
+        scheme: protocol::SCHEME_EXACT.into(),
+        network: network.caip2(),
+        amount,
+        asset: asset.address,
+        pay_to,
+        max_timeout_seconds,
+        extra: Some(Extra::eip712(&asset.eip712_name, &asset.eip712_version)),
+    };
     Ok(Pricing {
-        requirement: v2::PaymentRequirements {
-            scheme: protocol::SCHEME_EXACT.into(),
-            network: network.caip2(),
-            amount,
-            asset: asset.address,
-            pay_to,
-            max_timeout_seconds,
-            extra: Some(Extra::eip712(&asset.eip712_name, &asset.eip712_version)),
-        },
+        fingerprint: access_token::route_fingerprint(raw.host.as_deref(), &raw.path, &requirement),
+        requirement,
         v1_network: network.name.clone(),
         asset,
         settle: raw.settle,
@@ -328,7 +381,7 @@ mod tests {
     fn first_match_wins_and_hosts_and_rewrites_apply() {
         let t = table(
             "[[route]]\nname = \"a\"\nhost = \"api.example.com\"\npath = \"/x/*\"\nupstream = \"http://u\"\nfree = true\nrewrite = \"/v2/*\"\n\
-             [[route]]\nname = \"b\"\npath = \"/x/*\"\nupstream = \"http://u\"\nprice = 5\n",
+             [[route]]\nname = \"b\"\npath = \"/x/*\"\nupstream = \"http://u\"\nprice_atomic = 5\n",
         )
         .unwrap();
         let a = t
@@ -367,5 +420,111 @@ mod tests {
         }
         let err = table("[[route]]\npath = \"/p\"\nupstream = \"not a url\"\nprice = 1\n").unwrap_err();
         assert!(err.to_string().starts_with("route[0] \"/p\".upstream"), "{err}");
+        let err = table("[[route]]\npath = \"/p\"\nupstream = \"http://u\"\nprice_atomic = 0\n").unwrap_err();
+        assert!(err.to_string().starts_with("route[0] \"/p\".price_atomic"), "{err}");
+        let err =
+            table("[[route]]\npath = \"/p\"\nupstream = \"http://u\"\nprice = 1\nprice_atomic = 1\n").unwrap_err();
+        assert!(err.to_string().starts_with("route[0] \"/p\".price"), "{err}");
+        let err =
+            table("[[route]]\npath = \"/p\"\nupstream = \"http://u\"\nfree = true\nprice_atomic = 1\n").unwrap_err();
+        assert!(err.to_string().starts_with("route[0] \"/p\".price"), "{err}");
+    }
+
+    fn amount(price: &str) -> U256 {
+        let t = table(&format!("[[route]]\npath = \"/p\"\nupstream = \"http://u\"\n{price}\n")).unwrap();
+        t.routes()[0].pricing.as_ref().unwrap().requirement.amount
+    }
+
+    #[test]
+    fn a_price_is_an_amount_of_the_asset_and_price_atomic_is_atomic() {
+        let five_dollars = U256::from(5_000_000);
+        assert_eq!(amount("price = 5"), five_dollars);
+        assert_eq!(amount("price = \"5\""), five_dollars);
+        assert_eq!(amount("price = \"$5\""), five_dollars);
+        assert_eq!(amount("price = 5.0"), five_dollars);
+        assert_eq!(amount("price = 0.5"), U256::from(500_000));
+        assert_eq!(amount("price = \"0.01\""), U256::from(10_000));
+        assert_eq!(amount("price = 0.01"), U256::from(10_000));
+        assert_eq!(amount("price_atomic = 10000"), U256::from(10_000));
+        for bad in [
+            "price = -1",
+            "price = 0.0000001",
+            "price = \"10000 atomic\"",
+            "price = nan",
+        ] {
+            let err = table(&format!("[[route]]\npath = \"/p\"\nupstream = \"http://u\"\n{bad}\n")).unwrap_err();
+            assert!(err.to_string().starts_with("route[0] \"/p\".price:"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn route_names_are_unique() {
+        let err = table(
+            "[[route]]\nname = \"w\"\nhost = \"a.test\"\npath = \"/w\"\nupstream = \"http://u\"\nfree = true\n\
+             [[route]]\nname = \"w\"\nhost = \"b.test\"\npath = \"/w\"\nupstream = \"http://u\"\nfree = true\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("route[1] \"w\".name:"), "{err}");
+        // Without a name the path is the name.
+        let err = table(
+            "[[route]]\nhost = \"a.test\"\npath = \"/w\"\nupstream = \"http://u\"\nfree = true\n\
+             [[route]]\nhost = \"b.test\"\npath = \"/w\"\nupstream = \"http://u\"\nfree = true\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("route[1] \"/w\".name:"), "{err}");
+    }
+
+    #[test]
+    fn a_payment_must_outlive_the_upstream_and_the_settlement() {
+        // Defaults: 30 s upstream + 15 s facilitator = 45 s.
+        let route = |timeout: u64| {
+            format!("[[route]]\npath = \"/p\"\nupstream = \"http://u\"\nprice = 1\nmax_timeout_seconds = {timeout}\n")
+        };
+        let err = table(&route(44)).unwrap_err();
+        assert!(
+            err.to_string().starts_with("route[0] \"/p\".max_timeout_seconds:"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("at least 45"), "{err}");
+        assert!(table(&route(45)).is_ok());
+        // Rounded up to whole seconds, with the remote facilitator's timeout.
+        let text = format!(
+            "upstream_timeout_ms = 9001\n[facilitator]\nurl = \"http://f\"\ntimeout_ms = 1000\n[defaults]\n\
+             network = \"eip155:5042002\"\npay_to = \"{PAY_TO}\"\nmax_timeout_seconds = 10\n\
+             [[route]]\npath = \"/p\"\nupstream = \"http://u\"\nprice = 1\n"
+        );
+        let config = ProxyConfig::from_toml(&text, |_| None).unwrap();
+        let err = RouteTable::build(&config, &Networks::builtin()).unwrap_err();
+        assert!(err.to_string().contains("at least 11"), "{err}");
+    }
+
+    #[test]
+    fn the_fingerprint_follows_what_is_sold_not_the_name() {
+        let fingerprint = |route: &str| {
+            let t = table(route).unwrap();
+            t.routes()[0].pricing.as_ref().unwrap().fingerprint.clone()
+        };
+        let base = "[[route]]\nname = \"n\"\nhost = \"a.test\"\npath = \"/w\"\nupstream = \"http://u\"\nprice = 1\n";
+        let same = fingerprint(base);
+        assert_eq!(fingerprint(&base.replace("name = \"n\"", "name = \"renamed\"")), same);
+        assert_eq!(fingerprint(&base.replace("http://u", "http://elsewhere")), same);
+        assert_eq!(
+            fingerprint(&base.replace("a.test", "A.TEST")),
+            same,
+            "hosts match case-insensitively"
+        );
+        for changed in [
+            base.replace("a.test", "b.test"),
+            base.replace("host = \"a.test\"\n", ""),
+            base.replace("/w", "/x"),
+            base.replace("price = 1", "price = 2"),
+            base.replace(
+                "price = 1",
+                &format!("price = 1\npay_to = \"{}\"", Address::repeat_byte(7)),
+            ),
+            base.replace("price = 1", "price = 1\nnetwork = \"arc\""),
+        ] {
+            assert_ne!(fingerprint(&changed), same, "{changed}");
+        }
     }
 }

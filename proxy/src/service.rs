@@ -1,7 +1,8 @@
 //! Assembling and running the proxy: the facilitator link (remote, or the engine in-process with its
 //! reconciler), the upstream client, the route table, limits, tokens and metrics; the public listener and the
-//! admin listener (`/metrics`, `/health`, `/payments?state=…`); pruning of expired payment records; route reload on SIGHUP (the new table replaces the old at once, an
-//! invalid file is refused and the old routes stay); graceful shutdown.
+//! admin listener (`/metrics`, `/health`, `/payments?state=…`); pruning of expired payment records; route reload
+//! on SIGHUP (the new table replaces the old at once, an invalid file is refused and the old routes stay; the TLS
+//! certificate, when `[tls]` is set, is re-read too); graceful shutdown.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,12 +20,14 @@ use tokio::net::TcpListener;
 
 use crate::access_token::AccessTokens;
 use crate::call_counter::CallCounter;
+use crate::client_ip::TrustedProxies;
 use crate::config::{ConfigError, ProxyConfig};
 use crate::facilitator_link::{FacilitatorLink, LinkError};
 use crate::metrics::Metrics;
 use crate::payment_store::{PaymentStore, Stage, StoreError};
 use crate::rate_limits::{RateLimits, RouteLimits};
 use crate::route_table::RouteTable;
+use crate::tls_listener::{TlsCerts, TlsError};
 use crate::upstream::{Upstream, UpstreamError};
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +44,8 @@ pub enum ProxyError {
     Upstream(#[from] UpstreamError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("the HTTP server failed: {0}")]
@@ -67,6 +72,8 @@ pub struct ProxyState {
     pub merge_slashes: bool,
     pub tokens: Option<AccessTokens>,
     pub limits: RateLimits,
+    /// Whose `X-Forwarded-For` names the client for the per-IP limits.
+    pub trusted_proxies: TrustedProxies,
     pub metrics: Arc<Metrics>,
     pub body_limit: usize,
 }
@@ -106,6 +113,8 @@ pub struct Proxy {
     config_path: Option<PathBuf>,
     networks: Networks,
     embedded: Option<facilitator::settle::Settler>,
+    /// `[tls]`: the public listener serves HTTPS with these.
+    tls: Option<Arc<TlsCerts>>,
 }
 
 impl Proxy {
@@ -165,24 +174,27 @@ impl Proxy {
                 Duration::from_millis(config.upstream_read_timeout_ms),
                 config.body_limit_bytes,
             )?,
-            tokens: config
-                .access_token_secret
-                .as_ref()
-                .map(|secret| AccessTokens::with_counter(secret.as_bytes(), CallCounter::Database(store.pool().clone()))),
+            tokens: AccessTokens::with_counter(
+                &config.access_token_secrets,
+                CallCounter::Database(store.pool().clone()),
+            ),
             store,
             lease,
             replay_body_limit: config.replay_body_limit,
             merge_slashes: config.merge_slashes,
             limits: RateLimits::new(config.limits.per_ip_per_second, config.limits.per_payer_per_second),
+            trusted_proxies: config.trusted_proxies.clone(),
             metrics: Arc::new(Metrics::default()),
             body_limit: config.body_limit_bytes,
         };
+        let tls = config.tls.as_ref().map(TlsCerts::load).transpose()?.map(Arc::new);
         Ok(Proxy {
             state: Arc::new(state),
             config,
             config_path: options.config_path,
             networks,
             embedded,
+            tls,
         })
     }
 
@@ -218,6 +230,7 @@ impl Proxy {
             || config.admin_listen != self.config.admin_listen
             || config.facilitator.url != self.config.facilitator.url
             || config.facilitator.embedded != self.config.facilitator.embedded
+            || config.tls.is_some() != self.config.tls.is_some()
         {
             tracing::warn!("listeners and the facilitator are not reloaded; restart to change them");
         }
@@ -252,9 +265,18 @@ impl Proxy {
         }));
         let app = self.router();
         background.push(spawn_reload_on_hangup(self.clone()));
-        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        background.push(crate::rate_limits::spawn_pruner(
+            self.state.clone(),
+            crate::rate_limits::PRUNE_EVERY,
+        ));
+        let served = match &self.tls {
+            Some(certs) => crate::tls_listener::serve(listener, app, certs.clone(), shutdown).await,
+            None => {
+                axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
         for task in background {
             task.abort();
         }
@@ -314,6 +336,10 @@ fn spawn_reload_on_hangup(proxy: Arc<Proxy>) -> tokio::task::JoinHandle<()> {
             return;
         };
         while hangups.recv().await.is_some() {
+            // The certificate first, so new routes being in force means the certificate was read too.
+            if let Some(certs) = &proxy.tls {
+                certs.reload_logged();
+            }
             match proxy.reload() {
                 Ok(count) => tracing::info!(routes = count, "routes reloaded"),
                 Err(e) => tracing::error!(error = %e, "reload refused; the old routes stay"),

@@ -1,5 +1,5 @@
 //! Forwarding one request to the upstream API: the body streams through in both directions, hop-by-hop
-//! headers (and the payment and access-token headers, which are ours) are stripped, `X-Forwarded-For`,
+//! headers (and the payment header, the access-token header and its cookie, which are ours) are stripped, `X-Forwarded-For`,
 //! `-Proto` and `-Host` are set, and the upstream's status and headers come back as they were. Transport
 //! failures are typed so the caller can answer 502 or 504 and settle nothing.
 
@@ -99,6 +99,7 @@ impl Upstream {
         if strip_authorization {
             headers.remove(header::AUTHORIZATION);
         }
+        crate::access_token::strip_token_cookies(&mut headers);
         headers.remove(header::HOST);
         set_forwarded(&mut headers, client, original_host);
         let body = if has_body {

@@ -30,10 +30,7 @@ async fn a_buyer_that_hangs_up_cancels_nothing_and_its_resend_gets_the_one_answe
     let offer = h.offer("/hold").await;
     let payment = h.pay(&offer).await;
     let first = tokio::spawn({
-        let request = h
-            .http
-            .get(h.url("/hold"))
-            .header(codec::PAYMENT_SIGNATURE, &payment);
+        let request = h.http.get(h.url("/hold")).header(codec::PAYMENT_SIGNATURE, &payment);
         async move { request.send().await }
     });
     h.upstream.held.notified().await;
@@ -41,10 +38,7 @@ async fn a_buyer_that_hangs_up_cancels_nothing_and_its_resend_gets_the_one_answe
     first.abort();
     assert!(first.await.unwrap_err().is_cancelled());
     let resend = tokio::spawn({
-        let request = h
-            .http
-            .get(h.url("/hold"))
-            .header(codec::PAYMENT_SIGNATURE, &payment);
+        let request = h.http.get(h.url("/hold")).header(codec::PAYMENT_SIGNATURE, &payment);
         async move { request.send().await.unwrap() }
     });
     h.upstream.unhold.notify_one();

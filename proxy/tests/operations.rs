@@ -226,3 +226,105 @@ async fn proxy_wide_limits_refuse_with_json() {
     assert!(limited.headers().contains_key(reqwest::header::RETRY_AFTER));
     assert_eq!(h.upstream.calls("/data"), 1);
 }
+
+const TWO_HOSTS: &str = r#"
+[[route]]
+name = "a"
+host = "a.test"
+path = "/w"
+upstream = "{upstream}"
+rewrite = "/data"
+price = "$0.01"
+access = { seconds = 60 }
+
+[[route]]
+name = "b"
+host = "b.test"
+path = "/w"
+upstream = "{upstream}"
+rewrite = "/data"
+price = "$0.01"
+access = { seconds = 60 }
+"#;
+
+#[tokio::test]
+async fn a_token_is_good_only_on_the_host_it_was_bought_on_and_never_reaches_the_upstream() {
+    use protocol::header as codec;
+    let h = Harness::start(TWO_HOSTS, Link::Real).await;
+    let on = |host: &str| h.http.get(h.url("/w")).header(reqwest::header::HOST, host);
+    let unpaid = on("a.test").send().await.unwrap();
+    assert_eq!(unpaid.status(), 402);
+    let offer = codec::decode_payment_required_v2(unpaid.headers()[codec::PAYMENT_REQUIRED].as_bytes()).unwrap();
+    assert_eq!(offer.resource.url, "http://a.test/w");
+    let paid = on("a.test")
+        .header(codec::PAYMENT_SIGNATURE, h.pay(&offer).await)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status(), 200);
+    assert!(receipt(paid.headers()).unwrap().success);
+    let token = paid.headers()["x-access-token"].to_str().unwrap().to_owned();
+    let cookie = paid.headers()[reqwest::header::SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("x402_access_a="), "{cookie}");
+
+    // On a: by bearer and by cookie, beside a cookie of the upstream's own.
+    let by_bearer = on("a.test").bearer_auth(&token).send().await.unwrap();
+    assert_eq!(by_bearer.status(), 200);
+    assert!(receipt(by_bearer.headers()).is_none(), "no new payment");
+    let by_cookie = on("a.test")
+        .header(
+            reqwest::header::COOKIE,
+            format!("theme=dark; x402_access_a={token}; lang=fr"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_cookie.status(), 200);
+    assert_eq!(h.upstream.calls("/data"), 3);
+    let last = h.upstream.last("/data").unwrap();
+    assert_eq!(last.headers[reqwest::header::COOKIE], "theme=dark; lang=fr");
+    for seen in h.upstream.seen.lock().unwrap().iter() {
+        assert!(
+            !seen.headers.contains_key(reqwest::header::AUTHORIZATION),
+            "{:?}",
+            seen.headers
+        );
+        let cookies: Vec<_> = seen.headers.get_all(reqwest::header::COOKIE).iter().collect();
+        assert!(
+            cookies.iter().all(|c| !c.to_str().unwrap().contains("x402")),
+            "{cookies:?}"
+        );
+    }
+
+    // On b — the same path and price, another host — the token buys nothing, as bearer or as b's cookie.
+    for presented in [
+        on("b.test").bearer_auth(&token),
+        on("b.test").header(reqwest::header::COOKIE, format!("x402_access_b={token}")),
+    ] {
+        let refused = presented.send().await.unwrap();
+        assert_eq!(refused.status(), 402);
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["reason"], "access_token_invalid", "{body}");
+    }
+    assert_eq!(h.upstream.calls("/data"), 3, "b's upstream was never called");
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let top = "trusted_proxies = [\"127.0.0.1\"]\nlimits = { per_ip_per_second = 1 }";
+    let h = Harness::start_with(top, ROUTES, Link::Real).await;
+    let from = |client: Option<&str>| {
+        let request = h.http.get(h.url("/limited"));
+        match client {
+            Some(ip) => request.header("x-forwarded-for", format!("203.0.113.66, {ip}")),
+            None => request,
+        }
+    };
+    let status = async |client| from(client).send().await.unwrap().status().as_u16();
+    assert_eq!(status(Some("198.51.100.1")).await, 200);
+    assert_eq!(status(Some("198.51.100.1")).await, 429, "the same client, limited");
+    // Another client behind the same proxy is not; neither is the proxy's own request.
+    assert_eq!(status(Some("198.51.100.2")).await, 200);
+    assert_eq!(status(None).await, 200);
+    assert_eq!(status(None).await, 429);
+}

@@ -38,7 +38,14 @@ async fn python_upstream(dir: &std::path::Path) -> (String, PythonServer) {
         .unwrap()
         .port();
     let child = Command::new("python3")
-        .args(["-m", "http.server", &port.to_string(), "--bind", "127.0.0.1", "--directory"])
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
         .arg(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -53,7 +60,10 @@ async fn python_upstream(dir: &std::path::Path) -> (String, PythonServer) {
     }
     // The upstream itself normalises: the bypass would work without the proxy's canonicalisation.
     let direct = raw_get(&url.replace("http://", ""), "/free/%2e%2e/paid").await;
-    assert!(direct.1.contains(SECRET), "http.server resolves encoded dot segments itself");
+    assert!(
+        direct.1.contains(SECRET),
+        "http.server resolves encoded dot segments itself"
+    );
     (url, server)
 }
 
@@ -65,16 +75,13 @@ async fn raw_get(authority: &str, target: &str) -> (u16, String) {
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).await.unwrap();
     let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     (status, text)
 }
 
 #[tokio::test]
 async fn no_path_variant_reaches_a_priced_file_unpaid_or_at_another_price() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let files = common::temp_dir("python-root");
     let (python, _server) = python_upstream(&files).await;
     let routes = format!(
@@ -127,10 +134,7 @@ async fn no_path_variant_reaches_a_priced_file_unpaid_or_at_another_price() {
                 !text.contains(SECRET) && !text.contains(REPORT),
                 "{form}: the paid content was served unpaid: {text}"
             );
-            assert!(
-                matches!(status, 400 | 402 | 404),
-                "{form}: status {status}: {text}"
-            );
+            assert!(matches!(status, 400 | 402 | 404), "{form}: status {status}: {text}");
             // Ours is a JSON reason; hyper refuses some targets (a raw `\\`) before they reach us.
             if status == 400 && text.contains('{') {
                 assert!(text.contains("\"error\":\"ambiguous_path\""), "{form}: {text}");

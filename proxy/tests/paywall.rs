@@ -273,7 +273,10 @@ async fn eight_concurrent_copies_of_one_payment_run_the_upstream_once() {
     let copies = (0..8).map(|_| h.get_paid("/data", &payment));
     let answers = futures_util::future::join_all(copies).await;
     let statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
-    assert!(statuses.iter().all(|s| *s == 200), "every copy gets the paid answer: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "every copy gets the paid answer: {statuses:?}"
+    );
     let hashes: std::collections::HashSet<_> = answers
         .iter()
         .map(|r| receipt(r.headers()).unwrap().transaction)
@@ -490,7 +493,12 @@ async fn a_settle_before_route_is_paid_even_when_the_upstream_then_fails() {
         .await
         .unwrap();
     assert!(metrics.contains("proxy_payments_paid_undelivered 1"), "{metrics}");
-    let bad = h.http.get(format!("{}/payments?state=nope", h.admin_url)).send().await.unwrap();
+    let bad = h
+        .http
+        .get(format!("{}/payments?state=nope", h.admin_url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(bad.status(), 400);
     // A resend within validity runs the upstream again and settles nothing more.
     let again = h.get_paid("/before-fail", &payment).await;
