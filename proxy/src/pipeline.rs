@@ -42,7 +42,7 @@ pub async fn handle(
     }
     let target = match CanonicalTarget::of(&request, state.merge_slashes) {
         Ok(target) => target,
-        Err(refused) => return refused,
+        Err((reason, problem)) => return ambiguous(reason, &problem),
     };
     let routes = state.routes();
     // A CORS preflight is matched as the request it announces.
@@ -102,11 +102,12 @@ struct CanonicalTarget {
 }
 
 impl CanonicalTarget {
-    fn of(request: &Request, merge_slashes: bool) -> Result<Self, Response> {
+    /// The canonical target, or the refusal's reason and what was ambiguous.
+    fn of(request: &Request, merge_slashes: bool) -> Result<Self, (&'static str, String)> {
         let path = canonical_path::canonicalize(request.uri().path(), merge_slashes)
-            .map_err(|e| ambiguous(AMBIGUOUS_PATH, &e))?;
+            .map_err(|e| (AMBIGUOUS_PATH, e.to_string()))?;
         let authority = canonical_path::request_authority(request.uri(), request.headers())
-            .map_err(|e| ambiguous(AMBIGUOUS_AUTHORITY, &e))?;
+            .map_err(|e| (AMBIGUOUS_AUTHORITY, e.to_string()))?;
         Ok(CanonicalTarget { path, authority })
     }
 }

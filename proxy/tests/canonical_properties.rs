@@ -72,12 +72,14 @@ fn route_file() -> impl Strategy<Value = String> {
     prop::collection::vec(route, 1..7).prop_map(|routes| {
         routes
             .iter()
-            .map(|(path, price)| {
+            .enumerate()
+            .map(|(i, (path, price))| {
                 let sells = match price {
                     Some(units) => format!("price = {units}"),
                     None => "free = true".into(),
                 };
-                format!("[[route]]\npath = \"{path}\"\nupstream = \"http://127.0.0.1:9\"\n{sells}\n")
+                // Route names are unique; the same pattern may come twice (the first wins).
+                format!("[[route]]\nname = \"r{i}\"\npath = \"{path}\"\nupstream = \"http://127.0.0.1:9\"\n{sells}\n")
             })
             .collect()
     })
