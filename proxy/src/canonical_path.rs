@@ -189,8 +189,9 @@ pub enum AmbiguousAuthority {
 /// absolute-form target) and/or the Host header; both present and different (case-insensitively) is an error.
 /// None when neither is present.
 ///
-/// More than one Host header, or an authority with user information (`user@host`), is refused. An empty Host
-/// header (what HTTP/1.1 asks for when the target has no authority) counts as none.
+/// More than one Host header, or an authority with user information (`user@host`) or a port that is not a
+/// number, is refused. An empty Host header (what HTTP/1.1 asks for when the target has no authority) counts as
+/// none; beside a URI authority it disagrees with it.
 pub fn request_authority(uri: &Uri, headers: &HeaderMap) -> Result<Option<String>, AmbiguousAuthority> {
     let from_uri = uri.authority().map(host_and_port).transpose()?;
     let mut values = headers.get_all(header::HOST).iter();
