@@ -9,7 +9,6 @@ use std::time::Duration;
 use alloy::primitives::B256;
 use moka::future::Cache;
 use sqlx::AnyPool;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
 
 #[derive(Clone)]
 pub enum CallCounter {
@@ -25,17 +24,7 @@ impl CallCounter {
 
     /// Counters in the database at `url`, created if needed.
     pub async fn database(url: &str) -> Result<Self, sqlx::Error> {
-        install_default_drivers();
-        let url = if url.starts_with("sqlite:") && !url.contains("mode=") && !url.contains(":memory:") {
-            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
-        } else {
-            url.to_owned()
-        };
-        let pool = AnyPoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(&url)
-            .await?;
+        let pool = facilitator::ledger::open_pool(url, facilitator::ledger::Durability::ProcessCrash, 1).await?;
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS access_calls (token_id TEXT NOT NULL PRIMARY KEY, used BIGINT NOT NULL, expires_at BIGINT NOT NULL)",
         )

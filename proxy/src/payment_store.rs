@@ -18,7 +18,6 @@ use base64::engine::general_purpose::STANDARD;
 use protocol::SettleResponse;
 use serde::{Deserialize, Serialize};
 use sqlx::AnyPool;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use tokio::sync::Notify;
 
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +179,7 @@ pub enum Turn {
 pub struct PaymentStore {
     pool: AnyPool,
     wakers: moka::future::Cache<String, Arc<Notify>>,
-    /// How a row looks in `:memory:` mode versus a file; kept for `Debug`.
+    /// The database URL, shown redacted by `Debug`.
     url: Arc<str>,
 }
 
@@ -239,6 +238,10 @@ const SCHEMA: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS access_calls (token_id TEXT NOT NULL PRIMARY KEY, used BIGINT NOT NULL, expires_at BIGINT NOT NULL)",
 ];
 
+/// The columns a [`PaymentRecord`] is read from, in [`Row`] order.
+const SELECT_RECORD: &str =
+    "SELECT stage, route, answer, settlement, payer, amount, network, pkey, updated_at FROM proxy_payments";
+
 type Row = (
     String,
     String,
@@ -254,34 +257,10 @@ type Row = (
 impl PaymentStore {
     /// Opens (and creates) the store at a database URL from [`database_url`].
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        install_default_drivers();
-        let sqlite = url.starts_with("sqlite:");
-        let memory = url.contains(":memory:");
-        let connect_url = if sqlite && !url.contains("mode=") && !memory {
-            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
-        } else {
-            url.to_owned()
-        };
-        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
-        if sqlite {
-            // WAL with synchronous=NORMAL: a commit survives the process being killed (what a lease and a
-            // resend rely on); only an OS crash can lose the last commits, and then a resend still settles
-            // idempotently through the facilitator, whose ledger stays the authority on money.
-            options = options
-                .max_connections(if memory { 1 } else { 8 })
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        use sqlx::Executor;
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
-                        Ok(())
-                    })
-                });
-        } else {
-            options = options.max_connections(16);
-        }
-        let pool = options.connect(&connect_url).await?;
+        // A commit survives the process being killed (what a lease and a resend rely on); only an OS crash
+        // can lose the last commits, and then a resend still settles idempotently through the facilitator,
+        // whose ledger stays the authority on money.
+        let pool = facilitator::ledger::open_pool(url, facilitator::ledger::Durability::ProcessCrash, 1).await?;
         for statement in SCHEMA {
             sqlx::query(statement).execute(&pool).await?;
         }
@@ -403,12 +382,10 @@ impl PaymentStore {
     }
 
     async fn read(&self, pkey: &str) -> Result<Option<PaymentRecord>, StoreError> {
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT stage, route, answer, settlement, payer, amount, network, pkey, updated_at FROM proxy_payments WHERE pkey = $1",
-        )
-        .bind(pkey)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT_RECORD} WHERE pkey = $1")))
+            .bind(pkey)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(record).transpose()
     }
 
@@ -485,10 +462,9 @@ impl PaymentStore {
 
     /// Payments in `stage`, newest first (at most `limit`).
     pub async fn list(&self, stage: Stage, limit: u32) -> Result<Vec<PaymentRecord>, StoreError> {
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT stage, route, answer, settlement, payer, amount, network, pkey, updated_at FROM proxy_payments \
-             WHERE stage = $1 ORDER BY updated_at DESC LIMIT $2",
-        )
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "{SELECT_RECORD} WHERE stage = $1 ORDER BY updated_at DESC LIMIT $2"
+        )))
         .bind(stage.as_str())
         .bind(i64::from(limit))
         .fetch_all(&self.pool)

@@ -4,8 +4,10 @@
 //! broadcast, and ends *confirmed* or *failed*; so after a crash every payment in flight can be found and
 //! finished, and none can be sent twice.
 
+mod pool;
 mod record;
 mod store;
 
+pub use pool::{Durability, open_pool};
 pub use record::{NewSettlement, SettlementKey, SettlementRecord, SettlementState};
 pub use store::{Ledger, LedgerError, Reservation};

@@ -3,10 +3,9 @@
 //! racing on one row cannot both move it.
 
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy::primitives::{Address, B256, Bytes, U256};
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, FromRow};
 
 use super::record::{NewSettlement, SettlementKey, SettlementRecord, SettlementState};
@@ -58,32 +57,7 @@ impl Ledger {
     /// Opens (creating if needed) the database at `url` — `sqlite://path` (or `sqlite::memory:`) or
     /// `postgres://…` — and applies the embedded migrations.
     pub async fn connect(url: &str) -> Result<Self, LedgerError> {
-        install_default_drivers();
-        let sqlite = url.starts_with("sqlite:");
-        let url = if sqlite && !url.contains("mode=") && !url.contains(":memory:") {
-            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
-        } else {
-            url.to_owned()
-        };
-        let mut options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(10));
-        if sqlite {
-            // One writer at a time is SQLite's rule; WAL lets readers go on meanwhile, and busy_timeout makes
-            // a writer wait its turn instead of failing.
-            options = options
-                .max_connections(if url.contains(":memory:") { 1 } else { 8 })
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        use sqlx::Executor;
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        Ok(())
-                    })
-                });
-        } else {
-            options = options.max_connections(16);
-        }
-        let pool = options.connect(&url).await?;
+        let pool = super::pool::open_pool(url, super::pool::Durability::PowerLoss, 8).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Ledger { pool })
     }
