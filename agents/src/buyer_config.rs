@@ -1,7 +1,7 @@
 //! The buyer's settings, shared by `nerdcabal pay` and `nerdcabal mcp`: where the key comes from, the spending
 //! policy, the spend ledger's URL, and a `nerdcabal dev` state file to pay on the local devnet. A TOML file,
 //! then environment variables, then command-line flags, each overriding the one before. Keys are never
-//! printed.
+//! printed, and `Debug` shows the ledger and RPC URLs without their passwords or API keys.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::Signer;
 use alloy::signers::local::PrivateKeySigner;
+use protocol::redact::redact_url;
 use serde::Deserialize;
 
 use crate::circle_wallet::{CircleWalletConfig, CircleWalletSigner};
@@ -161,8 +162,8 @@ impl std::fmt::Debug for BuyerConfig {
         f.debug_struct("BuyerConfig")
             .field("address", &self.signer.address())
             .field("policy", &self.policy)
-            .field("ledger_url", &self.ledger_url)
-            .field("rpc_url", &self.rpc_url)
+            .field("ledger_url", &redact_url(&self.ledger_url))
+            .field("rpc_url", &redact_url(&self.rpc_url))
             .finish_non_exhaustive()
     }
 }
@@ -323,5 +324,40 @@ impl BuyerConfig {
             });
         }
         networks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_logs_show_no_ledger_password_and_no_rpc_key() {
+        let dir = std::env::temp_dir().join(format!("nerdcabal-buyer-config-{}", B256::random()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("buyer.toml");
+        std::fs::write(
+            &path,
+            "ledger = \"postgres://buyer:hunter2secret@db.example:5432/spend\"\n\
+             rpc_url = \"https://arc.g.alchemy.com/v2/Ab3dEf9hIjKlMn0pQrStUvWx\"\n",
+        )
+        .unwrap();
+        let flags = BuyerFlags {
+            config: Some(path),
+            ..BuyerFlags::default()
+        };
+        let key = B256::repeat_byte(7).to_string();
+        let config = BuyerConfig::resolve(&flags, |name| (name == ENV_BUYER_KEY).then(|| key.clone())).unwrap();
+        assert_eq!(
+            config.ledger_url,
+            "postgres://buyer:hunter2secret@db.example:5432/spend"
+        );
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2secret"), "{shown}");
+        assert!(!shown.contains("Ab3dEf9hIjKlMn0pQrStUvWx"), "{shown}");
+        assert!(!shown.contains(&key[2..]), "{shown}");
+        assert!(shown.contains("postgres://buyer:***@db.example:5432/spend"), "{shown}");
+        assert!(shown.contains("https://arc.g.alchemy.com/v2/***"), "{shown}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
