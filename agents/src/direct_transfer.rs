@@ -10,7 +10,7 @@ use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 
-use crate::spend_ledger::{NewSpend, SpendLedger, SpendState, unix_now};
+use crate::spend_ledger::{NewSpend, SpendKind, SpendLedger, SpendState, unix_now};
 use crate::spending_policy::SpendingPolicy;
 use crate::x402_client::PayError;
 
@@ -63,6 +63,7 @@ pub async fn send(
         request.memo.map(|m| format!("?memo={m}")).unwrap_or_default()
     );
     let spend = NewSpend {
+        kind: SpendKind::Transfer,
         url: &target,
         host: "direct-transfer",
         network: request.network,
@@ -71,6 +72,9 @@ pub async fn send(
         payer: key.address(),
         nonce: B256::random(),
         amount,
+        valid_before: None,
+        tx_hash: None,
+        chain_nonce: None,
     };
     let id = match ledger.reserve(&spend, policy.budgets(), unix_now()).await {
         Ok(Ok(id)) => id,

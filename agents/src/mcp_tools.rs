@@ -575,7 +575,7 @@ impl BuyerTools {
         let rows = self
             .client
             .ledger()
-            .report(since, by_day)
+            .report(self.client.address(), since, by_day)
             .await
             .map_err(|e| refusal(&PayError::Ledger(e.to_string())))?;
         let total: i64 = rows.iter().map(|r| r.total).sum();
@@ -608,7 +608,7 @@ impl BuyerTools {
         let spent = self
             .client
             .ledger()
-            .spent_since(day_start(unix_now()), None)
+            .spent_since(self.client.address(), day_start(unix_now()), None)
             .await
             .map_err(|e| refusal(&PayError::Ledger(e.to_string())))?;
         let spent = U256::from(spent.max(0) as u64);

@@ -17,7 +17,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 
 use crate::offers::{self, Offer};
-use crate::spend_ledger::{NewSpend, SpendLedger, SpendState, unix_now};
+use crate::spend_ledger::{NewSpend, SpendKind, SpendLedger, SpendState, unix_now};
 use crate::spending_policy::{OfferRefusal, SpendingPolicy};
 
 /// What went wrong, by kind: each maps to its own exit code and MCP tool error.
@@ -307,7 +307,10 @@ impl X402Client {
             why: "the price does not fit the spend ledger".into(),
         })?;
         let network = offer.caip2().unwrap_or_default();
+        // One clock reading for the ledger and the signature, so the recorded `validBefore` is the signed one.
+        let now = unix_now();
         let spend = NewSpend {
+            kind: SpendKind::X402,
             url: asked.as_str(),
             host: &host,
             network: &network,
@@ -316,13 +319,16 @@ impl X402Client {
             payer: self.signer.address(),
             nonce,
             amount,
+            valid_before: Some(now.saturating_add(i64::try_from(offer.max_timeout_seconds()).unwrap_or(i64::MAX))),
+            tx_hash: None,
+            chain_nonce: None,
         };
-        let id = match self.ledger.reserve(&spend, self.policy.budgets(), unix_now()).await {
+        let id = match self.ledger.reserve(&spend, self.policy.budgets(), now).await {
             Ok(Ok(id)) => id,
             Ok(Err(exceeded)) => return Err(exceeded.into()),
             Err(e) => return Err(PayError::Ledger(e.to_string())),
         };
-        let (header_name, header_value) = match self.sign(offer, nonce).await {
+        let (header_name, header_value) = match self.sign(offer, nonce, now).await {
             Ok(header) => header,
             Err(e) => {
                 self.finish(&id, SpendState::Unsettled, None, Some("signer_error"))
@@ -377,8 +383,8 @@ impl X402Client {
         Err(PayError::Unpayable { why })
     }
 
-    async fn sign(&self, offer: &Offer, nonce: B256) -> Result<(&'static str, String), PayError> {
-        let now = unix_now().max(0) as u64;
+    async fn sign(&self, offer: &Offer, nonce: B256, now: i64) -> Result<(&'static str, String), PayError> {
+        let now = now.max(0) as u64;
         let signer: &(dyn Signer + Send + Sync) = self.signer.as_ref();
         match offer {
             Offer::V2 {
