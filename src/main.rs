@@ -110,6 +110,11 @@ enum Command {
         #[command(flatten)]
         buyer: BuyerArgs,
     },
+    /// The spend ledger: `reconcile` asks the chain about signed and pending payments.
+    Spend {
+        #[command(subcommand)]
+        command: SpendCommand,
+    },
     /// Approve (or --deny) a payment an agent asked to make above the approval threshold; --list shows them.
     Approve {
         id: Option<String>,
@@ -175,6 +180,27 @@ impl BuyerArgs {
             networks: self.networks,
         }
     }
+}
+
+#[derive(Subcommand)]
+enum SpendCommand {
+    /// Settle signed and pending payments from the chain: settled when the authorization was used (or the
+    /// transfer mined), unsettled — no longer counted — once it can never settle. `pay` and `mcp` do a cheap
+    /// pass of this as they start.
+    Reconcile {
+        /// Buyer configuration (TOML: ledger, rpc_url, devnet).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Spend ledger URL (else NERDCABAL_SPEND_DB, else ~/.nerdcabal/spend.db).
+        #[arg(long)]
+        ledger: Option<String>,
+        /// The payments are on the devnet of this `nerdcabal dev --state-file` (its RPC).
+        #[arg(long)]
+        devnet: Option<PathBuf>,
+        /// Print one JSON object instead.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -302,6 +328,28 @@ async fn main() -> anyhow::Result<()> {
         Command::Approve { id, deny, list, ledger } => {
             let options = agents::approve_command::ApproveOptions { id, deny, list, ledger };
             let code = agents::approve_command::run(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
+            std::process::exit(code);
+        }
+        Command::Spend {
+            command:
+                SpendCommand::Reconcile {
+                    config,
+                    ledger,
+                    devnet,
+                    json,
+                },
+        } => {
+            let options = agents::spend_command::ReconcileOptions {
+                buyer: agents::buyer_config::BuyerFlags {
+                    config,
+                    ledger,
+                    devnet,
+                    ..Default::default()
+                },
+                json,
+            };
+            let code =
+                agents::spend_command::run_reconcile(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
             std::process::exit(code);
         }
         Command::Proxy { config, devnet } => {

@@ -94,6 +94,8 @@ pub struct PolicySection {
     pub payees: Option<Vec<Address>>,
     /// Payments above this need a person's approval (MCP).
     pub approval_threshold: Option<String>,
+    /// The longest authorization (an offer's `maxTimeoutSeconds`) the buyer signs; 300 by default.
+    pub max_timeout_seconds: Option<u64>,
 }
 
 /// What `nerdcabal dev --state-file` writes (the fields a buyer needs).
@@ -189,21 +191,83 @@ pub fn default_ledger_url() -> String {
     format!("sqlite://{}", dir.join("spend.db").display())
 }
 
+/// Where the spend ledger is and which chain proves its payments: all `nerdcabal spend` needs (no key).
+#[derive(Clone)]
+pub struct LedgerSettings {
+    pub ledger_url: String,
+    pub rpc_url: String,
+    /// CAIP-2 of the chain behind `rpc_url`.
+    pub network: String,
+}
+
+impl std::fmt::Debug for LedgerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerSettings")
+            .field("ledger_url", &redact_url(&self.ledger_url))
+            .field("rpc_url", &redact_url(&self.rpc_url))
+            .field("network", &self.network)
+            .finish()
+    }
+}
+
+fn read_file(flags: &BuyerFlags) -> Result<BuyerFile, BuyerConfigError> {
+    match &flags.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| BuyerConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Ok(toml::from_str::<BuyerFile>(&text)?)
+        }
+        None => Ok(BuyerFile::default()),
+    }
+}
+
+fn read_devnet(flags: &BuyerFlags, file: &BuyerFile) -> Result<Option<DevState>, BuyerConfigError> {
+    let path = flags.devnet.clone().or(file.devnet.clone());
+    path.as_deref().map(DevState::read).transpose()
+}
+
+/// The chain: the devnet's, else the file's `rpc_url` on Arc testnet, else Arc testnet's public RPC.
+fn chain_of(devnet: Option<&DevState>, file: &BuyerFile) -> (String, String, Address) {
+    match devnet {
+        Some(d) => (d.rpc_url.clone(), d.network.clone(), d.usdc),
+        None => (
+            file.rpc_url.clone().unwrap_or_else(|| ARC_TESTNET_RPC.to_owned()),
+            protocol::network::caip2(protocol::network::ARC_TESTNET_CHAIN_ID),
+            protocol::network::ARC_USDC,
+        ),
+    }
+}
+
+fn ledger_of(flags: &BuyerFlags, env: &impl Fn(&str) -> Option<String>, file: &BuyerFile) -> String {
+    flags
+        .ledger
+        .clone()
+        .or_else(|| env(ENV_SPEND_DB))
+        .or(file.ledger.clone())
+        .unwrap_or_else(default_ledger_url)
+}
+
+impl LedgerSettings {
+    /// File, then env, then flags — the same keys as [`BuyerConfig::resolve`], without the wallet.
+    pub fn resolve(flags: &BuyerFlags, env: impl Fn(&str) -> Option<String>) -> Result<Self, BuyerConfigError> {
+        let file = read_file(flags)?;
+        let devnet = read_devnet(flags, &file)?;
+        let (rpc_url, network, _) = chain_of(devnet.as_ref(), &file);
+        Ok(LedgerSettings {
+            ledger_url: ledger_of(flags, &env, &file),
+            rpc_url,
+            network,
+        })
+    }
+}
+
 impl BuyerConfig {
     /// File, then env, then flags.
     pub fn resolve(flags: &BuyerFlags, env: impl Fn(&str) -> Option<String>) -> Result<Self, BuyerConfigError> {
-        let file = match &flags.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| BuyerConfigError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-                toml::from_str::<BuyerFile>(&text)?
-            }
-            None => BuyerFile::default(),
-        };
-        let devnet_path = flags.devnet.clone().or(file.devnet.clone());
-        let devnet = devnet_path.as_deref().map(DevState::read).transpose()?;
+        let file = read_file(flags)?;
+        let devnet = read_devnet(flags, &file)?;
 
         let key_file = flags.key_file.clone().or(file.wallet.key_file.clone());
         let circle = match (&key_file, &file.wallet.circle) {
@@ -276,30 +340,20 @@ impl BuyerConfig {
             policy.assets.clone_from(assets);
         }
         policy.payees.clone_from(&p.payees);
+        if let Some(seconds) = p.max_timeout_seconds {
+            if seconds == 0 {
+                return Err(invalid("policy.max_timeout_seconds", "must be at least 1"));
+            }
+            policy.max_timeout_seconds = seconds;
+        }
         let approval_threshold = flags
             .approval_threshold
             .as_deref()
             .or(p.approval_threshold.as_deref())
             .map(|t| price("approval_threshold", t))
             .transpose()?;
-        let rpc_url = devnet
-            .as_ref()
-            .map(|d| d.rpc_url.clone())
-            .or(file.rpc_url.clone())
-            .unwrap_or_else(|| ARC_TESTNET_RPC.to_owned());
-        let (network, usdc) = match &devnet {
-            Some(d) => (d.network.clone(), d.usdc),
-            None => (
-                protocol::network::caip2(protocol::network::ARC_TESTNET_CHAIN_ID),
-                protocol::network::ARC_USDC,
-            ),
-        };
-        let ledger_url = flags
-            .ledger
-            .clone()
-            .or_else(|| env(ENV_SPEND_DB))
-            .or(file.ledger)
-            .unwrap_or_else(default_ledger_url);
+        let (rpc_url, network, usdc) = chain_of(devnet.as_ref(), &file);
+        let ledger_url = ledger_of(flags, &env, &file);
         Ok(BuyerConfig {
             signer,
             local_key,

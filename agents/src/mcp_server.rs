@@ -42,6 +42,7 @@ pub struct McpOptions {
 /// The tools for a resolved buyer configuration.
 pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<BuyerTools, McpError> {
     let ledger = SpendLedger::open(&config.ledger_url).await?;
+    crate::spend_reconcile::at_start(&ledger, &config.rpc_url, &config.network).await;
     let networks = config.networks();
     let client = X402Client::new(config.signer.clone(), config.policy.clone(), ledger, networks, timeout)?;
     Ok(BuyerTools::new(BuyerToolsConfig {

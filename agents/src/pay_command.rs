@@ -131,6 +131,7 @@ async fn prepare(options: &PayOptions) -> Result<(X402Client, CallRequest), Stri
         request.max_price = Some(protocol::money::parse_price(max, 6).map_err(|e| format!("--max: {e}"))?);
     }
     let ledger = SpendLedger::open(&config.ledger_url).await.map_err(|e| e.to_string())?;
+    crate::spend_reconcile::at_start(&ledger, &config.rpc_url, &config.network).await;
     let networks = config.networks();
     let client = X402Client::new(
         config.signer.clone(),

@@ -174,9 +174,8 @@ fn payer_lock_key(payer: Address) -> i64 {
 pub enum OpenScope {
     /// Every signed or pending payment.
     All,
-    /// Only today's that the chain can decide now (an x402 payment past its `validBefore` by the local clock;
-    /// any transfer), at most `limit` of them: what `pay` and `mcp` check at start.
-    Decidable { now: i64, limit: i64 },
+    /// Only today's (the ones budgets count), oldest first, at most `limit`: what `pay` and `mcp` check at start.
+    Today { now: i64, limit: i64 },
 }
 
 impl SpendLedger {
@@ -372,14 +371,13 @@ impl SpendLedger {
                     format!("SELECT {RECORD_COLUMNS} FROM payments WHERE state IN {OPEN} ORDER BY created_at, id");
                 sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?
             }
-            OpenScope::Decidable { now, limit } => {
+            OpenScope::Today { now, limit } => {
                 let sql = format!(
                     "SELECT {RECORD_COLUMNS} FROM payments WHERE state IN {OPEN} AND created_at >= $1 \
-                     AND (kind = 'transfer' OR valid_before <= $2) ORDER BY created_at, id LIMIT $3"
+                     ORDER BY created_at, id LIMIT $2"
                 );
                 sqlx::query_as(sqlx::AssertSqlSafe(sql))
                     .bind(day_start(now))
-                    .bind(now)
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?

@@ -3,7 +3,8 @@
 //! spend ledger (budgets checked in the same step), signs, and sends the payment only to the URL that asked
 //! for it (redirects are not followed with a payment). When the paid attempt fails ambiguously it resends the
 //! *same* signed payment — never a second signature — and reads the receipt from `PAYMENT-RESPONSE` (or
-//! `X-PAYMENT-RESPONSE`).
+//! `X-PAYMENT-RESPONSE`). A payment without a success receipt stays counted in the ledger as pending until the
+//! chain proves it unsettled (`spend_reconcile`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -336,15 +337,25 @@ impl X402Client {
                 return Err(e);
             }
         };
-        let paid = self.send_paid(request, &asked, header_name, &header_value).await;
-        let response = match paid {
+        let response = match self.send_paid(request, &asked, header_name, &header_value).await {
             Ok(response) => response,
-            Err(e) => {
-                // The payment may have settled: it stays counted, and the caller can resend the same one.
+            Err(unsent) if !unsent.reached => {
+                // Every attempt failed to connect: the signature never left this process.
+                self.finish(&id, SpendState::Unsettled, None, Some("not_sent")).await;
+                return Err(PayError::Network(format!(
+                    "the paid request could not be sent ({}); nothing was paid",
+                    unsent.error
+                )));
+            }
+            Err(unsent) => {
+                // The payment may have settled: it stays counted until the chain says otherwise, and the caller
+                // can resend the same one.
                 self.finish(&id, SpendState::Pending, None, Some("no_answer")).await;
                 return Err(PayError::Network(format!(
-                    "no answer to the paid request after {} attempts ({e}); the payment may have settled",
-                    self.resends + 1
+                    "no answer to the paid request after {} attempts ({}); the payment may have settled and \
+                     counts against budgets until `nerdcabal spend reconcile` proves otherwise",
+                    self.resends + 1,
+                    unsent.error
                 )));
             }
         };
@@ -433,22 +444,29 @@ impl X402Client {
         url: &url::Url,
         name: &'static str,
         value: &str,
-    ) -> Result<reqwest::Response, reqwest::Error> {
+    ) -> Result<reqwest::Response, Unsent> {
         let mut attempt = 0;
+        let mut reached = false;
         loop {
             match self.send(&self.paid_http, request, url, Some((name, value))).await {
                 Ok(response) => return Ok(response),
-                Err(e) if attempt < self.resends => {
-                    tracing::warn!(error = %e, attempt, "paid request got no answer; resending the same payment");
+                Err(error) => {
+                    // Only a failure to connect proves the request (and its payment) was not written out.
+                    reached |= !error.is_connect();
+                    if attempt >= self.resends {
+                        return Err(Unsent { error, reached });
+                    }
+                    tracing::warn!(%error, attempt, "paid request got no answer; resending the same payment");
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
                 }
-                Err(e) => return Err(e),
             }
         }
     }
 
-    /// Reads the paid answer, records the outcome, and returns it (or why it failed).
+    /// Reads the paid answer, records the outcome, and returns it (or why it failed). A success
+    /// `PAYMENT-RESPONSE` is believed at any status; without one the payment is pending — a refusal, an error
+    /// or a facilitator timeout does not prove that the money will not move — until the chain proves it.
     async fn conclude(&self, id: &str, offer: &Offer, response: reqwest::Response) -> Result<CallOutcome, PayError> {
         let status = response.status();
         let settlement = settlement_of(response.headers());
@@ -461,55 +479,44 @@ impl X402Client {
             amount: offer.amount().to_string(),
             pay_to: offer.pay_to(),
         });
-        if status.as_u16() < 400 {
-            match &receipt {
-                Some(r) => self.finish(id, SpendState::Settled, Some(&r.transaction), None).await,
-                // Served without a receipt: the money may have moved, so it stays counted.
-                None => self.finish(id, SpendState::Pending, None, Some("no_receipt")).await,
-            }
-            return Ok(CallOutcome {
-                status,
-                headers,
-                body,
-                receipt,
-            });
-        }
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
         let reason = json["reason"]
             .as_str()
             .or(settlement.as_ref().and_then(|s| s.error_reason.as_deref()))
             .or(json["error"].as_str())
-            .unwrap_or("refused")
+            .unwrap_or(if status.as_u16() < 400 { "no_receipt" } else { "refused" })
             .to_owned();
         let message = json["error"].as_str().unwrap_or("").to_owned();
-        let transaction = settlement
-            .as_ref()
-            .map(|s| s.transaction.clone())
-            .filter(|t| !t.is_empty());
-        if status == StatusCode::PAYMENT_REQUIRED {
-            if let Some(s) = settlement.as_ref().filter(|s| s.success) {
+        if let Some(receipt) = receipt {
+            let note = (!status.is_success()).then(|| format!("http_{}", status.as_u16()));
+            self.finish(id, SpendState::Settled, Some(&receipt.transaction), note.as_deref())
+                .await;
+            if status == StatusCode::PAYMENT_REQUIRED {
                 // Our payment settled earlier (its answer was lost): it was charged, once.
-                self.finish(id, SpendState::Settled, Some(&s.transaction), Some(&reason))
-                    .await;
                 return Err(PayError::Refused {
                     status: status.as_u16(),
                     reason,
                     message,
-                    transaction: Some(s.transaction.clone()),
+                    transaction: Some(receipt.transaction),
                 });
             }
-            if let Some(s) = &settlement {
-                let state = if s.error_reason.as_deref() == Some(protocol::reason::SETTLEMENT_PENDING) {
-                    SpendState::Pending
-                } else {
-                    SpendState::Unsettled
-                };
-                self.finish(id, state, transaction.as_deref(), Some(&reason)).await;
+            return Ok(CallOutcome {
+                status,
+                headers,
+                body,
+                receipt: Some(receipt),
+            });
+        }
+        let transaction = settlement
+            .as_ref()
+            .map(|s| s.transaction.clone())
+            .filter(|t| !t.is_empty());
+        self.finish(id, SpendState::Pending, transaction.as_deref(), Some(&reason))
+            .await;
+        if status == StatusCode::PAYMENT_REQUIRED {
+            if settlement.is_some() {
                 return Err(PayError::SettlementFailed { reason, transaction });
             }
-        }
-        self.finish(id, SpendState::Unsettled, None, Some(&reason)).await;
-        if status == StatusCode::PAYMENT_REQUIRED {
             return Err(PayError::Refused {
                 status: status.as_u16(),
                 reason,
@@ -517,7 +524,7 @@ impl X402Client {
                 transaction: None,
             });
         }
-        // The API itself failed (the seller settles nothing for an error): its answer goes to the caller.
+        // Served without a receipt, or the API itself failed: its answer goes to the caller.
         Ok(CallOutcome {
             status,
             headers,
@@ -531,6 +538,12 @@ impl X402Client {
             tracing::error!(error = %e, id, "cannot record a payment's outcome");
         }
     }
+}
+
+/// A paid request that got no answer: why, and whether any attempt got as far as writing it out.
+struct Unsent {
+    error: reqwest::Error,
+    reached: bool,
 }
 
 fn settlement_of(headers: &HeaderMap) -> Option<SettleResponse> {
