@@ -61,6 +61,21 @@ pub struct BuyerFile {
     /// JSON-RPC of the network, for balances and direct transfers (Arc testnet's public RPC by default).
     #[serde(default)]
     pub rpc_url: Option<String>,
+    #[serde(default)]
+    pub fetch: FetchSection,
+}
+
+/// How the buyer fetches: how much of an answer it reads, and which internal hosts the MCP tools may reach.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchSection {
+    /// Hosts (`name`, `name:port`, an IP or `[IPv6]:port`) the MCP tools may fetch even though they are, or
+    /// resolve to, loopback, private, link-local, CGNAT, unique-local or metadata addresses.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// The most of an answer the buyer reads (10 MiB by default).
+    #[serde(default)]
+    pub max_response_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +125,9 @@ pub struct DevState {
     pub paid_url: Option<String>,
     #[serde(default)]
     pub free_url: Option<String>,
+    /// The dev stack's paywall proxy (absent for a bare `nerdcabal devnet`).
+    #[serde(default)]
+    pub proxy_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -157,6 +175,10 @@ pub struct BuyerConfig {
     pub devnet: Option<DevState>,
     /// Atomic units; payments above it need approval.
     pub approval_threshold: Option<U256>,
+    /// The most of an answer the buyer reads.
+    pub max_response_bytes: usize,
+    /// `[fetch] allow_hosts`: internal hosts the MCP tools may fetch.
+    pub allow_hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for BuyerConfig {
@@ -166,6 +188,8 @@ impl std::fmt::Debug for BuyerConfig {
             .field("policy", &self.policy)
             .field("ledger_url", &redact_url(&self.ledger_url))
             .field("rpc_url", &redact_url(&self.rpc_url))
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("allow_hosts", &self.allow_hosts)
             .finish_non_exhaustive()
     }
 }
@@ -354,6 +378,11 @@ impl BuyerConfig {
             .transpose()?;
         let (rpc_url, network, usdc) = chain_of(devnet.as_ref(), &file);
         let ledger_url = ledger_of(flags, &env, &file);
+        let max_response_bytes = match file.fetch.max_response_bytes {
+            Some(0) => return Err(invalid("fetch.max_response_bytes", "must be at least 1")),
+            Some(limit) => limit,
+            None => crate::bounded_body::DEFAULT_MAX_RESPONSE_BYTES,
+        };
         Ok(BuyerConfig {
             signer,
             local_key,
@@ -364,6 +393,8 @@ impl BuyerConfig {
             ledger_url,
             devnet,
             approval_threshold,
+            max_response_bytes,
+            allow_hosts: file.fetch.allow_hosts,
         })
     }
 

@@ -5,6 +5,7 @@
 
 pub mod approvals;
 pub mod approve_command;
+pub mod bounded_body;
 pub mod buyer_config;
 pub mod circle_wallet;
 pub mod direct_transfer;

@@ -44,7 +44,8 @@ pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<Buyer
     let ledger = SpendLedger::open(&config.ledger_url).await?;
     crate::spend_reconcile::at_start(&ledger, &config.rpc_url, &config.network).await;
     let networks = config.networks();
-    let client = X402Client::new(config.signer.clone(), config.policy.clone(), ledger, networks, timeout)?;
+    let client = X402Client::new(config.signer.clone(), config.policy.clone(), ledger, networks, timeout)?
+        .with_max_response_bytes(config.max_response_bytes);
     Ok(BuyerTools::new(BuyerToolsConfig {
         client,
         approval_threshold: config.approval_threshold,

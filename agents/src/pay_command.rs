@@ -74,6 +74,13 @@ pub async fn run(options: PayOptions, stdout: &mut dyn Write, stderr: &mut dyn W
     match result {
         Ok(outcome) => {
             let _ = stdout.write_all(&outcome.body);
+            if outcome.truncated {
+                let _ = writeln!(
+                    stderr,
+                    "warning: the answer was cut after {} bytes ([fetch] max_response_bytes)",
+                    outcome.body.len()
+                );
+            }
             match &outcome.receipt {
                 Some(r) => {
                     let _ = writeln!(
@@ -140,7 +147,8 @@ async fn prepare(options: &PayOptions) -> Result<(X402Client, CallRequest), Stri
         networks,
         options.timeout,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())?
+    .with_max_response_bytes(config.max_response_bytes);
     Ok((client, request))
 }
 
@@ -164,5 +172,6 @@ fn outcome_json(outcome: &CallOutcome) -> serde_json::Value {
         "status": outcome.status.as_u16(),
         "body": body_json(&outcome.body),
         "receipt": outcome.receipt,
+        "truncated": outcome.truncated,
     })
 }

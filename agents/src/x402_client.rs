@@ -4,7 +4,7 @@
 //! for it (redirects are not followed with a payment). When the paid attempt fails ambiguously it resends the
 //! *same* signed payment — never a second signature — and reads the receipt from `PAYMENT-RESPONSE` (or
 //! `X-PAYMENT-RESPONSE`). A payment without a success receipt stays counted in the ledger as pending until the
-//! chain proves it unsettled (`spend_reconcile`).
+//! chain proves it unsettled (`spend_reconcile`). No more than `max_response_bytes` of any answer is read.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,7 @@ use protocol::{Networks, SettleResponse};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 
+use crate::bounded_body::{self, Body};
 use crate::offers::{self, Offer};
 use crate::spend_ledger::{NewSpend, SpendKind, SpendLedger, SpendState, unix_now};
 use crate::spending_policy::{OfferRefusal, SpendingPolicy};
@@ -187,6 +188,8 @@ pub struct CallRequest {
     pub body: Option<Vec<u8>>,
     /// A per-call cap below the policy's, atomic units.
     pub max_price: Option<U256>,
+    /// Read at most this much of the answer (and never more than the client's `max_response_bytes`).
+    pub max_body_bytes: Option<usize>,
 }
 
 impl CallRequest {
@@ -197,6 +200,7 @@ impl CallRequest {
             headers: HeaderMap::new(),
             body: None,
             max_price: None,
+            max_body_bytes: None,
         }
     }
 }
@@ -209,6 +213,8 @@ pub struct CallOutcome {
     pub body: Vec<u8>,
     /// Present when a payment settled for this answer.
     pub receipt: Option<Receipt>,
+    /// The answer was longer than the buyer reads: `body` is its beginning.
+    pub truncated: bool,
 }
 
 #[derive(Clone)]
@@ -221,6 +227,7 @@ pub struct X402Client {
     ledger: SpendLedger,
     networks: Networks,
     resends: usize,
+    max_response_bytes: usize,
 }
 
 impl X402Client {
@@ -246,7 +253,21 @@ impl X402Client {
             ledger,
             networks,
             resends: 2,
+            max_response_bytes: bounded_body::DEFAULT_MAX_RESPONSE_BYTES,
         })
+    }
+
+    /// Reads at most `limit` bytes of any answer (10 MiB by default).
+    pub fn with_max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = limit;
+        self
+    }
+
+    /// How much of an answer to `request` is read.
+    fn body_limit(&self, request: Option<&CallRequest>) -> usize {
+        request
+            .and_then(|r| r.max_body_bytes)
+            .map_or(self.max_response_bytes, |limit| limit.min(self.max_response_bytes))
     }
 
     pub fn address(&self) -> Address {
@@ -279,8 +300,10 @@ impl X402Client {
     /// The offers of a 402 answer.
     async fn offers_of(&self, response: reqwest::Response) -> Result<Vec<Offer>, PayError> {
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| PayError::Network(e.to_string()))?;
-        offers::read(&headers, &body, &self.networks).map_err(|e| PayError::Unpayable { why: e.to_string() })
+        let body = bounded_body::read(response, self.body_limit(None))
+            .await
+            .map_err(|e| PayError::Network(e.to_string()))?;
+        offers::read(&headers, &body.bytes, &self.networks).map_err(|e| PayError::Unpayable { why: e.to_string() })
     }
 
     /// Calls the URL; pays once when asked, within policy.
@@ -295,7 +318,7 @@ impl X402Client {
             .await
             .map_err(|e| PayError::Network(e.to_string()))?;
         if first.status() != StatusCode::PAYMENT_REQUIRED {
-            return read_outcome(first, None).await;
+            return read_outcome(first, self.body_limit(Some(request))).await;
         }
         // Pay the URL that answered 402 (after any redirect), and only it.
         let asked = first.url().clone();
@@ -359,7 +382,8 @@ impl X402Client {
                 )));
             }
         };
-        self.conclude(&id, offer, response).await
+        self.conclude(&id, offer, response, self.body_limit(Some(request)))
+            .await
     }
 
     /// The cheapest offer the policy admits (and under the call's own cap).
@@ -467,11 +491,18 @@ impl X402Client {
     /// Reads the paid answer, records the outcome, and returns it (or why it failed). A success
     /// `PAYMENT-RESPONSE` is believed at any status; without one the payment is pending — a refusal, an error
     /// or a facilitator timeout does not prove that the money will not move — until the chain proves it.
-    async fn conclude(&self, id: &str, offer: &Offer, response: reqwest::Response) -> Result<CallOutcome, PayError> {
+    async fn conclude(
+        &self,
+        id: &str,
+        offer: &Offer,
+        response: reqwest::Response,
+        limit: usize,
+    ) -> Result<CallOutcome, PayError> {
         let status = response.status();
         let settlement = settlement_of(response.headers());
         let headers = response.headers().clone();
-        let body = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        // The receipt is in the headers: a body cut short (or broken off) changes nothing about the payment.
+        let Body { bytes: body, truncated } = bounded_body::read(response, limit).await.unwrap_or_default();
         let receipt = settlement.as_ref().filter(|s| s.success).map(|s| Receipt {
             transaction: s.transaction.clone(),
             network: s.network.clone(),
@@ -505,6 +536,7 @@ impl X402Client {
                 headers,
                 body,
                 receipt: Some(receipt),
+                truncated,
             });
         }
         let transaction = settlement
@@ -530,6 +562,7 @@ impl X402Client {
             headers,
             body,
             receipt: None,
+            truncated,
         })
     }
 
@@ -553,19 +586,18 @@ fn settlement_of(headers: &HeaderMap) -> Option<SettleResponse> {
     codec::decode_payment_response(value.as_bytes()).ok()
 }
 
-async fn read_outcome(response: reqwest::Response, receipt: Option<Receipt>) -> Result<CallOutcome, PayError> {
+async fn read_outcome(response: reqwest::Response, limit: usize) -> Result<CallOutcome, PayError> {
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response
-        .bytes()
+    let body = bounded_body::read(response, limit)
         .await
-        .map_err(|e| PayError::Network(e.to_string()))?
-        .to_vec();
+        .map_err(|e| PayError::Network(e.to_string()))?;
     Ok(CallOutcome {
         status,
         headers,
-        body,
-        receipt,
+        body: body.bytes,
+        receipt: None,
+        truncated: body.truncated,
     })
 }
 

@@ -409,3 +409,90 @@ async fn a_paid_request_that_cannot_connect_was_never_sent_and_frees_its_amount(
     let (state, reason, _) = row_state(&client, "/gone").await;
     assert_eq!((state.as_str(), reason.as_deref()), ("unsettled", Some("not_sent")));
 }
+
+/// A route answering `size` bytes, produced 64 KiB at a time only as the client reads; `produced` counts
+/// what was made. With `paid`, it asks $0.001 first and sends a success receipt with the body.
+async fn big_answer(size: usize, paid: bool) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let produced = Arc::new(AtomicUsize::new(0));
+    let counter = produced.clone();
+    let url = serve(axum::Router::new().fallback(move |headers: HeaderMap| {
+        let counter = counter.clone();
+        async move {
+            if paid && !headers.contains_key(codec::PAYMENT_SIGNATURE) {
+                let required = v2::PaymentRequired {
+                    x402_version: protocol::version::Version,
+                    error: None,
+                    resource: ResourceInfo {
+                        url: "/big".into(),
+                        description: None,
+                        mime_type: None,
+                    },
+                    accepts: vec![requirement("eip155:5042002", 1_000)],
+                    extensions: None,
+                };
+                return (
+                    StatusCode::PAYMENT_REQUIRED,
+                    [(codec::PAYMENT_REQUIRED, codec::encode(&required))],
+                )
+                    .into_response();
+            }
+            let chunks = futures_util::stream::unfold(0usize, move |sent| {
+                let counter = counter.clone();
+                async move {
+                    if sent >= size {
+                        return None;
+                    }
+                    let n = (size - sent).min(64 * 1024);
+                    counter.fetch_add(n, Ordering::SeqCst);
+                    Some((
+                        Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b'x'; n])),
+                        sent + n,
+                    ))
+                }
+            });
+            let mut response = axum::body::Body::from_stream(chunks).into_response();
+            if paid {
+                response
+                    .headers_mut()
+                    .insert(codec::PAYMENT_RESPONSE, receipt_header(true, None).parse().unwrap());
+            }
+            response
+        }
+    }))
+    .await;
+    (format!("{url}/big"), produced)
+}
+
+#[tokio::test]
+async fn at_most_max_response_bytes_of_an_answer_is_read_and_the_cut_is_reported() {
+    use std::sync::atomic::Ordering;
+    const LIMIT: usize = 256 * 1024;
+    const HUGE: usize = 1024 * 1024 * 1024;
+    let client = client(SpendingPolicy::default()).await.with_max_response_bytes(LIMIT);
+
+    // A free gigabyte: the first 256 KiB are kept, and the server was stopped long before the end.
+    let (url, produced) = big_answer(HUGE, false).await;
+    let outcome = client.call(&CallRequest::get(url.parse().unwrap())).await.unwrap();
+    assert_eq!((outcome.body.len(), outcome.truncated), (LIMIT, true));
+    assert!(
+        produced.load(Ordering::SeqCst) < 64 * 1024 * 1024,
+        "the rest was not downloaded"
+    );
+
+    // Exactly the limit is not a cut; a per-call limit below the client's wins.
+    let (url, _) = big_answer(LIMIT, false).await;
+    let outcome = client.call(&CallRequest::get(url.parse().unwrap())).await.unwrap();
+    assert_eq!((outcome.body.len(), outcome.truncated), (LIMIT, false));
+    let mut small = CallRequest::get(url.parse().unwrap());
+    small.max_body_bytes = Some(1_000);
+    let outcome = client.call(&small).await.unwrap();
+    assert_eq!((outcome.body.len(), outcome.truncated), (1_000, true));
+
+    // A paid answer too big to read whole still settles: the receipt is in the headers.
+    let (url, _) = big_answer(HUGE, true).await;
+    let outcome = client.call(&CallRequest::get(url.parse().unwrap())).await.unwrap();
+    assert!(outcome.receipt.is_some());
+    assert_eq!((outcome.body.len(), outcome.truncated), (LIMIT, true));
+    assert_eq!(row_state(&client, "/big").await.0, "settled");
+}
