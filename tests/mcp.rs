@@ -300,3 +300,154 @@ async fn http_transport_pays_and_asks_a_person_through_elicitation() {
     let _ = yes.cancel().await;
     let _ = no.cancel().await;
 }
+
+/// An internal server the buyer's configuration allows: `/echo` answers the request headers it got as JSON,
+/// `/big` a gigabyte produced only as it is read (`produced` counts it), `/redirect` sends to `to`.
+async fn internal_server(to: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::http::{HeaderMap, StatusCode, Uri};
+    use axum::response::IntoResponse;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let produced = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = produced.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+        let (counter, to) = (counter.clone(), to.clone());
+        async move {
+            match uri.path() {
+                "/echo" => {
+                    let seen: serde_json::Map<String, Value> = headers
+                        .iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), json!(v.to_str().unwrap_or(""))))
+                        .collect();
+                    axum::Json(Value::Object(seen)).into_response()
+                }
+                "/redirect" => (StatusCode::FOUND, [("location", to)]).into_response(),
+                _ => {
+                    let chunks = futures_util::stream::unfold(0usize, move |sent| {
+                        let counter = counter.clone();
+                        async move {
+                            (sent < 1 << 30).then(|| {
+                                counter.fetch_add(65_536, Ordering::SeqCst);
+                                let chunk = axum::body::Bytes::from(vec![b'z'; 65_536]);
+                                (Ok::<_, std::io::Error>(chunk), sent + 65_536)
+                            })
+                        }
+                    });
+                    axum::body::Body::from_stream(chunks).into_response()
+                }
+            }
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, produced)
+}
+
+#[tokio::test]
+async fn the_fetch_policy_refuses_internal_addresses_allows_the_devnet_proxy_and_drops_agent_headers() {
+    let dev = Dev::start().await;
+    let admin = dev.state["admin_url"].as_str().unwrap().to_owned();
+    let (internal, produced) = internal_server(format!("{admin}/metrics")).await;
+    let config = dev.dir.join("buyer.toml");
+    let authority = internal.trim_start_matches("http://");
+    std::fs::write(&config, format!("[fetch]\nallow_hosts = [\"{authority}\"]\n")).unwrap();
+    let ledger = dev.ledger("fetch-policy");
+    let client = stdio_client(&dev, &ledger, &["--config", config.to_str().unwrap()]).await;
+    let refusal = |result: CallToolResult| {
+        assert_eq!(result.is_error, Some(true), "{result:?}");
+        let error = structured(&result);
+        assert_eq!(error["error"], "fetch_refused", "{error}");
+        (
+            error["rule"].as_str().unwrap().to_owned(),
+            error["host"].as_str().unwrap().to_owned(),
+        )
+    };
+
+    // The dev stack's admin, facilitator and RPC ports share the proxy's address and are refused; so are
+    // cloud metadata, a name resolving to loopback, and a redirect from an allowed host to a refused one.
+    let proxy_port = dev.state["proxy_url"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_owned();
+    for (tool, url, rule) in [
+        ("quote", format!("{admin}/metrics"), "loopback"),
+        (
+            "x402_fetch",
+            format!("{}/supported", dev.state["facilitator_url"].as_str().unwrap()),
+            "loopback",
+        ),
+        (
+            "x402_fetch",
+            dev.state["rpc_url"].as_str().unwrap().to_owned(),
+            "loopback",
+        ),
+        (
+            "x402_fetch",
+            "http://169.254.169.254/latest/meta-data/".to_owned(),
+            "metadata",
+        ),
+        ("x402_fetch", "http://[fd00:ec2::254]/latest/".to_owned(), "metadata"),
+        ("quote", "http://10.0.0.1/".to_owned(), "private"),
+        (
+            "x402_fetch",
+            format!("http://localhost:{proxy_port}/weather/paris"),
+            "loopback",
+        ),
+        ("x402_fetch", format!("{internal}/redirect"), "loopback"),
+    ] {
+        let (got, _) = refusal(call(&client, tool, json!({"url": url})).await);
+        assert_eq!(got, rule, "{tool} {url}");
+    }
+    let metrics = reqwest::get(format!("{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("outcome=\"paid\""), "nothing was paid: {metrics}");
+    assert!(
+        agents::spend_ledger::SpendLedger::open(&ledger)
+            .await
+            .unwrap()
+            .recent(10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The devnet proxy itself is allowed, and pays as before.
+    let paid = call(&client, "x402_fetch", json!({"url": dev.state["paid_url"]})).await;
+    assert_eq!(paid.is_error, Some(false), "{paid:?}");
+    assert_eq!(structured(&paid)["body"]["city"], "paris");
+
+    // An allowed internal host gets the agent's own headers, not its Host or hop-by-hop ones.
+    let echoed = call(
+        &client,
+        "x402_fetch",
+        json!({"url": format!("{internal}/echo"), "headers": {
+            "Host": "169.254.169.254", "Connection": "close, X-Hop", "X-Hop": "1",
+            "Proxy-Authorization": "Basic c2VjcmV0", "Upgrade": "h2c", "X-Ok": "yes"
+        }}),
+    )
+    .await;
+    assert_eq!(echoed.is_error, Some(false), "{echoed:?}");
+    let seen = structured(&echoed)["body"].clone();
+    assert_eq!(seen["host"], authority, "{seen}");
+    assert_eq!(seen["x-ok"], "yes", "{seen}");
+    for dropped in ["x-hop", "proxy-authorization", "upgrade"] {
+        assert!(seen.get(dropped).is_none(), "{dropped} was dropped: {seen}");
+    }
+
+    // A gigabyte answer: the tool reads about what it returns, says it cut, and the rest is never made.
+    let big = call(&client, "x402_fetch", json!({"url": format!("{internal}/big")})).await;
+    assert_eq!(big.is_error, Some(false), "{big:?}");
+    let big = structured(&big);
+    assert_eq!(big["body"].as_str().unwrap().len(), agents::mcp_tools::MAX_BODY_CHARS);
+    assert!(big["truncated"].as_str().unwrap().contains("longer than the"), "{big}");
+    let made = produced.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(made < 64 << 20, "only a little of the gigabyte was produced: {made}");
+    let _ = client.cancel().await;
+}

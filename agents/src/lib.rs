@@ -9,6 +9,7 @@ pub mod bounded_body;
 pub mod buyer_config;
 pub mod circle_wallet;
 pub mod direct_transfer;
+pub mod fetch_guard;
 pub mod mcp_server;
 pub mod mcp_tools;
 pub mod offers;

@@ -11,6 +11,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
 use crate::buyer_config::{BuyerConfig, BuyerFlags};
+use crate::fetch_guard::FetchGuard;
 use crate::mcp_tools::{BuyerTools, BuyerToolsConfig};
 use crate::spend_ledger::SpendLedger;
 use crate::x402_client::X402Client;
@@ -23,6 +24,8 @@ pub enum McpError {
     Ledger(#[from] crate::spend_ledger::SpendLedgerError),
     #[error(transparent)]
     Client(#[from] crate::x402_client::PayError),
+    #[error("fetch policy: {0}")]
+    FetchPolicy(String),
     #[error("MCP over stdio: {0}")]
     Stdio(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -39,13 +42,26 @@ pub struct McpOptions {
     pub timeout: Duration,
 }
 
+/// What the tools may fetch: public addresses, `[fetch] allow_hosts`, and under `--devnet` the dev stack's
+/// proxy (its host and port only: not its admin, facilitator or RPC ports).
+pub fn fetch_policy(config: &BuyerConfig) -> Result<FetchGuard, McpError> {
+    let mut guard = FetchGuard::new(&config.allow_hosts).map_err(McpError::FetchPolicy)?;
+    if let Some(proxy) = config.devnet.as_ref().and_then(|d| d.proxy_url.as_deref()) {
+        let url = url::Url::parse(proxy).map_err(|e| McpError::FetchPolicy(format!("devnet proxy_url: {e}")))?;
+        guard.allow_origin_of(&url);
+    }
+    Ok(guard)
+}
+
 /// The tools for a resolved buyer configuration.
 pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<BuyerTools, McpError> {
     let ledger = SpendLedger::open(&config.ledger_url).await?;
     crate::spend_reconcile::at_start(&ledger, &config.rpc_url, &config.network).await;
     let networks = config.networks();
+    let guard = fetch_policy(&config)?;
     let client = X402Client::new(config.signer.clone(), config.policy.clone(), ledger, networks, timeout)?
-        .with_max_response_bytes(config.max_response_bytes);
+        .with_max_response_bytes(config.max_response_bytes)
+        .with_fetch_guard(guard)?;
     Ok(BuyerTools::new(BuyerToolsConfig {
         client,
         approval_threshold: config.approval_threshold,

@@ -4,7 +4,9 @@
 //! reason (`over_budget` with limit and spent, `unpayable`, `rejected`, `approval_required` with an id) so a
 //! model can act on them. Payments above the approval threshold need a person: through MCP elicitation when the
 //! client supports it, otherwise through `nerdcabal approve <id>`. Every piece of state (budgets, approvals)
-//! lives in the shared spend ledger, so a handler per HTTP request sees the same limits.
+//! lives in the shared spend ledger, so a handler per HTTP request sees the same limits. What `quote` and
+//! `x402_fetch` may reach is the fetch policy's (`fetch_guard`): a refused URL is the tool error
+//! `fetch_refused` naming the rule.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +26,7 @@ use serde_json::{Value, json};
 
 use crate::approvals::{Approvals, Unusable};
 use crate::direct_transfer::{self, TransferRequest};
+use crate::fetch_guard;
 use crate::offers::Offer;
 use crate::pay_command::body_json;
 use crate::spend_ledger::{self, day_start, unix_now};
@@ -40,7 +43,8 @@ Use `quote` to see what a URL costs without paying; `x402_fetch` to call it and 
 policy; pass `max_price` to cap one call); `send_payment` to transfer USDC directly; `balance`, `budget_status` and \
 `spending_report` to see money and limits. Refusals come back as tool errors with a `error` reason: `over_budget` \
 (do not retry), `unpayable`, `rejected` (the seller's reason), `approval_required` (a person must run \
-`nerdcabal approve <id>`; then call again with `approval_id`). No tool can raise a limit or approve a payment.";
+`nerdcabal approve <id>`; then call again with `approval_id`), `fetch_refused` (internal and metadata addresses \
+are not reachable; do not retry). No tool can raise a limit or approve a payment.";
 
 /// Everything the tools share; cheap to clone (one per HTTP session is fine).
 #[derive(Clone)]
@@ -458,6 +462,7 @@ impl BuyerTools {
                 parse_header(&format!("{name}: {value}")).ok_or_else(|| bad_input(format!("bad header `{name}`")))?;
             request.headers.append(name, value);
         }
+        fetch_guard::drop_agent_only_headers(&mut request.headers);
         request.body = input.body.map(String::into_bytes);
         // Read only what can be returned (plus a margin), never a whole large answer.
         request.max_body_bytes = Some(MAX_BODY_CHARS + BODY_MARGIN_BYTES);

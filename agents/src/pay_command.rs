@@ -49,6 +49,8 @@ pub fn exit_code(error: &PayError) -> i32 {
         PayError::Network(_) => exit::NETWORK,
         PayError::Signer(_) | PayError::Ledger(_) => exit::CONFIG,
         PayError::ApprovalRequired { .. } | PayError::ApprovalDenied(_) => exit::OVER_BUDGET,
+        // Only the MCP tools fetch under a fetch policy; were `pay` to, a refused URL cannot be paid.
+        PayError::FetchRefused { .. } => exit::UNPAYABLE,
     }
 }
 

@@ -18,6 +18,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 
 use crate::bounded_body::{self, Body};
+use crate::fetch_guard::{self, FetchGuard, FetchRefused};
 use crate::offers::{self, Offer};
 use crate::spend_ledger::{NewSpend, SpendKind, SpendLedger, SpendState, unix_now};
 use crate::spending_policy::{OfferRefusal, SpendingPolicy};
@@ -57,6 +58,22 @@ pub enum PayError {
     ApprovalRequired { id: String, amount: String },
     #[error("not approved: {0}")]
     ApprovalDenied(String),
+    #[error("{message}")]
+    FetchRefused {
+        rule: String,
+        host: String,
+        message: String,
+    },
+}
+
+impl From<FetchRefused> for PayError {
+    fn from(refused: FetchRefused) -> Self {
+        PayError::FetchRefused {
+            rule: refused.rule.to_owned(),
+            host: refused.host.clone(),
+            message: refused.to_string(),
+        }
+    }
 }
 
 impl From<crate::spend_ledger::BudgetExceeded> for PayError {
@@ -117,6 +134,10 @@ impl PayError {
                 document["reason"] = json!(reason);
                 document["transaction"] = json!(transaction);
             }
+            PayError::FetchRefused { rule, host, .. } => {
+                document["rule"] = json!(rule);
+                document["host"] = json!(host);
+            }
             PayError::ApprovalRequired { id, amount } => {
                 document["approval_id"] = json!(id);
                 document["amount"] = json!(amount);
@@ -141,6 +162,7 @@ impl PayError {
             PayError::Ledger(_) => "ledger_error",
             PayError::ApprovalRequired { .. } => "approval_required",
             PayError::ApprovalDenied(_) => "approval_denied",
+            PayError::FetchRefused { .. } => "fetch_refused",
         }
     }
 }
@@ -228,6 +250,39 @@ pub struct X402Client {
     networks: Networks,
     resends: usize,
     max_response_bytes: usize,
+    timeout: Duration,
+    /// When set, every URL (and redirect, and resolved address) is screened by it.
+    guard: Option<Arc<FetchGuard>>,
+}
+
+/// The client for unpaid requests (redirects followed, at most 5) and the one for paid attempts (none).
+fn http_clients(
+    timeout: Duration,
+    guard: Option<&Arc<FetchGuard>>,
+) -> Result<(reqwest::Client, reqwest::Client), PayError> {
+    let build = |paid: bool| {
+        let mut builder = reqwest::Client::builder().timeout(timeout);
+        builder = match guard {
+            None if paid => builder.redirect(reqwest::redirect::Policy::none()),
+            None => builder.redirect(reqwest::redirect::Policy::limited(5)),
+            // Screened: a proxy from the environment would resolve names itself, so none is used.
+            Some(guard) => builder.no_proxy().dns_resolver(guard.resolver()).redirect(if paid {
+                reqwest::redirect::Policy::none()
+            } else {
+                guard.redirects(5)
+            }),
+        };
+        builder.build().map_err(|e| PayError::Network(e.to_string()))
+    };
+    Ok((build(false)?, build(true)?))
+}
+
+/// A transport error as a `PayError`: the fetch policy's refusal when it caused it.
+fn fetch_error(error: reqwest::Error) -> PayError {
+    match fetch_guard::refusal_in(&error) {
+        Some(refused) => refused.into(),
+        None => PayError::Network(error.to_string()),
+    }
 }
 
 impl X402Client {
@@ -238,23 +293,34 @@ impl X402Client {
         networks: Networks,
         timeout: Duration,
     ) -> Result<Self, PayError> {
-        let build = |redirects: reqwest::redirect::Policy| {
-            reqwest::Client::builder()
-                .timeout(timeout)
-                .redirect(redirects)
-                .build()
-                .map_err(|e| PayError::Network(e.to_string()))
-        };
+        let (http, paid_http) = http_clients(timeout, None)?;
         Ok(X402Client {
-            http: build(reqwest::redirect::Policy::limited(5))?,
-            paid_http: build(reqwest::redirect::Policy::none())?,
+            http,
+            paid_http,
             signer,
             policy,
             ledger,
             networks,
             resends: 2,
             max_response_bytes: bounded_body::DEFAULT_MAX_RESPONSE_BYTES,
+            timeout,
+            guard: None,
         })
+    }
+
+    /// Screens every URL this client fetches with `guard` (the MCP tools' fetch policy).
+    pub fn with_fetch_guard(mut self, guard: FetchGuard) -> Result<Self, PayError> {
+        let guard = Arc::new(guard);
+        (self.http, self.paid_http) = http_clients(self.timeout, Some(&guard))?;
+        self.guard = Some(guard);
+        Ok(self)
+    }
+
+    fn screen(&self, url: &url::Url) -> Result<(), PayError> {
+        match &self.guard {
+            Some(guard) => guard.check_url(url).map_err(PayError::from),
+            None => Ok(()),
+        }
     }
 
     /// Reads at most `limit` bytes of any answer (10 MiB by default).
@@ -284,12 +350,8 @@ impl X402Client {
 
     /// The offers a URL asks for, without paying (an empty list when it is not priced).
     pub async fn quote(&self, method: Method, url: url::Url) -> Result<(StatusCode, Vec<Offer>), PayError> {
-        let response = self
-            .http
-            .request(method, url)
-            .send()
-            .await
-            .map_err(|e| PayError::Network(e.to_string()))?;
+        self.screen(&url)?;
+        let response = self.http.request(method, url).send().await.map_err(fetch_error)?;
         let status = response.status();
         if status != StatusCode::PAYMENT_REQUIRED {
             return Ok((status, Vec::new()));
@@ -313,10 +375,11 @@ impl X402Client {
 
     /// [`Self::call`], with `gate` asked before the chosen offer is paid.
     pub async fn call_gated(&self, request: &CallRequest, gate: &dyn PaymentGate) -> Result<CallOutcome, PayError> {
+        self.screen(&request.url)?;
         let first = self
             .send(&self.http, request, &request.url, None)
             .await
-            .map_err(|e| PayError::Network(e.to_string()))?;
+            .map_err(fetch_error)?;
         if first.status() != StatusCode::PAYMENT_REQUIRED {
             return read_outcome(first, self.body_limit(Some(request))).await;
         }
@@ -365,6 +428,9 @@ impl X402Client {
             Err(unsent) if !unsent.reached => {
                 // Every attempt failed to connect: the signature never left this process.
                 self.finish(&id, SpendState::Unsettled, None, Some("not_sent")).await;
+                if let Some(refused) = fetch_guard::refusal_in(&unsent.error) {
+                    return Err(refused.into());
+                }
                 return Err(PayError::Network(format!(
                     "the paid request could not be sent ({}); nothing was paid",
                     unsent.error

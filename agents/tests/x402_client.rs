@@ -496,3 +496,78 @@ async fn at_most_max_response_bytes_of_an_answer_is_read_and_the_cut_is_reported
     assert_eq!((outcome.body.len(), outcome.truncated), (LIMIT, true));
     assert_eq!(row_state(&client, "/big").await.0, "settled");
 }
+
+#[tokio::test]
+async fn a_guarded_client_screens_the_first_url_every_redirect_and_every_resolved_address() {
+    use agents::fetch_guard::FetchGuard;
+    let log = Log::default();
+    let inner_log = log.clone();
+    let inner = serve(axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+        let log = inner_log.clone();
+        async move {
+            log.record("inner", &uri, &headers);
+            "internal secrets"
+        }
+    }))
+    .await;
+    let inner_port = inner.rsplit(':').next().unwrap().to_owned();
+    let front_log = log.clone();
+    let target = inner.clone();
+    let front = serve(axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+        let (log, target, inner_port) = (front_log.clone(), target.clone(), inner_port.clone());
+        async move {
+            log.record("front", &uri, &headers);
+            let location = match uri.path() {
+                "/to-ip" => format!("{target}/admin"),
+                "/to-name" => format!("http://localhost:{inner_port}/admin"),
+                _ => return "public content".into_response(),
+            };
+            (StatusCode::FOUND, [("location", location)]).into_response()
+        }
+    }))
+    .await;
+    let front_port: u16 = front.rsplit(':').next().unwrap().parse().unwrap();
+    let guarded = |allow: Vec<String>| async move {
+        client(SpendingPolicy::default())
+            .await
+            .with_fetch_guard(FetchGuard::new(&allow).unwrap())
+            .unwrap()
+    };
+    let refused = |error: PayError| match error {
+        PayError::FetchRefused { rule, host, .. } => (rule, host),
+        other => panic!("not a fetch refusal: {other}"),
+    };
+
+    // Without an allowance the loopback server is refused before any connection, by IP or by name.
+    let client = guarded(Vec::new()).await;
+    let error = client
+        .call(&CallRequest::get(format!("{front}/x").parse().unwrap()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused(error), ("loopback".into(), "127.0.0.1".into()));
+    let by_name = format!("http://localhost:{front_port}/x").parse().unwrap();
+    let error = client.quote(axum::http::Method::GET, by_name).await.unwrap_err();
+    assert_eq!(refused(error), ("loopback".into(), "localhost".into()));
+    assert_eq!(log.seen("front"), 0);
+
+    // Allowing the front server's host and port lets it through, and only it: its redirects to the
+    // internal server, by IP or by a name resolving to loopback, are refused and never reach it.
+    let client = guarded(vec![format!("127.0.0.1:{front_port}")]).await;
+    let outcome = client
+        .call(&CallRequest::get(format!("{front}/x").parse().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(outcome.body, b"public content");
+    let error = client
+        .call(&CallRequest::get(format!("{front}/to-ip").parse().unwrap()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused(error).0, "loopback");
+    let error = client
+        .call(&CallRequest::get(format!("{front}/to-name").parse().unwrap()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused(error), ("loopback".into(), "localhost".into()));
+    assert_eq!(log.seen("inner"), 0, "no redirect reached the internal server");
+    assert!(client.ledger().recent(10).await.unwrap().is_empty());
+}
