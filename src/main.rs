@@ -101,6 +101,16 @@ enum Command {
         /// Serve streamable HTTP at http://ADDR/mcp instead of stdio (e.g. 127.0.0.1:4040).
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
+        /// The bearer token HTTP clients must send (else one is generated for a loopback bind, written to
+        /// --http-token-file and printed once; a non-loopback bind needs one).
+        #[arg(long, env = "NERDCABAL_MCP_TOKEN", hide_env_values = true)]
+        http_token: Option<String>,
+        /// Where a generated token is written, mode 0600 (default ~/.nerdcabal/mcp-token).
+        #[arg(long)]
+        http_token_file: Option<PathBuf>,
+        /// Also accept requests whose Origin is this (`https://app.example`), repeatable.
+        #[arg(long = "http-allow-origin")]
+        http_allow_origins: Vec<String>,
         /// Payments above this need a person's approval, e.g. `$0.02`.
         #[arg(long)]
         approval_threshold: Option<String>,
@@ -314,12 +324,18 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Mcp {
             http,
+            http_token,
+            http_token_file,
+            http_allow_origins,
             approval_threshold,
             max_per_request,
             buyer,
         } => {
             let options = agents::mcp_server::McpOptions {
                 http,
+                http_token,
+                http_token_file,
+                http_allowed_origins: http_allow_origins,
                 timeout: std::time::Duration::from_secs(buyer.timeout),
                 buyer: buyer.flags(approval_threshold, max_per_request),
             };

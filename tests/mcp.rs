@@ -17,6 +17,7 @@ use rmcp::model::{
     ElicitationAction, Implementation,
 };
 use rmcp::service::{RequestContext, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
 use serde_json::{Value, json};
@@ -215,6 +216,45 @@ async fn stdio_tools_quote_pay_report_refuse_and_wait_for_approval() {
     let _ = client.cancel().await;
 }
 
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// rmcp's streamable HTTP client transport, with a bearer token and an `Origin` if given.
+fn http_transport(
+    url: &str,
+    token: Option<&str>,
+    origin: Option<&str>,
+) -> StreamableHttpClientTransport<reqwest::Client> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(url.to_owned());
+    if let Some(token) = token {
+        config = config.auth_header(token);
+    }
+    if let Some(origin) = origin {
+        let headers = [(reqwest::header::ORIGIN, origin.parse().unwrap())]
+            .into_iter()
+            .collect();
+        config = config.custom_headers(headers);
+    }
+    StreamableHttpClientTransport::from_config(config)
+}
+
+/// The error of a connection attempt that must fail.
+fn refusal_of<T, E>(result: Result<T, E>) -> E {
+    match result {
+        Ok(_) => panic!("the server accepted a client it should have refused"),
+        Err(e) => e,
+    }
+}
+
+/// Waits until something listens on the port (or the child exits, which fails the test).
+async fn wait_listening(port: u16, child: &mut KillOnDrop) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "nerdcabal mcp --http exited");
+        assert!(Instant::now() < deadline, "nerdcabal mcp --http did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// An MCP client that answers elicitation requests.
 #[derive(Clone)]
 struct Approver {
@@ -247,9 +287,16 @@ async fn http_transport_pays_and_asks_a_person_through_elicitation() {
     let args = mcp_args(
         &dev,
         &ledger,
-        &["--http", &format!("127.0.0.1:{port}"), "--approval-threshold", "$0.01"],
+        &[
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--http-token",
+            TOKEN,
+            "--approval-threshold",
+            "$0.01",
+        ],
     );
-    let _server = KillOnDrop(
+    let mut server = KillOnDrop(
         std::process::Command::new(env!("CARGO_BIN_EXE_nerdcabal"))
             .args(&args)
             .env_remove("NERDCABAL_BUYER_KEY")
@@ -258,18 +305,14 @@ async fn http_transport_pays_and_asks_a_person_through_elicitation() {
             .spawn()
             .unwrap(),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        assert!(Instant::now() < deadline, "nerdcabal mcp --http did not listen");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_listening(port, &mut server).await;
     let url = format!("http://127.0.0.1:{port}/mcp");
     let (seller, price) = (dev.address("seller"), dev.price());
     let dear: U256 = dev.state["dear_price"].as_str().unwrap().parse().unwrap();
     let seller_before = dev.balance(seller).await;
 
     let yes = Approver { approve: true }
-        .serve(StreamableHttpClientTransport::from_uri(url.clone()))
+        .serve(http_transport(&url, Some(TOKEN), None))
         .await
         .unwrap();
     assert_eq!(yes.list_all_tools().await.unwrap().len(), 6);
@@ -281,7 +324,7 @@ async fn http_transport_pays_and_asks_a_person_through_elicitation() {
     assert_eq!(dev.balance(seller).await, seller_before + price + dear);
 
     let no = Approver { approve: false }
-        .serve(StreamableHttpClientTransport::from_uri(url))
+        .serve(http_transport(&url, Some(TOKEN), None))
         .await
         .unwrap();
     let declined = call(&no, "x402_fetch", json!({"url": dev.state["dear_url"]})).await;
@@ -450,4 +493,117 @@ async fn the_fetch_policy_refuses_internal_addresses_allows_the_devnet_proxy_and
     let made = produced.load(std::sync::atomic::Ordering::SeqCst);
     assert!(made < 64 << 20, "only a little of the gigabyte was produced: {made}");
     let _ = client.cancel().await;
+}
+
+#[tokio::test]
+async fn http_transport_requires_its_bearer_token_and_answers_a_foreign_origin_403() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = common::temp_dir("mcp-auth");
+    let (port, token_file) = (free_port(), dir.join("secret").join("mcp-token"));
+    let stderr_path = dir.join("stderr");
+    let key = alloy::primitives::B256::random().to_string();
+    let ledger = format!("sqlite://{}", dir.join("spend.db").display());
+    let mut server = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_nerdcabal"))
+            .args(["mcp", "--http", &format!("127.0.0.1:{port}"), "--ledger", &ledger])
+            .arg("--http-token-file")
+            .arg(&token_file)
+            .env("NERDCABAL_BUYER_KEY", &key)
+            .env_remove("NERDCABAL_MCP_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(port, &mut server).await;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+
+    // No token was given: one was generated, written 0600 and printed once.
+    let token = std::fs::read_to_string(&token_file).unwrap().trim().to_owned();
+    assert_eq!(token.len(), 64);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let printed = std::fs::read_to_string(&stderr_path).unwrap();
+    assert_eq!(printed.matches(&token).count(), 1, "{printed}");
+
+    // No token, or a wrong one: 401, through rmcp's client and on the wire.
+    for presented in [None, Some("not-the-token-at-all")] {
+        let refused = refusal_of(().serve(http_transport(&url, presented, None)).await);
+        assert!(format!("{refused:?}").contains("Auth"), "{refused:?}");
+    }
+    let http = reqwest::Client::new();
+    let initialize = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+    let post = |token: Option<&str>, origin: Option<&str>| {
+        let mut request = http
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .json(&initialize);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    let unauthorized = post(None, None).await.unwrap();
+    assert_eq!(unauthorized.status(), 401);
+    assert!(
+        unauthorized.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+
+    // The right token from a foreign Origin: 403, whatever the token.
+    let foreign = ().serve(http_transport(&url, Some(&token), Some("https://evil.example"))).await;
+    assert!(format!("{:?}", refusal_of(foreign)).contains("403"));
+    let forbidden = post(Some(&token), Some("https://evil.example")).await.unwrap();
+    assert_eq!(forbidden.status(), 403);
+    assert_eq!(post(Some(&token), Some("null")).await.unwrap().status(), 403);
+    assert_eq!(post(None, Some("http://localhost:1")).await.unwrap().status(), 403);
+
+    // The token, with no Origin or the server's own: the tools.
+    for origin in [None, Some(format!("http://localhost:{port}"))] {
+        let client = ().serve(http_transport(&url, Some(&token), origin.as_deref())).await.unwrap();
+        assert_eq!(client.list_all_tools().await.unwrap().len(), 6);
+        let _ = client.cancel().await;
+    }
+
+    // A bind that is not loopback does not start without a token; with one, it serves it.
+    let open_port = free_port();
+    let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_nerdcabal"))
+        .args(["mcp", "--http", &format!("0.0.0.0:{open_port}"), "--ledger", &ledger])
+        .env("NERDCABAL_BUYER_KEY", &key)
+        .env_remove("NERDCABAL_MCP_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("not a loopback address") && stderr.contains("NERDCABAL_MCP_TOKEN"),
+        "{stderr}"
+    );
+    let mut open = KillOnDrop(
+        std::process::Command::new(env!("CARGO_BIN_EXE_nerdcabal"))
+            .args(["mcp", "--http", &format!("0.0.0.0:{open_port}"), "--ledger", &ledger])
+            .env("NERDCABAL_BUYER_KEY", &key)
+            .env("NERDCABAL_MCP_TOKEN", TOKEN)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(open_port, &mut open).await;
+    let open_url = format!("http://127.0.0.1:{open_port}/mcp");
+    assert!(().serve(http_transport(&open_url, None, None)).await.is_err());
+    let client = ().serve(http_transport(&open_url, Some(TOKEN), None)).await.unwrap();
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 6);
+    let _ = client.cancel().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

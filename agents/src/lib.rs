@@ -10,6 +10,7 @@ pub mod buyer_config;
 pub mod circle_wallet;
 pub mod direct_transfer;
 pub mod fetch_guard;
+pub mod mcp_http_auth;
 pub mod mcp_server;
 pub mod mcp_tools;
 pub mod offers;
