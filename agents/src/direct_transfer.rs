@@ -184,3 +184,38 @@ pub async fn reachable(rpc_url: &str) -> bool {
         Err(_) => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_rpc_failure_does_not_repeat_the_rpc_key() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let key = "Ab3dEf9hIjKlMn0pQrStUvWx";
+        let rpc = format!("http://127.0.0.1:1/v2/{key}");
+        let error = balance(&rpc, protocol::network::ARC_USDC, Address::ZERO)
+            .await
+            .unwrap_err();
+        let shown = error.to_string();
+        assert!(!shown.contains(key), "{shown}");
+        let policy = SpendingPolicy::default();
+        let ledger = SpendLedger::open("sqlite::memory:").await.unwrap();
+        let request = TransferRequest {
+            rpc_url: &rpc,
+            network: "eip155:5042002",
+            asset: protocol::network::ARC_USDC,
+            to: Address::repeat_byte(9),
+            amount: U256::from(1_000),
+            memo: None,
+        };
+        let error = send(&PrivateKeySigner::random(), &policy, &ledger, request)
+            .await
+            .unwrap_err();
+        assert!(!error.to_string().contains(key), "{error}");
+        assert!(
+            ledger.recent(10).await.unwrap().is_empty(),
+            "nothing signed, nothing recorded"
+        );
+    }
+}
