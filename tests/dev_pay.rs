@@ -284,9 +284,13 @@ async fn a_paid_retry_whose_answer_is_lost_resends_the_same_payment_gets_the_con
 
 /// `nerdcabal spend reconcile --devnet <state> --ledger <ledger> --json`: exit code and the report.
 async fn reconcile(dev: &Dev, ledger: &str) -> (i32, Value) {
+    reconcile_on(&dev.state_file, ledger).await
+}
+
+async fn reconcile_on(state_file: &std::path::Path, ledger: &str) -> (i32, Value) {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_nerdcabal"))
         .args(["spend", "reconcile", "--json", "--ledger", ledger, "--devnet"])
-        .arg(&dev.state_file)
+        .arg(state_file)
         .output()
         .await
         .unwrap();
@@ -423,6 +427,19 @@ async fn unproven_payments_stay_counted_until_the_chain_proves_them_and_spend_re
     let (code, stdout, _) = pay("/long").await;
     assert_eq!(code, agents::pay_command::exit::UNPAYABLE, "{stdout}");
     assert_eq!(spend_rows(&ledger).await.len(), 3);
+
+    // A chain that does not answer decides nothing: exit 6, and the rows stay as they are.
+    let mut dead = dev.state.clone();
+    dead["rpc_url"] = Value::from(format!("http://127.0.0.1:{}", common::free_port()));
+    let dead_file = dev.dir.join("dead-rpc.json");
+    std::fs::write(&dead_file, dead.to_string()).unwrap();
+    let (code, error) = reconcile_on(&dead_file, &ledger).await;
+    assert_eq!(
+        (code, &error["error"]),
+        (agents::pay_command::exit::NETWORK, &Value::from("network_error")),
+        "{error}"
+    );
+    assert!(spend_rows(&ledger).await.iter().all(|r| r.state == "pending"));
 
     // The chain knows the authorization `/taken` used; the other two are unused but still valid.
     let (code, report) = reconcile(&dev, &ledger).await;

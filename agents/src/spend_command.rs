@@ -11,6 +11,9 @@ use crate::pay_command::exit;
 use crate::spend_ledger::{OpenScope, SpendLedger};
 use crate::spend_reconcile::{ReconcileError, reconcile};
 
+/// How long the whole reconciliation may take (a chain that does not answer is a network error).
+pub const RECONCILE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 #[derive(Debug, Clone, Default)]
 pub struct ReconcileOptions {
     pub buyer: BuyerFlags,
@@ -35,12 +38,19 @@ pub async fn run_reconcile(options: ReconcileOptions, stdout: &mut dyn Write, st
         Ok(ledger) => ledger,
         Err(e) => return fail(stdout, stderr, exit::CONFIG, "ledger_error", e.to_string()),
     };
-    let report = match reconcile(&ledger, &settings.rpc_url, &settings.network, OpenScope::All).await {
-        Ok(report) => report,
-        Err(e @ (ReconcileError::Ledger(_) | ReconcileError::BadUrl(_))) => {
+    let asked = reconcile(&ledger, &settings.rpc_url, &settings.network, OpenScope::All);
+    let report = match tokio::time::timeout(RECONCILE_TIMEOUT, asked).await {
+        Err(_) => {
+            let message = format!("no answer within {} s", RECONCILE_TIMEOUT.as_secs());
+            return fail(stdout, stderr, exit::NETWORK, "network_error", message);
+        }
+        Ok(Ok(report)) => report,
+        Ok(Err(e @ (ReconcileError::Ledger(_) | ReconcileError::BadUrl(_)))) => {
             return fail(stdout, stderr, exit::CONFIG, "ledger_error", e.to_string());
         }
-        Err(e @ ReconcileError::Rpc(_)) => return fail(stdout, stderr, exit::NETWORK, "network_error", e.to_string()),
+        Ok(Err(e @ ReconcileError::Rpc(_))) => {
+            return fail(stdout, stderr, exit::NETWORK, "network_error", e.to_string());
+        }
     };
     if options.json {
         let _ = writeln!(stdout, "{}", json!(report));
