@@ -101,6 +101,16 @@ enum Command {
         /// Serve streamable HTTP at http://ADDR/mcp instead of stdio (e.g. 127.0.0.1:4040).
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
+        /// The bearer token HTTP clients must send (else one is generated for a loopback bind, written to
+        /// --http-token-file and printed once; a non-loopback bind needs one).
+        #[arg(long, env = "NERDCABAL_MCP_TOKEN", hide_env_values = true)]
+        http_token: Option<String>,
+        /// Where a generated token is written, mode 0600 (default ~/.nerdcabal/mcp-token).
+        #[arg(long)]
+        http_token_file: Option<PathBuf>,
+        /// Also accept requests whose Origin is this (`https://app.example`), repeatable.
+        #[arg(long = "http-allow-origin")]
+        http_allow_origins: Vec<String>,
         /// Payments above this need a person's approval, e.g. `$0.02`.
         #[arg(long)]
         approval_threshold: Option<String>,
@@ -109,6 +119,11 @@ enum Command {
         max_per_request: Option<String>,
         #[command(flatten)]
         buyer: BuyerArgs,
+    },
+    /// The spend ledger: `reconcile` asks the chain about signed and pending payments.
+    Spend {
+        #[command(subcommand)]
+        command: SpendCommand,
     },
     /// Approve (or --deny) a payment an agent asked to make above the approval threshold; --list shows them.
     Approve {
@@ -175,6 +190,27 @@ impl BuyerArgs {
             networks: self.networks,
         }
     }
+}
+
+#[derive(Subcommand)]
+enum SpendCommand {
+    /// Settle signed and pending payments from the chain: settled when the authorization was used (or the
+    /// transfer mined), unsettled — no longer counted — once it can never settle. `pay` and `mcp` do a cheap
+    /// pass of this as they start.
+    Reconcile {
+        /// Buyer configuration (TOML: ledger, rpc_url, devnet).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Spend ledger URL (else NERDCABAL_SPEND_DB, else ~/.nerdcabal/spend.db).
+        #[arg(long)]
+        ledger: Option<String>,
+        /// The payments are on the devnet of this `nerdcabal dev --state-file` (its RPC).
+        #[arg(long)]
+        devnet: Option<PathBuf>,
+        /// Print one JSON object instead.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -288,12 +324,18 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Mcp {
             http,
+            http_token,
+            http_token_file,
+            http_allow_origins,
             approval_threshold,
             max_per_request,
             buyer,
         } => {
             let options = agents::mcp_server::McpOptions {
                 http,
+                http_token,
+                http_token_file,
+                http_allowed_origins: http_allow_origins,
                 timeout: std::time::Duration::from_secs(buyer.timeout),
                 buyer: buyer.flags(approval_threshold, max_per_request),
             };
@@ -302,6 +344,28 @@ async fn main() -> anyhow::Result<()> {
         Command::Approve { id, deny, list, ledger } => {
             let options = agents::approve_command::ApproveOptions { id, deny, list, ledger };
             let code = agents::approve_command::run(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
+            std::process::exit(code);
+        }
+        Command::Spend {
+            command:
+                SpendCommand::Reconcile {
+                    config,
+                    ledger,
+                    devnet,
+                    json,
+                },
+        } => {
+            let options = agents::spend_command::ReconcileOptions {
+                buyer: agents::buyer_config::BuyerFlags {
+                    config,
+                    ledger,
+                    devnet,
+                    ..Default::default()
+                },
+                json,
+            };
+            let code =
+                agents::spend_command::run_reconcile(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
             std::process::exit(code);
         }
         Command::Proxy { config, devnet } => {

@@ -311,3 +311,375 @@ async fn the_dev_state_file_is_a_devnet_state_file_the_facilitator_command_serve
     drop(facilitator);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `nerdcabal spend reconcile --devnet <state> --ledger <ledger> --json`: exit code and the report.
+async fn reconcile(dev: &Dev, ledger: &str) -> (i32, Value) {
+    reconcile_on(&dev.state_file, ledger).await
+}
+
+async fn reconcile_on(state_file: &std::path::Path, ledger: &str) -> (i32, Value) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_nerdcabal"))
+        .args(["spend", "reconcile", "--json", "--ledger", ledger, "--devnet"])
+        .arg(state_file)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("JSON report: {stdout}"));
+    (output.status.code().unwrap_or(-1), report)
+}
+
+/// A seller on the devnet's terms ($0.001 to `pay_to`) that misbehaves after taking the signature:
+/// `/taken` settles it through the stack's facilitator and answers 502 without a receipt; `/lost` never
+/// settles it and answers 500; `/timeout` answers 402 with `facilitator_timeout`; `/long` asks for an
+/// authorization valid for an hour.
+async fn unreliable_seller(dev: &Dev, pay_to: Address) -> String {
+    use axum::http::{HeaderMap, StatusCode, Uri};
+    use axum::response::IntoResponse;
+    use protocol::header as codec;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let facilitator = dev.state["facilitator_url"].as_str().unwrap().to_owned();
+    let network = dev.state["network"].as_str().unwrap().to_owned();
+    let handler = move |uri: Uri, headers: HeaderMap| {
+        let (facilitator, network) = (facilitator.clone(), network.clone());
+        async move {
+            let requirement = protocol::v2::PaymentRequirements {
+                scheme: "exact".into(),
+                network: network.clone(),
+                amount: U256::from(1_000),
+                asset: protocol::network::ARC_USDC,
+                pay_to,
+                max_timeout_seconds: if uri.path() == "/long" { 3_600 } else { 60 },
+                extra: Some(protocol::Extra::eip712("USDC", "2")),
+            };
+            let Some(payment) = headers.get(codec::PAYMENT_SIGNATURE) else {
+                let required = protocol::v2::PaymentRequired {
+                    x402_version: protocol::version::Version,
+                    error: None,
+                    resource: protocol::ResourceInfo {
+                        url: uri.path().to_owned(),
+                        description: None,
+                        mime_type: None,
+                    },
+                    accepts: vec![requirement],
+                    extensions: None,
+                };
+                return (
+                    StatusCode::PAYMENT_REQUIRED,
+                    [(codec::PAYMENT_REQUIRED, codec::encode(&required))],
+                )
+                    .into_response();
+            };
+            match uri.path() {
+                "/taken" => {
+                    let payload = codec::decode_payment(payment.as_bytes()).unwrap();
+                    let request = serde_json::json!({
+                        "x402Version": 2, "paymentPayload": payload, "paymentRequirements": requirement
+                    });
+                    let settled: protocol::SettleResponse = reqwest::Client::new()
+                        .post(format!("{facilitator}/settle"))
+                        .json(&request)
+                        .send()
+                        .await
+                        .unwrap()
+                        .json()
+                        .await
+                        .unwrap();
+                    assert!(settled.success, "{settled:?}");
+                    (StatusCode::BAD_GATEWAY, "settled, but the answer is lost").into_response()
+                }
+                "/timeout" => {
+                    let failed = protocol::SettleResponse {
+                        success: false,
+                        error_reason: Some("facilitator_timeout".into()),
+                        error_message: None,
+                        payer: None,
+                        transaction: String::new(),
+                        network,
+                        amount: None,
+                    };
+                    (
+                        StatusCode::PAYMENT_REQUIRED,
+                        [(codec::PAYMENT_RESPONSE, codec::encode(&failed))],
+                        axum::Json(serde_json::json!({"error": "the facilitator did not answer in time"})),
+                    )
+                        .into_response()
+                }
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, "upstream failed").into_response(),
+            }
+        }
+    };
+    let app = axum::Router::new().fallback(handler);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+#[tokio::test]
+async fn unproven_payments_stay_counted_until_the_chain_proves_them_and_spend_reconcile_asks_it() {
+    use alloy::providers::ext::AnvilApi;
+    let dev = Dev::start().await;
+    let (buyer, seller) = (dev.address("buyer"), dev.address("seller"));
+    let seller_before = dev.balance(seller).await;
+    let shop = unreliable_seller(&dev, seller).await;
+    let ledger = dev.ledger("unproven");
+    let budget = ["--daily-budget", "$0.0035"];
+    let pay = |path: &'static str| {
+        let url = format!("{shop}{path}");
+        let (dev, ledger) = (&dev, &ledger);
+        async move { dev.pay(ledger, &[budget[0], budget[1], "--json", &url]).await }
+    };
+
+    // Three payments nobody can call settled or unsettled from the answers: all three stay counted.
+    let (code, stdout, _) = pay("/taken").await;
+    assert_eq!(code, agents::pay_command::exit::HTTP_ERROR, "{stdout}");
+    assert_eq!(
+        dev.balance(seller).await,
+        seller_before + U256::from(1_000),
+        "the seller did settle it"
+    );
+    let (code, stdout, _) = pay("/lost").await;
+    assert_eq!(code, agents::pay_command::exit::HTTP_ERROR, "{stdout}");
+    let (code, stdout, _) = pay("/timeout").await;
+    assert_eq!(code, agents::pay_command::exit::REFUSED, "{stdout}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&stdout).unwrap()["reason"],
+        "facilitator_timeout"
+    );
+    let rows = spend_rows(&ledger).await;
+    assert_eq!(rows.len(), 3);
+    assert!(rows.iter().all(|r| r.state == "pending"), "{rows:?}");
+    let paid_url = dev.state["paid_url"].as_str().unwrap().to_owned();
+    let (code, stdout, _) = dev.pay(&ledger, &[budget[0], budget[1], "--json", &paid_url]).await;
+    assert_eq!(code, agents::pay_command::exit::OVER_BUDGET, "{stdout}");
+    assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap()["spent"], "$0.003");
+    // An authorization valid longer than the policy's 300 s is not signed at all.
+    let (code, stdout, _) = pay("/long").await;
+    assert_eq!(code, agents::pay_command::exit::UNPAYABLE, "{stdout}");
+    assert_eq!(spend_rows(&ledger).await.len(), 3);
+
+    // A chain that does not answer decides nothing: exit 6, and the rows stay as they are.
+    let mut dead = dev.state.clone();
+    dead["rpc_url"] = Value::from(format!("http://127.0.0.1:{}", common::free_port()));
+    let dead_file = dev.dir.join("dead-rpc.json");
+    std::fs::write(&dead_file, dead.to_string()).unwrap();
+    let (code, error) = reconcile_on(&dead_file, &ledger).await;
+    assert_eq!(
+        (code, &error["error"]),
+        (agents::pay_command::exit::NETWORK, &Value::from("network_error")),
+        "{error}"
+    );
+    assert!(spend_rows(&ledger).await.iter().all(|r| r.state == "pending"));
+
+    // The chain knows the authorization `/taken` used; the other two are unused but still valid.
+    let (code, report) = reconcile(&dev, &ledger).await;
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(
+        (
+            &report["checked"],
+            &report["settled"],
+            &report["unsettled"],
+            &report["pending"]
+        ),
+        (&Value::from(3), &Value::from(1), &Value::from(0), &Value::from(2)),
+        "{report}"
+    );
+    let state_of = |rows: &[agents::spend_ledger::SpendRecord], path: &str| {
+        let row = rows.iter().find(|r| r.url.ends_with(path)).unwrap();
+        (row.state.clone(), row.reason.clone().unwrap_or_default())
+    };
+    let rows = spend_rows(&ledger).await;
+    assert_eq!(
+        state_of(&rows, "/taken"),
+        ("settled".into(), "authorization_used".into())
+    );
+    assert_eq!(state_of(&rows, "/lost").0, "pending");
+
+    // Past their validBefore on the chain's clock, they can never settle: the cheap pass `pay` makes as it
+    // starts finds them, and their amounts stop counting.
+    dev.provider.anvil_increase_time(3_600).await.unwrap();
+    dev.provider.evm_mine(None).await.unwrap();
+    let free_url = dev.state["free_url"].as_str().unwrap().to_owned();
+    let (code, _, stderr) = dev.pay(&ledger, &[&free_url]).await;
+    assert_eq!(code, 0, "{stderr}");
+    let rows = spend_rows(&ledger).await;
+    assert_eq!(
+        state_of(&rows, "/lost"),
+        ("unsettled".into(), "authorization_expired_unused".into())
+    );
+    assert_eq!(
+        state_of(&rows, "/timeout"),
+        ("unsettled".into(), "authorization_expired_unused".into())
+    );
+    let spent = agents::spend_ledger::SpendLedger::open(&ledger)
+        .await
+        .unwrap()
+        .spent_since(
+            buyer,
+            agents::spend_ledger::day_start(agents::spend_ledger::unix_now()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(spent, 1_000, "only the settled payment counts");
+    let (code, report) = reconcile(&dev, &ledger).await;
+    assert_eq!((code, &report["checked"]), (0, &Value::from(0)), "{report}");
+}
+
+/// A JSON-RPC relay in front of anvil that loses `eth_sendRawTransaction`: `forward` decides whether the
+/// transaction still reaches the node; the answer never comes back. Everything else passes through.
+async fn rpc_losing_broadcasts(target: String, forward: Arc<std::sync::atomic::AtomicBool>) -> String {
+    use hyper::body::Incoming;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (http, target, forward) = (http.clone(), target.clone(), forward.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |request: hyper::Request<Incoming>| {
+                    let (http, target, forward) = (http.clone(), target.clone(), forward.clone());
+                    async move {
+                        use http_body_util::BodyExt;
+                        let body = request
+                            .into_body()
+                            .collect()
+                            .await
+                            .map_err(|e| e.to_string())?
+                            .to_bytes();
+                        let broadcast = String::from_utf8_lossy(&body).contains("eth_sendRawTransaction");
+                        if broadcast && !forward.load(std::sync::atomic::Ordering::SeqCst) {
+                            return Err("the broadcast is lost on the way".to_owned());
+                        }
+                        let answer = http
+                            .post(&target)
+                            .header("content-type", "application/json")
+                            .body(body)
+                            .send()
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        let bytes = answer.bytes().await.map_err(|e| e.to_string())?;
+                        if broadcast {
+                            return Err("the node's answer is lost on the way back".to_owned());
+                        }
+                        hyper::Response::builder()
+                            .header("content-type", "application/json")
+                            .body(http_body_util::Full::new(bytes))
+                            .map_err(|e| e.to_string())
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn a_transfer_whose_broadcast_got_no_answer_is_pending_until_found_by_its_hash_or_its_nonce_is_taken() {
+    use agents::direct_transfer::{TransferRequest, send};
+    use agents::spend_ledger::{OpenScope, SpendLedger};
+    use agents::spend_reconcile::reconcile;
+    let dir = common::temp_dir("transfer-lost");
+    let (devnet, _) = common::devnet(&dir).await;
+    let key = devnet.signer(1).unwrap().clone();
+    let to = devnet.signer(2).unwrap().address();
+    let forward = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let relay = rpc_losing_broadcasts(devnet.rpc_url().to_owned(), forward.clone()).await;
+    let ledger = SpendLedger::open(&format!("sqlite://{}", dir.join("spend.db").display()))
+        .await
+        .unwrap();
+    let policy = agents::spending_policy::SpendingPolicy::default();
+    let network = devnet.state().network.clone();
+    let request = |rpc_url| TransferRequest {
+        rpc_url,
+        network: &network,
+        asset: protocol::network::ARC_USDC,
+        to,
+        amount: U256::from(5_000),
+        memo: None,
+    };
+    let before = common::usdc_balance(&devnet, to).await;
+
+    // The node took the transaction, but its answer was lost: pending, with the hash known before broadcast.
+    let error = send(&key, &policy, &ledger, request(&relay)).await.unwrap_err();
+    assert!(error.to_string().contains("it may still be mined"), "{error}");
+    let rows = ledger.recent(10).await.unwrap();
+    assert_eq!(
+        (rows[0].state.as_str(), rows[0].reason.as_deref()),
+        ("pending", Some("broadcast_unknown"))
+    );
+    let mined = rows[0].tx_hash.clone().unwrap();
+    assert_eq!(common::usdc_balance(&devnet, to).await, before + U256::from(5_000));
+    assert_eq!(
+        ledger.spent_since(key.address(), 0, None).await.unwrap(),
+        5_000,
+        "counted meanwhile"
+    );
+    let report = reconcile(&ledger, devnet.rpc_url(), &network, OpenScope::All)
+        .await
+        .unwrap();
+    assert_eq!((report.checked, report.settled), (1, 1), "{report:?}");
+    let row = ledger.recent(10).await.unwrap().remove(0);
+    assert_eq!(
+        (row.state.as_str(), row.reason.as_deref(), row.tx_hash.as_deref()),
+        ("settled", Some("transaction_mined"), Some(mined.as_str()))
+    );
+
+    // Lost before it reached the node: pending until another transaction takes its nonce.
+    forward.store(false, std::sync::atomic::Ordering::SeqCst);
+    send(&key, &policy, &ledger, request(&relay)).await.unwrap_err();
+    let report = reconcile(&ledger, devnet.rpc_url(), &network, OpenScope::All)
+        .await
+        .unwrap();
+    assert_eq!((report.checked, report.pending), (1, 1), "not decided yet: {report:?}");
+    // (Another amount: the same transfer again would be the very same signed bytes, hash and all.)
+    let mut other = request(devnet.rpc_url());
+    other.amount = U256::from(7_000);
+    let replacement = send(&key, &policy, &ledger, other).await.unwrap();
+    let report = reconcile(&ledger, devnet.rpc_url(), &network, OpenScope::All)
+        .await
+        .unwrap();
+    assert_eq!((report.checked, report.unsettled), (1, 1), "{report:?}");
+    assert_eq!(report.payments[0].reason, "nonce_used_by_another_transaction");
+    assert_eq!(common::usdc_balance(&devnet, to).await, before + U256::from(12_000));
+    assert_eq!(
+        ledger.spent_since(key.address(), 0, None).await.unwrap(),
+        12_000,
+        "the mined transfer and {} count; the replaced one does not",
+        replacement.transaction
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn concurrent_pay_processes_on_one_postgresql_ledger_never_overspend() {
+    let dev = Dev::start().await;
+    let seller = dev.address("seller");
+    let before = dev.balance(seller).await;
+    let (db, ledger) = common::postgres_database("concurrent_pay").await;
+    // Create the schema once, so the processes race on payments and not on migrations.
+    drop(agents::spend_ledger::SpendLedger::open(&ledger).await.unwrap());
+    let paid_url = dev.state["paid_url"].as_str().unwrap().to_owned();
+    let args = ["--daily-budget", "$0.0025", paid_url.as_str()];
+    let pays: Vec<_> = (0..8).map(|_| dev.pay(&ledger, &args)).collect();
+    let mut codes: Vec<i32> = futures_util::future::join_all(pays)
+        .await
+        .into_iter()
+        .map(|(c, _, _)| c)
+        .collect();
+    codes.sort();
+    let rows = spend_rows(&ledger).await;
+    common::drop_postgres(&db).await;
+    assert_eq!(codes, [0, 0, 3, 3, 3, 3, 3, 3], "two fit the budget");
+    assert_eq!(dev.balance(seller).await, before + dev.price() * U256::from(2));
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.state == "settled"), "{rows:?}");
+}

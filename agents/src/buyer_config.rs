@@ -1,7 +1,7 @@
 //! The buyer's settings, shared by `nerdcabal pay` and `nerdcabal mcp`: where the key comes from, the spending
 //! policy, the spend ledger's URL, and a `nerdcabal dev` state file to pay on the local devnet. A TOML file,
 //! then environment variables, then command-line flags, each overriding the one before. Keys are never
-//! printed.
+//! printed, and `Debug` shows the ledger and RPC URLs without their passwords or API keys.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use alloy::primitives::{Address, B256, U256};
 use alloy::signers::Signer;
 use alloy::signers::local::PrivateKeySigner;
+use protocol::redact::redact_url;
 use serde::Deserialize;
 
 use crate::circle_wallet::{CircleWalletConfig, CircleWalletSigner};
@@ -60,6 +61,21 @@ pub struct BuyerFile {
     /// JSON-RPC of the network, for balances and direct transfers (Arc testnet's public RPC by default).
     #[serde(default)]
     pub rpc_url: Option<String>,
+    #[serde(default)]
+    pub fetch: FetchSection,
+}
+
+/// How the buyer fetches: how much of an answer it reads, and which internal hosts the MCP tools may reach.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchSection {
+    /// Hosts (`name`, `name:port`, an IP or `[IPv6]:port`) the MCP tools may fetch even though they are, or
+    /// resolve to, loopback, private, link-local, CGNAT, unique-local or metadata addresses.
+    #[serde(default)]
+    pub allow_hosts: Vec<String>,
+    /// The most of an answer the buyer reads (10 MiB by default).
+    #[serde(default)]
+    pub max_response_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +109,8 @@ pub struct PolicySection {
     pub payees: Option<Vec<Address>>,
     /// Payments above this need a person's approval (MCP).
     pub approval_threshold: Option<String>,
+    /// The longest authorization (an offer's `maxTimeoutSeconds`) the buyer signs; 300 by default.
+    pub max_timeout_seconds: Option<u64>,
 }
 
 /// What `nerdcabal dev --state-file` writes (the fields a buyer needs).
@@ -107,6 +125,9 @@ pub struct DevState {
     pub paid_url: Option<String>,
     #[serde(default)]
     pub free_url: Option<String>,
+    /// The dev stack's paywall proxy (absent for a bare `nerdcabal devnet`).
+    #[serde(default)]
+    pub proxy_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -154,6 +175,10 @@ pub struct BuyerConfig {
     pub devnet: Option<DevState>,
     /// Atomic units; payments above it need approval.
     pub approval_threshold: Option<U256>,
+    /// The most of an answer the buyer reads.
+    pub max_response_bytes: usize,
+    /// `[fetch] allow_hosts`: internal hosts the MCP tools may fetch.
+    pub allow_hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for BuyerConfig {
@@ -161,8 +186,10 @@ impl std::fmt::Debug for BuyerConfig {
         f.debug_struct("BuyerConfig")
             .field("address", &self.signer.address())
             .field("policy", &self.policy)
-            .field("ledger_url", &self.ledger_url)
-            .field("rpc_url", &self.rpc_url)
+            .field("ledger_url", &redact_url(&self.ledger_url))
+            .field("rpc_url", &redact_url(&self.rpc_url))
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("allow_hosts", &self.allow_hosts)
             .finish_non_exhaustive()
     }
 }
@@ -188,21 +215,83 @@ pub fn default_ledger_url() -> String {
     format!("sqlite://{}", dir.join("spend.db").display())
 }
 
+/// Where the spend ledger is and which chain proves its payments: all `nerdcabal spend` needs (no key).
+#[derive(Clone)]
+pub struct LedgerSettings {
+    pub ledger_url: String,
+    pub rpc_url: String,
+    /// CAIP-2 of the chain behind `rpc_url`.
+    pub network: String,
+}
+
+impl std::fmt::Debug for LedgerSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerSettings")
+            .field("ledger_url", &redact_url(&self.ledger_url))
+            .field("rpc_url", &redact_url(&self.rpc_url))
+            .field("network", &self.network)
+            .finish()
+    }
+}
+
+fn read_file(flags: &BuyerFlags) -> Result<BuyerFile, BuyerConfigError> {
+    match &flags.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| BuyerConfigError::Read {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Ok(toml::from_str::<BuyerFile>(&text)?)
+        }
+        None => Ok(BuyerFile::default()),
+    }
+}
+
+fn read_devnet(flags: &BuyerFlags, file: &BuyerFile) -> Result<Option<DevState>, BuyerConfigError> {
+    let path = flags.devnet.clone().or(file.devnet.clone());
+    path.as_deref().map(DevState::read).transpose()
+}
+
+/// The chain: the devnet's, else the file's `rpc_url` on Arc testnet, else Arc testnet's public RPC.
+fn chain_of(devnet: Option<&DevState>, file: &BuyerFile) -> (String, String, Address) {
+    match devnet {
+        Some(d) => (d.rpc_url.clone(), d.network.clone(), d.usdc),
+        None => (
+            file.rpc_url.clone().unwrap_or_else(|| ARC_TESTNET_RPC.to_owned()),
+            protocol::network::caip2(protocol::network::ARC_TESTNET_CHAIN_ID),
+            protocol::network::ARC_USDC,
+        ),
+    }
+}
+
+fn ledger_of(flags: &BuyerFlags, env: &impl Fn(&str) -> Option<String>, file: &BuyerFile) -> String {
+    flags
+        .ledger
+        .clone()
+        .or_else(|| env(ENV_SPEND_DB))
+        .or(file.ledger.clone())
+        .unwrap_or_else(default_ledger_url)
+}
+
+impl LedgerSettings {
+    /// File, then env, then flags — the same keys as [`BuyerConfig::resolve`], without the wallet.
+    pub fn resolve(flags: &BuyerFlags, env: impl Fn(&str) -> Option<String>) -> Result<Self, BuyerConfigError> {
+        let file = read_file(flags)?;
+        let devnet = read_devnet(flags, &file)?;
+        let (rpc_url, network, _) = chain_of(devnet.as_ref(), &file);
+        Ok(LedgerSettings {
+            ledger_url: ledger_of(flags, &env, &file),
+            rpc_url,
+            network,
+        })
+    }
+}
+
 impl BuyerConfig {
     /// File, then env, then flags.
     pub fn resolve(flags: &BuyerFlags, env: impl Fn(&str) -> Option<String>) -> Result<Self, BuyerConfigError> {
-        let file = match &flags.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| BuyerConfigError::Read {
-                    path: path.display().to_string(),
-                    source,
-                })?;
-                toml::from_str::<BuyerFile>(&text)?
-            }
-            None => BuyerFile::default(),
-        };
-        let devnet_path = flags.devnet.clone().or(file.devnet.clone());
-        let devnet = devnet_path.as_deref().map(DevState::read).transpose()?;
+        let file = read_file(flags)?;
+        let devnet = read_devnet(flags, &file)?;
 
         let key_file = flags.key_file.clone().or(file.wallet.key_file.clone());
         let circle = match (&key_file, &file.wallet.circle) {
@@ -275,30 +364,25 @@ impl BuyerConfig {
             policy.assets.clone_from(assets);
         }
         policy.payees.clone_from(&p.payees);
+        if let Some(seconds) = p.max_timeout_seconds {
+            if seconds == 0 {
+                return Err(invalid("policy.max_timeout_seconds", "must be at least 1"));
+            }
+            policy.max_timeout_seconds = seconds;
+        }
         let approval_threshold = flags
             .approval_threshold
             .as_deref()
             .or(p.approval_threshold.as_deref())
             .map(|t| price("approval_threshold", t))
             .transpose()?;
-        let rpc_url = devnet
-            .as_ref()
-            .map(|d| d.rpc_url.clone())
-            .or(file.rpc_url.clone())
-            .unwrap_or_else(|| ARC_TESTNET_RPC.to_owned());
-        let (network, usdc) = match &devnet {
-            Some(d) => (d.network.clone(), d.usdc),
-            None => (
-                protocol::network::caip2(protocol::network::ARC_TESTNET_CHAIN_ID),
-                protocol::network::ARC_USDC,
-            ),
+        let (rpc_url, network, usdc) = chain_of(devnet.as_ref(), &file);
+        let ledger_url = ledger_of(flags, &env, &file);
+        let max_response_bytes = match file.fetch.max_response_bytes {
+            Some(0) => return Err(invalid("fetch.max_response_bytes", "must be at least 1")),
+            Some(limit) => limit,
+            None => crate::bounded_body::DEFAULT_MAX_RESPONSE_BYTES,
         };
-        let ledger_url = flags
-            .ledger
-            .clone()
-            .or_else(|| env(ENV_SPEND_DB))
-            .or(file.ledger)
-            .unwrap_or_else(default_ledger_url);
         Ok(BuyerConfig {
             signer,
             local_key,
@@ -309,6 +393,8 @@ impl BuyerConfig {
             ledger_url,
             devnet,
             approval_threshold,
+            max_response_bytes,
+            allow_hosts: file.fetch.allow_hosts,
         })
     }
 
@@ -323,5 +409,40 @@ impl BuyerConfig {
             });
         }
         networks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_logs_show_no_ledger_password_and_no_rpc_key() {
+        let dir = std::env::temp_dir().join(format!("nerdcabal-buyer-config-{}", B256::random()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("buyer.toml");
+        std::fs::write(
+            &path,
+            "ledger = \"postgres://buyer:hunter2secret@db.example:5432/spend\"\n\
+             rpc_url = \"https://arc.g.alchemy.com/v2/Ab3dEf9hIjKlMn0pQrStUvWx\"\n",
+        )
+        .unwrap();
+        let flags = BuyerFlags {
+            config: Some(path),
+            ..BuyerFlags::default()
+        };
+        let key = B256::repeat_byte(7).to_string();
+        let config = BuyerConfig::resolve(&flags, |name| (name == ENV_BUYER_KEY).then(|| key.clone())).unwrap();
+        assert_eq!(
+            config.ledger_url,
+            "postgres://buyer:hunter2secret@db.example:5432/spend"
+        );
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2secret"), "{shown}");
+        assert!(!shown.contains("Ab3dEf9hIjKlMn0pQrStUvWx"), "{shown}");
+        assert!(!shown.contains(&key[2..]), "{shown}");
+        assert!(shown.contains("postgres://buyer:***@db.example:5432/spend"), "{shown}");
+        assert!(shown.contains("https://arc.g.alchemy.com/v2/***"), "{shown}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,8 +1,10 @@
-//! `nerdcabal mcp`: the buyer tools served over MCP — stdio by default, or streamable HTTP at `/mcp` on a
-//! loopback address (rmcp builds a handler per session; all state is in the shared spend ledger). Stops on
-//! Ctrl-C/SIGTERM or when the stdio client goes away.
+//! `nerdcabal mcp`: the buyer tools served over MCP — stdio by default, or streamable HTTP at `/mcp` behind a
+//! bearer token and Origin validation (`mcp_http_auth`; rmcp builds a handler per session; all state is in the
+//! shared spend ledger). Stops on Ctrl-C/SIGTERM or when the stdio client goes away.
 
+use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +13,8 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
 use crate::buyer_config::{BuyerConfig, BuyerFlags};
+use crate::fetch_guard::FetchGuard;
+use crate::mcp_http_auth::{self, HttpAccess, HttpAuthError};
 use crate::mcp_tools::{BuyerTools, BuyerToolsConfig};
 use crate::spend_ledger::SpendLedger;
 use crate::x402_client::X402Client;
@@ -23,6 +27,10 @@ pub enum McpError {
     Ledger(#[from] crate::spend_ledger::SpendLedgerError),
     #[error(transparent)]
     Client(#[from] crate::x402_client::PayError),
+    #[error(transparent)]
+    Auth(#[from] HttpAuthError),
+    #[error("fetch policy: {0}")]
+    FetchPolicy(String),
     #[error("MCP over stdio: {0}")]
     Stdio(String),
     #[error("cannot listen on {addr}: {source}")]
@@ -31,19 +39,40 @@ pub enum McpError {
     Serve(std::io::Error),
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct McpOptions {
     /// Serve streamable HTTP here instead of stdio.
     pub http: Option<SocketAddr>,
+    /// The bearer token HTTP clients must present (else one is generated, for a loopback bind).
+    pub http_token: Option<String>,
+    /// Where a generated token is written (default `~/.nerdcabal/mcp-token`).
+    pub http_token_file: Option<PathBuf>,
+    /// Browser origins allowed besides the server's own (`scheme://host[:port]`).
+    pub http_allowed_origins: Vec<String>,
     pub buyer: BuyerFlags,
     pub timeout: Duration,
+}
+
+/// What the tools may fetch: public addresses, `[fetch] allow_hosts`, and under `--devnet` the dev stack's
+/// proxy (its host and port only: not its admin, facilitator or RPC ports).
+pub fn fetch_policy(config: &BuyerConfig) -> Result<FetchGuard, McpError> {
+    let mut guard = FetchGuard::new(&config.allow_hosts).map_err(McpError::FetchPolicy)?;
+    if let Some(proxy) = config.devnet.as_ref().and_then(|d| d.proxy_url.as_deref()) {
+        let url = url::Url::parse(proxy).map_err(|e| McpError::FetchPolicy(format!("devnet proxy_url: {e}")))?;
+        guard.allow_origin_of(&url);
+    }
+    Ok(guard)
 }
 
 /// The tools for a resolved buyer configuration.
 pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<BuyerTools, McpError> {
     let ledger = SpendLedger::open(&config.ledger_url).await?;
+    crate::spend_reconcile::at_start(&ledger, &config.rpc_url, &config.network).await;
     let networks = config.networks();
-    let client = X402Client::new(config.signer.clone(), config.policy.clone(), ledger, networks, timeout)?;
+    let guard = fetch_policy(&config)?;
+    let client = X402Client::new(config.signer.clone(), config.policy.clone(), ledger, networks, timeout)?
+        .with_max_response_bytes(config.max_response_bytes)
+        .with_fetch_guard(guard)?;
     Ok(BuyerTools::new(BuyerToolsConfig {
         client,
         approval_threshold: config.approval_threshold,
@@ -60,8 +89,25 @@ pub async fn run(
 ) -> Result<(), McpError> {
     let config = BuyerConfig::resolve(&options.buyer, |name| std::env::var(name).ok())?;
     tracing::info!(?config, "nerdcabal mcp");
+    // Before anything else: a bind that needs a token and has none does not start.
+    let access = match options.http {
+        Some(addr) => {
+            let token =
+                mcp_http_auth::resolve_token(options.http_token.clone(), options.http_token_file.clone(), addr)?;
+            if let Some(path) = &token.generated_in {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "nerdcabal mcp: clients of http://{addr}/mcp send `Authorization: Bearer {}` (also in {}, mode 0600)",
+                    token.value,
+                    path.display()
+                );
+            }
+            Some(HttpAccess::new(&token, addr, &options.http_allowed_origins)?)
+        }
+        None => None,
+    };
     let tools = build_tools(config, options.timeout).await?;
-    match options.http {
+    match options.http.zip(access) {
         None => {
             let running = tools
                 .serve(rmcp::transport::stdio())
@@ -73,14 +119,21 @@ pub async fn run(
             }
             Ok(())
         }
-        Some(addr) => {
+        Some((addr, access)) => {
             let cancel = tokio_util::sync::CancellationToken::new();
+            let mut server_config = StreamableHttpServerConfig::default().with_cancellation_token(cancel.child_token());
+            if !addr.ip().is_loopback() {
+                // rmcp accepts only loopback `Host`s; past loopback the token (required there) is the guard.
+                server_config = server_config.disable_allowed_hosts();
+            }
             let service = StreamableHttpService::new(
                 move || Ok(tools.clone()),
                 Arc::new(LocalSessionManager::default()),
-                StreamableHttpServerConfig::default().with_cancellation_token(cancel.child_token()),
+                server_config,
             );
-            let app = axum::Router::new().nest_service("/mcp", service);
+            let app = axum::Router::new()
+                .nest_service("/mcp", service)
+                .layer(axum::middleware::from_fn_with_state(access, mcp_http_auth::require));
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|source| McpError::Listen { addr, source })?;

@@ -4,7 +4,9 @@
 //! reason (`over_budget` with limit and spent, `unpayable`, `rejected`, `approval_required` with an id) so a
 //! model can act on them. Payments above the approval threshold need a person: through MCP elicitation when the
 //! client supports it, otherwise through `nerdcabal approve <id>`. Every piece of state (budgets, approvals)
-//! lives in the shared spend ledger, so a handler per HTTP request sees the same limits.
+//! lives in the shared spend ledger, so a handler per HTTP request sees the same limits. What `quote` and
+//! `x402_fetch` may reach is the fetch policy's (`fetch_guard`): a refused URL is the tool error
+//! `fetch_refused` naming the rule.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +26,7 @@ use serde_json::{Value, json};
 
 use crate::approvals::{Approvals, Unusable};
 use crate::direct_transfer::{self, TransferRequest};
+use crate::fetch_guard;
 use crate::offers::Offer;
 use crate::pay_command::body_json;
 use crate::spend_ledger::{self, day_start, unix_now};
@@ -31,13 +34,17 @@ use crate::x402_client::{CallRequest, PayError, PaymentGate, X402Client, parse_h
 
 /// Bodies longer than this are cut, with a note.
 pub const MAX_BODY_CHARS: usize = 16_000;
+/// `x402_fetch` reads this many bytes beyond what it can return, so an answer that fits is read whole (and
+/// JSON stays JSON) and one that does not is known to be longer.
+pub const BODY_MARGIN_BYTES: usize = 4_096;
 
 const INSTRUCTIONS: &str = "Tools to buy HTTP API calls with USDC (x402) within a spending policy a person set. \
 Use `quote` to see what a URL costs without paying; `x402_fetch` to call it and pay automatically (within the \
 policy; pass `max_price` to cap one call); `send_payment` to transfer USDC directly; `balance`, `budget_status` and \
 `spending_report` to see money and limits. Refusals come back as tool errors with a `error` reason: `over_budget` \
 (do not retry), `unpayable`, `rejected` (the seller's reason), `approval_required` (a person must run \
-`nerdcabal approve <id>`; then call again with `approval_id`). No tool can raise a limit or approve a payment.";
+`nerdcabal approve <id>`; then call again with `approval_id`), `fetch_refused` (internal and metadata addresses \
+are not reachable; do not retry). No tool can raise a limit or approve a payment.";
 
 /// Everything the tools share; cheap to clone (one per HTTP session is fine).
 #[derive(Clone)]
@@ -345,21 +352,39 @@ fn http_url(text: &str) -> Result<url::Url, String> {
     Ok(url)
 }
 
-/// The body for the model: JSON or text, cut to [`MAX_BODY_CHARS`].
-fn body_for_model(body: &[u8]) -> (Value, Option<String>) {
-    let value = body_json(body);
+/// The body for the model: JSON or text, cut to [`MAX_BODY_CHARS`]; `truncated` says that reading stopped
+/// before the end of the answer.
+fn body_for_model(body: &[u8], truncated: bool) -> (Value, Option<String>) {
+    let value = if truncated {
+        // Cut mid-answer: JSON would not parse, and the cut may split a character.
+        match std::str::from_utf8(body) {
+            Ok(text) => Value::String(text.to_owned()),
+            Err(e) if e.error_len().is_none() => {
+                Value::String(String::from_utf8_lossy(&body[..e.valid_up_to()]).into_owned())
+            }
+            Err(_) => body_json(body),
+        }
+    } else {
+        body_json(body)
+    };
     let text = match &value {
         Value::String(text) => text.clone(),
         other => other.to_string(),
     };
-    if text.chars().count() <= MAX_BODY_CHARS {
+    let chars = text.chars().count();
+    if chars <= MAX_BODY_CHARS && !truncated {
         return (value, None);
     }
     let cut: String = text.chars().take(MAX_BODY_CHARS).collect();
-    let note = format!(
-        "the body has {} characters; the first {MAX_BODY_CHARS} are shown as text",
-        text.chars().count()
-    );
+    let note = if truncated {
+        format!(
+            "the answer is longer than the {} bytes read; the first {} characters are shown as text",
+            body.len(),
+            chars.min(MAX_BODY_CHARS)
+        )
+    } else {
+        format!("the body has {chars} characters; the first {MAX_BODY_CHARS} are shown as text")
+    };
     (Value::String(cut), Some(note))
 }
 
@@ -437,7 +462,10 @@ impl BuyerTools {
                 parse_header(&format!("{name}: {value}")).ok_or_else(|| bad_input(format!("bad header `{name}`")))?;
             request.headers.append(name, value);
         }
+        fetch_guard::drop_agent_only_headers(&mut request.headers);
         request.body = input.body.map(String::into_bytes);
+        // Read only what can be returned (plus a margin), never a whole large answer.
+        request.max_body_bytes = Some(MAX_BODY_CHARS + BODY_MARGIN_BYTES);
         if let Some(max) = &input.max_price {
             request.max_price =
                 Some(protocol::money::parse_price(max, 6).map_err(|e| bad_input(format!("max_price: {e}")))?);
@@ -449,7 +477,7 @@ impl BuyerTools {
             approval_id: input.approval_id.as_deref(),
         };
         let outcome = self.client.call_gated(&request, &gate).await.map_err(|e| refusal(&e))?;
-        let (body, truncated) = body_for_model(&outcome.body);
+        let (body, truncated) = body_for_model(&outcome.body, outcome.truncated);
         Ok(Json(FetchOutput {
             status: outcome.status.as_u16(),
             body,
@@ -575,7 +603,7 @@ impl BuyerTools {
         let rows = self
             .client
             .ledger()
-            .report(since, by_day)
+            .report(self.client.address(), since, by_day)
             .await
             .map_err(|e| refusal(&PayError::Ledger(e.to_string())))?;
         let total: i64 = rows.iter().map(|r| r.total).sum();
@@ -608,7 +636,7 @@ impl BuyerTools {
         let spent = self
             .client
             .ledger()
-            .spent_since(day_start(unix_now()), None)
+            .spent_since(self.client.address(), day_start(unix_now()), None)
             .await
             .map_err(|e| refusal(&PayError::Ledger(e.to_string())))?;
         let spent = U256::from(spent.max(0) as u64);
@@ -639,5 +667,30 @@ impl ServerHandler for BuyerTools {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_gets_what_fits_and_a_note_when_the_answer_was_cut() {
+        assert_eq!(
+            body_for_model(br#"{"city":"paris"}"#, false),
+            (json!({"city": "paris"}), None)
+        );
+        let long = "y".repeat(MAX_BODY_CHARS + 10);
+        let (value, note) = body_for_model(long.as_bytes(), false);
+        assert_eq!(value.as_str().map(str::len), Some(MAX_BODY_CHARS));
+        assert!(note.unwrap().contains("16010 characters"));
+        // Cut mid-answer, inside a two-byte character: the text up to it, and a note that reading stopped.
+        let mut cut = "é".repeat(100).into_bytes();
+        cut.pop();
+        let (value, note) = body_for_model(&cut, true);
+        assert_eq!(value.as_str().map(|t| t.chars().count()), Some(99));
+        assert!(note.unwrap().contains("longer than the 199 bytes read"));
+        let (value, _) = body_for_model(br#"{"partial": "js"#, true);
+        assert_eq!(value, json!(r#"{"partial": "js"#), "a cut JSON answer is text");
     }
 }

@@ -70,6 +70,14 @@ impl Offer {
         }
     }
 
+    /// How long the authorization stays valid, as the seller asks (its `validBefore` is now plus this).
+    pub fn max_timeout_seconds(&self) -> u64 {
+        match self {
+            Offer::V2 { requirement, .. } => requirement.max_timeout_seconds,
+            Offer::V1 { requirement, .. } => requirement.max_timeout_seconds,
+        }
+    }
+
     pub fn version(&self) -> u8 {
         match self {
             Offer::V2 { .. } => 2,

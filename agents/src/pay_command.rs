@@ -49,6 +49,8 @@ pub fn exit_code(error: &PayError) -> i32 {
         PayError::Network(_) => exit::NETWORK,
         PayError::Signer(_) | PayError::Ledger(_) => exit::CONFIG,
         PayError::ApprovalRequired { .. } | PayError::ApprovalDenied(_) => exit::OVER_BUDGET,
+        // Only the MCP tools fetch under a fetch policy; were `pay` to, a refused URL cannot be paid.
+        PayError::FetchRefused { .. } => exit::UNPAYABLE,
     }
 }
 
@@ -74,6 +76,13 @@ pub async fn run(options: PayOptions, stdout: &mut dyn Write, stderr: &mut dyn W
     match result {
         Ok(outcome) => {
             let _ = stdout.write_all(&outcome.body);
+            if outcome.truncated {
+                let _ = writeln!(
+                    stderr,
+                    "warning: the answer was cut after {} bytes ([fetch] max_response_bytes)",
+                    outcome.body.len()
+                );
+            }
             match &outcome.receipt {
                 Some(r) => {
                     let _ = writeln!(
@@ -131,6 +140,7 @@ async fn prepare(options: &PayOptions) -> Result<(X402Client, CallRequest), Stri
         request.max_price = Some(protocol::money::parse_price(max, 6).map_err(|e| format!("--max: {e}"))?);
     }
     let ledger = SpendLedger::open(&config.ledger_url).await.map_err(|e| e.to_string())?;
+    crate::spend_reconcile::at_start(&ledger, &config.rpc_url, &config.network).await;
     let networks = config.networks();
     let client = X402Client::new(
         config.signer.clone(),
@@ -139,7 +149,8 @@ async fn prepare(options: &PayOptions) -> Result<(X402Client, CallRequest), Stri
         networks,
         options.timeout,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())?
+    .with_max_response_bytes(config.max_response_bytes);
     Ok((client, request))
 }
 
@@ -163,5 +174,6 @@ fn outcome_json(outcome: &CallOutcome) -> serde_json::Value {
         "status": outcome.status.as_u16(),
         "body": body_json(&outcome.body),
         "receipt": outcome.receipt,
+        "truncated": outcome.truncated,
     })
 }

@@ -1,7 +1,9 @@
 //! The buyer's persistent spend ledger (sqlx; a SQLite file by default, PostgreSQL by URL, the facilitator's
 //! store conventions): every signed payment with its URL, host, amount and outcome. A payment is recorded *and*
-//! checked against the budgets in one statement before the signature leaves the process, so concurrent
-//! buyers sharing one ledger can never overspend a budget together; reports are drawn from the same rows.
+//! checked against its payer's budgets before the signature leaves the process, serialised per payer (one
+//! SQLite writer at a time; a PostgreSQL advisory transaction lock on the payer), so concurrent buyers sharing
+//! one ledger can never overspend a budget together. A payment counts until it is proven unsettled (see
+//! [`SpendState`]); reports are drawn from the same rows.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,16 +19,18 @@ pub enum SpendLedgerError {
     Migration(#[from] sqlx::migrate::MigrateError),
 }
 
-/// Where a payment stands.
+/// Where a payment stands. Only `Unsettled` frees its amount, and only proof gets a payment there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpendState {
-    /// Signed and sent (or about to be); counts against budgets.
+    /// Recorded; the signature is about to leave the process (or has): counts against budgets.
     Signed,
-    /// The seller settled it on chain.
+    /// A success receipt (`PAYMENT-RESPONSE`, a transfer's receipt) says it settled.
     Settled,
-    /// Submitted but not final, or the answer was lost: counts, since the money may have moved.
+    /// Sent, but nothing proves where it stands (no answer, no receipt, an error, a refusal, a facilitator
+    /// timeout): counts, since the money may move, until `nerdcabal spend reconcile` settles the question.
     Pending,
-    /// The seller did not settle it (refused, upstream error): no money moved.
+    /// Proven never to settle: the signature never left the process, the node refused the transaction, the
+    /// transfer reverted or was replaced, or the chain shows the authorization unused after its `validBefore`.
     Unsettled,
 }
 
@@ -41,9 +45,28 @@ impl SpendState {
     }
 }
 
-/// A payment about to be signed.
+/// How a payment moves money, and so how the chain can prove its fate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpendKind {
+    /// An EIP-3009 authorization handed to a seller (x402).
+    X402,
+    /// A USDC transfer the buyer broadcast itself.
+    Transfer,
+}
+
+impl SpendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpendKind::X402 => "x402",
+            SpendKind::Transfer => "transfer",
+        }
+    }
+}
+
+/// A payment about to be signed (or, for a transfer, signed and about to be broadcast).
 #[derive(Debug, Clone)]
 pub struct NewSpend<'a> {
+    pub kind: SpendKind,
     pub url: &'a str,
     pub host: &'a str,
     pub network: &'a str,
@@ -52,6 +75,12 @@ pub struct NewSpend<'a> {
     pub payer: Address,
     pub nonce: B256,
     pub amount: i64,
+    /// x402: the authorization's `validBefore` (Unix seconds, chain time).
+    pub valid_before: Option<i64>,
+    /// Transfer: the transaction's hash, known before it is broadcast.
+    pub tx_hash: Option<&'a str>,
+    /// Transfer: the account nonce the transaction uses.
+    pub chain_nonce: Option<i64>,
 }
 
 /// The limits a new payment must fit, in atomic units; `None` is no limit.
@@ -83,6 +112,7 @@ pub struct ReportRow {
 #[derive(Debug, Clone, PartialEq, Eq, FromRow, serde::Serialize)]
 pub struct SpendRecord {
     pub id: String,
+    pub kind: String,
     pub url: String,
     pub host: String,
     pub network: String,
@@ -94,13 +124,19 @@ pub struct SpendRecord {
     pub state: String,
     pub tx_hash: Option<String>,
     pub reason: Option<String>,
+    pub valid_before: Option<i64>,
+    pub chain_nonce: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
+const RECORD_COLUMNS: &str = "id, kind, url, host, network, asset, pay_to, payer, nonce, amount, state, tx_hash, \
+    reason, valid_before, chain_nonce, created_at, updated_at";
+
 #[derive(Debug, Clone)]
 pub struct SpendLedger {
     pool: AnyPool,
+    postgres: bool,
 }
 
 pub fn unix_now() -> i64 {
@@ -120,8 +156,27 @@ pub fn day_start(t: i64) -> i64 {
     t - t.rem_euclid(86_400)
 }
 
-/// States that count against budgets.
+/// States that count against budgets: all but the proven unsettled.
 const COUNTED: &str = "('signed', 'settled', 'pending')";
+/// States whose outcome is still open.
+const OPEN: &str = "('signed', 'pending')";
+
+/// The PostgreSQL advisory lock that serialises one payer's reservations (a fixed namespace in the high
+/// bits, the payer's first bytes below), so buyers paying from other addresses do not wait.
+fn payer_lock_key(payer: Address) -> i64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&payer.as_slice()[..8]);
+    (i64::from_be_bytes(bytes) & 0x0000_ffff_ffff_ffff) | (0x4e43_i64 << 48)
+}
+
+/// Which open payments to look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenScope {
+    /// Every signed or pending payment.
+    All,
+    /// Only today's (the ones budgets count), oldest first, at most `limit`: what `pay` and `mcp` check at start.
+    Today { now: i64, limit: i64 },
+}
 
 impl SpendLedger {
     /// Opens (creating if needed) `sqlite://path`, `sqlite::memory:` or `postgres://…`.
@@ -151,10 +206,14 @@ impl SpendLedger {
         }
         let pool = options.connect(&url).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(SpendLedger { pool })
+        Ok(SpendLedger {
+            pool,
+            postgres: !sqlite,
+        })
     }
 
-    /// Records `spend` as signed if it fits `budgets` today; otherwise records nothing and says which budget.
+    /// Records `spend` as signed if it fits its payer's budgets today; otherwise records nothing and says
+    /// which budget.
     pub async fn reserve(
         &self,
         spend: &NewSpend<'_>,
@@ -165,33 +224,52 @@ impl SpendLedger {
         let since = day_start(now);
         let daily = budgets.daily.unwrap_or(i64::MAX);
         let per_host = budgets.per_host_daily.unwrap_or(i64::MAX);
-        // One statement: the budget sums and the insert cannot interleave with another buyer's.
+        let payer = spend.payer.to_checksum(None);
+        // The budget sums and the insert are one statement. SQLite runs it under its single write lock, so it
+        // is atomic as it stands; PostgreSQL (READ COMMITTED) would let two buyers read the same sums, so
+        // there it runs in a transaction holding the payer's advisory lock, and each statement after the lock
+        // sees every reservation committed before it.
         let sql = format!(
-            "INSERT INTO payments (id, url, host, network, asset, pay_to, payer, nonce, amount, state, created_at, updated_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'signed', $10, $10 \
-             WHERE (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE state IN {COUNTED} AND created_at >= $11) <= $12 - $9 \
-             AND (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE state IN {COUNTED} AND created_at >= $11 AND host = $3) <= $13 - $9"
+            "INSERT INTO payments (id, kind, url, host, network, asset, pay_to, payer, nonce, amount, state, tx_hash, \
+             valid_before, chain_nonce, created_at, updated_at) \
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'signed', $11, $12, $13, $14, $14 \
+             WHERE (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE payer = $8 AND state IN {COUNTED} AND created_at >= $15) <= $16 - $10 \
+             AND (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE payer = $8 AND state IN {COUNTED} AND created_at >= $15 AND host = $4) <= $17 - $10"
         );
-        let inserted = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let insert = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(&id)
+            .bind(spend.kind.as_str())
             .bind(spend.url)
             .bind(spend.host)
             .bind(spend.network)
             .bind(spend.asset.to_checksum(None))
             .bind(spend.pay_to.to_checksum(None))
-            .bind(spend.payer.to_checksum(None))
+            .bind(&payer)
             .bind(format!("{:#x}", spend.nonce))
             .bind(spend.amount)
+            .bind(spend.tx_hash)
+            .bind(spend.valid_before)
+            .bind(spend.chain_nonce)
             .bind(now)
             .bind(since)
             .bind(daily)
-            .bind(per_host)
-            .execute(&self.pool)
-            .await?;
+            .bind(per_host);
+        let inserted = if self.postgres {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock($1)) AS payer_lock")
+                .bind(payer_lock_key(spend.payer))
+                .fetch_one(&mut *tx)
+                .await?;
+            let inserted = insert.execute(&mut *tx).await?;
+            tx.commit().await?;
+            inserted
+        } else {
+            insert.execute(&self.pool).await?
+        };
         if inserted.rows_affected() == 1 {
             return Ok(Ok(id));
         }
-        let spent = self.spent_since(since, None).await?;
+        let spent = self.spent_since(spend.payer, since, None).await?;
         if spent.saturating_add(spend.amount) > daily {
             return Ok(Err(BudgetExceeded {
                 scope: "daily",
@@ -200,7 +278,7 @@ impl SpendLedger {
                 requested: spend.amount,
             }));
         }
-        let host_spent = self.spent_since(since, Some(spend.host)).await?;
+        let host_spent = self.spent_since(spend.payer, since, Some(spend.host)).await?;
         Ok(Err(BudgetExceeded {
             scope: "host",
             limit: per_host,
@@ -209,15 +287,20 @@ impl SpendLedger {
         }))
     }
 
-    /// Moves a payment to its outcome.
+    /// Moves an open (signed or pending) payment to its outcome; a settled or unsettled one stays as it is.
+    /// Returns whether the row moved.
     pub async fn finish(
         &self,
         id: &str,
         state: SpendState,
         tx_hash: Option<&str>,
         reason: Option<&str>,
-    ) -> Result<(), SpendLedgerError> {
-        sqlx::query("UPDATE payments SET state = $1, tx_hash = COALESCE($2, tx_hash), reason = $3, updated_at = $4 WHERE id = $5")
+    ) -> Result<bool, SpendLedgerError> {
+        let sql = format!(
+            "UPDATE payments SET state = $1, tx_hash = COALESCE($2, tx_hash), reason = $3, updated_at = $4 \
+             WHERE id = $5 AND state IN {OPEN}"
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(state.as_str())
             .bind(tx_hash)
             .bind(reason)
@@ -225,37 +308,26 @@ impl SpendLedger {
             .bind(id)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(done.rows_affected() == 1)
     }
 
-    /// What counts against budgets since `since`, for one host or all.
-    pub async fn spent_since(&self, since: i64, host: Option<&str>) -> Result<i64, SpendLedgerError> {
-        let total: (i64,) = match host {
-            Some(host) => {
-                let sql = format!(
-                    "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM payments WHERE state IN {COUNTED} AND created_at >= $1 AND host = $2"
-                );
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(since)
-                    .bind(host)
-                    .fetch_one(&self.pool)
-                    .await?
-            }
-            None => {
-                let sql = format!(
-                    "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM payments WHERE state IN {COUNTED} AND created_at >= $1"
-                );
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(since)
-                    .fetch_one(&self.pool)
-                    .await?
-            }
-        };
+    /// What counts against `payer`'s budgets since `since`, for one host or all.
+    pub async fn spent_since(&self, payer: Address, since: i64, host: Option<&str>) -> Result<i64, SpendLedgerError> {
+        let sql = format!(
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM payments \
+             WHERE payer = $1 AND state IN {COUNTED} AND created_at >= $2 AND (CAST($3 AS TEXT) IS NULL OR host = $3)"
+        );
+        let total: (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(payer.to_checksum(None))
+            .bind(since)
+            .bind(host)
+            .fetch_one(&self.pool)
+            .await?;
         Ok(total.0)
     }
 
-    /// Totals since `since` grouped by host, or by UTC day.
-    pub async fn report(&self, since: i64, by_day: bool) -> Result<Vec<ReportRow>, SpendLedgerError> {
+    /// `payer`'s totals since `since` grouped by host, or by UTC day.
+    pub async fn report(&self, payer: Address, since: i64, by_day: bool) -> Result<Vec<ReportRow>, SpendLedgerError> {
         let key = if by_day {
             // Integer day number → date text, the same in SQLite and PostgreSQL is awkward; group by the day's
             // start and format in Rust.
@@ -265,9 +337,10 @@ impl SpendLedger {
         };
         let sql = format!(
             "SELECT {key} AS key, CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS total, CAST(COUNT(*) AS BIGINT) AS payments \
-             FROM payments WHERE state IN {COUNTED} AND created_at >= $1 GROUP BY 1 ORDER BY 1"
+             FROM payments WHERE payer = $1 AND state IN {COUNTED} AND created_at >= $2 GROUP BY 1 ORDER BY 1"
         );
         let mut rows: Vec<ReportRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(payer.to_checksum(None))
             .bind(since)
             .fetch_all(&self.pool)
             .await?;
@@ -283,13 +356,34 @@ impl SpendLedger {
 
     /// The most recent payments, newest first.
     pub async fn recent(&self, limit: i64) -> Result<Vec<SpendRecord>, SpendLedgerError> {
-        Ok(sqlx::query_as(
-            "SELECT id, url, host, network, asset, pay_to, payer, nonce, amount, state, tx_hash, reason, created_at, updated_at \
-             FROM payments ORDER BY created_at DESC, id LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM payments ORDER BY created_at DESC, id LIMIT $1");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Signed and pending payments, oldest first.
+    pub async fn open_payments(&self, scope: OpenScope) -> Result<Vec<SpendRecord>, SpendLedgerError> {
+        let rows = match scope {
+            OpenScope::All => {
+                let sql =
+                    format!("SELECT {RECORD_COLUMNS} FROM payments WHERE state IN {OPEN} ORDER BY created_at, id");
+                sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_all(&self.pool).await?
+            }
+            OpenScope::Today { now, limit } => {
+                let sql = format!(
+                    "SELECT {RECORD_COLUMNS} FROM payments WHERE state IN {OPEN} AND created_at >= $1 \
+                     ORDER BY created_at, id LIMIT $2"
+                );
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(day_start(now))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(rows)
     }
 
     pub fn pool(&self) -> &AnyPool {
@@ -319,6 +413,7 @@ mod tests {
 
     fn spend<'a>(host: &'a str, amount: i64) -> NewSpend<'a> {
         NewSpend {
+            kind: SpendKind::X402,
             url: "http://h/x",
             host,
             network: "eip155:1",
@@ -327,6 +422,9 @@ mod tests {
             payer: Address::repeat_byte(3),
             nonce: B256::random(),
             amount,
+            valid_before: None,
+            tx_hash: None,
+            chain_nonce: None,
         }
     }
 
@@ -348,6 +446,7 @@ mod tests {
             per_host_daily: Some(60),
         };
         let now = 1_795_392_000 + 7_200;
+        let payer = Address::repeat_byte(3);
         let a = ledger.reserve(&spend("a", 50), budgets, now).await.unwrap().unwrap();
         let host = ledger
             .reserve(&spend("a", 20), budgets, now)
@@ -380,16 +479,24 @@ mod tests {
         // Budgets survive reopening.
         drop(ledger);
         let reopened = SpendLedger::open(&url).await.unwrap();
-        assert_eq!(reopened.spent_since(day_start(now), None).await.unwrap(), 120);
-        let by_host = reopened.report(day_start(now), false).await.unwrap();
+        assert_eq!(reopened.spent_since(payer, day_start(now), None).await.unwrap(), 120);
+        let by_host = reopened.report(payer, day_start(now), false).await.unwrap();
         assert_eq!(
             by_host.iter().map(|r| (r.key.as_str(), r.total)).collect::<Vec<_>>(),
             [("a", 60), ("b", 40), ("c", 20)]
         );
-        let by_day = reopened.report(0, true).await.unwrap();
+        let by_day = reopened.report(payer, 0, true).await.unwrap();
         assert_eq!(
             by_day.iter().map(|r| (r.key.as_str(), r.total)).collect::<Vec<_>>(),
             [("2026-11-23", 60), ("2026-11-24", 60)]
+        );
+        // Another payer's payments are not this payer's budget.
+        assert_eq!(
+            reopened
+                .spent_since(Address::repeat_byte(4), day_start(now), None)
+                .await
+                .unwrap(),
+            0
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -1,5 +1,6 @@
 //! The spending policy: the one choke point before any signature. Static rules (scheme, network, asset and
-//! payee allow-lists, the per-request maximum) decide which offers are payable at all; the budgets (daily,
+//! payee allow-lists, the per-request maximum, the longest authorization it signs) decide which offers are
+//! payable at all; the budgets (daily,
 //! per host per day) are enforced atomically by the spend ledger when the payment is recorded. A refusal says
 //! which rule and by how much; it is not a failure.
 
@@ -23,7 +24,13 @@ pub struct SpendingPolicy {
     pub assets: Vec<Address>,
     /// When set, only these payees.
     pub payees: Option<Vec<Address>>,
+    /// The longest `maxTimeoutSeconds` it signs: an unproven payment counts against budgets until its
+    /// authorization expires, so this bounds how long a lost payment can hold a budget.
+    pub max_timeout_seconds: u64,
 }
+
+/// The default [`SpendingPolicy::max_timeout_seconds`].
+pub const DEFAULT_MAX_TIMEOUT_SECONDS: u64 = 300;
 
 impl Default for SpendingPolicy {
     /// v2 clients have no default cap; ours does: $0.10 a request and $5.00 a day, USDC on Arc only.
@@ -38,6 +45,7 @@ impl Default for SpendingPolicy {
             ],
             assets: vec![protocol::network::ARC_USDC],
             payees: None,
+            max_timeout_seconds: DEFAULT_MAX_TIMEOUT_SECONDS,
         }
     }
 }
@@ -53,6 +61,8 @@ pub enum OfferRefusal {
     Asset(Address),
     #[error("payee {0} is not allowed by the spending policy")]
     Payee(Address),
+    #[error("the offer's authorization would stay valid {offered} s, over the policy's {max} s")]
+    Timeout { offered: u64, max: u64 },
     #[error("the price {price} is over the per-request maximum {max}")]
     OverMaximum { price: String, max: String },
 }
@@ -75,6 +85,12 @@ impl SpendingPolicy {
             .ok_or_else(|| OfferRefusal::Network(offer.network().to_owned()))?;
         if !self.networks.contains(&network) {
             return Err(OfferRefusal::Network(network));
+        }
+        if offer.max_timeout_seconds() > self.max_timeout_seconds {
+            return Err(OfferRefusal::Timeout {
+                offered: offer.max_timeout_seconds(),
+                max: self.max_timeout_seconds,
+            });
         }
         self.admits_payment(offer.asset(), offer.pay_to(), offer.amount())
     }
@@ -121,6 +137,10 @@ mod tests {
     use protocol::wire::{Extra, v2};
 
     fn offer(network: &str, asset: Address, amount: u64, scheme: &str) -> Offer {
+        offer_lasting(network, asset, amount, scheme, 60)
+    }
+
+    fn offer_lasting(network: &str, asset: Address, amount: u64, scheme: &str, timeout: u64) -> Offer {
         Offer::V2 {
             requirement: v2::PaymentRequirements {
                 scheme: scheme.into(),
@@ -128,7 +148,7 @@ mod tests {
                 amount: U256::from(amount),
                 asset,
                 pay_to: Address::repeat_byte(9),
-                max_timeout_seconds: 60,
+                max_timeout_seconds: timeout,
                 extra: Some(Extra::eip712("USDC", "2")),
             },
             resource: None,
@@ -161,6 +181,15 @@ mod tests {
             over.to_string(),
             "the price $0.100001 is over the per-request maximum $0.1"
         );
+        assert_eq!(
+            policy.admits(&offer_lasting("eip155:5042002", usdc, 1, "exact", 300)),
+            Ok(())
+        );
+        let long = policy
+            .admits(&offer_lasting("eip155:5042002", usdc, 1, "exact", 301))
+            .unwrap_err();
+        assert_eq!(long, OfferRefusal::Timeout { offered: 301, max: 300 });
+        assert!(!long.is_budget());
         policy.payees = Some(vec![Address::repeat_byte(8)]);
         assert!(matches!(
             policy.admits(&offer("eip155:5042002", usdc, 1, "exact")),

@@ -3,7 +3,8 @@
 //! spend ledger (budgets checked in the same step), signs, and sends the payment only to the URL that asked
 //! for it (redirects are not followed with a payment). When the paid attempt fails ambiguously it resends the
 //! *same* signed payment — never a second signature — and reads the receipt from `PAYMENT-RESPONSE` (or
-//! `X-PAYMENT-RESPONSE`).
+//! `X-PAYMENT-RESPONSE`). A payment without a success receipt stays counted in the ledger as pending until the
+//! chain proves it unsettled (`spend_reconcile`). No more than `max_response_bytes` of any answer is read.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,8 +17,10 @@ use protocol::{Networks, SettleResponse};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 
+use crate::bounded_body::{self, Body};
+use crate::fetch_guard::{self, FetchGuard, FetchRefused};
 use crate::offers::{self, Offer};
-use crate::spend_ledger::{NewSpend, SpendLedger, SpendState, unix_now};
+use crate::spend_ledger::{NewSpend, SpendKind, SpendLedger, SpendState, unix_now};
 use crate::spending_policy::{OfferRefusal, SpendingPolicy};
 
 /// What went wrong, by kind: each maps to its own exit code and MCP tool error.
@@ -55,6 +58,22 @@ pub enum PayError {
     ApprovalRequired { id: String, amount: String },
     #[error("not approved: {0}")]
     ApprovalDenied(String),
+    #[error("{message}")]
+    FetchRefused {
+        rule: String,
+        host: String,
+        message: String,
+    },
+}
+
+impl From<FetchRefused> for PayError {
+    fn from(refused: FetchRefused) -> Self {
+        PayError::FetchRefused {
+            rule: refused.rule.to_owned(),
+            host: refused.host.clone(),
+            message: refused.to_string(),
+        }
+    }
 }
 
 impl From<crate::spend_ledger::BudgetExceeded> for PayError {
@@ -115,6 +134,10 @@ impl PayError {
                 document["reason"] = json!(reason);
                 document["transaction"] = json!(transaction);
             }
+            PayError::FetchRefused { rule, host, .. } => {
+                document["rule"] = json!(rule);
+                document["host"] = json!(host);
+            }
             PayError::ApprovalRequired { id, amount } => {
                 document["approval_id"] = json!(id);
                 document["amount"] = json!(amount);
@@ -139,6 +162,7 @@ impl PayError {
             PayError::Ledger(_) => "ledger_error",
             PayError::ApprovalRequired { .. } => "approval_required",
             PayError::ApprovalDenied(_) => "approval_denied",
+            PayError::FetchRefused { .. } => "fetch_refused",
         }
     }
 }
@@ -186,6 +210,8 @@ pub struct CallRequest {
     pub body: Option<Vec<u8>>,
     /// A per-call cap below the policy's, atomic units.
     pub max_price: Option<U256>,
+    /// Read at most this much of the answer (and never more than the client's `max_response_bytes`).
+    pub max_body_bytes: Option<usize>,
 }
 
 impl CallRequest {
@@ -196,6 +222,7 @@ impl CallRequest {
             headers: HeaderMap::new(),
             body: None,
             max_price: None,
+            max_body_bytes: None,
         }
     }
 }
@@ -208,6 +235,8 @@ pub struct CallOutcome {
     pub body: Vec<u8>,
     /// Present when a payment settled for this answer.
     pub receipt: Option<Receipt>,
+    /// The answer was longer than the buyer reads: `body` is its beginning.
+    pub truncated: bool,
 }
 
 #[derive(Clone)]
@@ -220,6 +249,40 @@ pub struct X402Client {
     ledger: SpendLedger,
     networks: Networks,
     resends: usize,
+    max_response_bytes: usize,
+    timeout: Duration,
+    /// When set, every URL (and redirect, and resolved address) is screened by it.
+    guard: Option<Arc<FetchGuard>>,
+}
+
+/// The client for unpaid requests (redirects followed, at most 5) and the one for paid attempts (none).
+fn http_clients(
+    timeout: Duration,
+    guard: Option<&Arc<FetchGuard>>,
+) -> Result<(reqwest::Client, reqwest::Client), PayError> {
+    let build = |paid: bool| {
+        let mut builder = reqwest::Client::builder().timeout(timeout);
+        builder = match guard {
+            None if paid => builder.redirect(reqwest::redirect::Policy::none()),
+            None => builder.redirect(reqwest::redirect::Policy::limited(5)),
+            // Screened: a proxy from the environment would resolve names itself, so none is used.
+            Some(guard) => builder.no_proxy().dns_resolver(guard.resolver()).redirect(if paid {
+                reqwest::redirect::Policy::none()
+            } else {
+                guard.redirects(5)
+            }),
+        };
+        builder.build().map_err(|e| PayError::Network(e.to_string()))
+    };
+    Ok((build(false)?, build(true)?))
+}
+
+/// A transport error as a `PayError`: the fetch policy's refusal when it caused it.
+fn fetch_error(error: reqwest::Error) -> PayError {
+    match fetch_guard::refusal_in(&error) {
+        Some(refused) => refused.into(),
+        None => PayError::Network(error.to_string()),
+    }
 }
 
 impl X402Client {
@@ -230,22 +293,47 @@ impl X402Client {
         networks: Networks,
         timeout: Duration,
     ) -> Result<Self, PayError> {
-        let build = |redirects: reqwest::redirect::Policy| {
-            reqwest::Client::builder()
-                .timeout(timeout)
-                .redirect(redirects)
-                .build()
-                .map_err(|e| PayError::Network(e.to_string()))
-        };
+        let (http, paid_http) = http_clients(timeout, None)?;
         Ok(X402Client {
-            http: build(reqwest::redirect::Policy::limited(5))?,
-            paid_http: build(reqwest::redirect::Policy::none())?,
+            http,
+            paid_http,
             signer,
             policy,
             ledger,
             networks,
             resends: 2,
+            max_response_bytes: bounded_body::DEFAULT_MAX_RESPONSE_BYTES,
+            timeout,
+            guard: None,
         })
+    }
+
+    /// Screens every URL this client fetches with `guard` (the MCP tools' fetch policy).
+    pub fn with_fetch_guard(mut self, guard: FetchGuard) -> Result<Self, PayError> {
+        let guard = Arc::new(guard);
+        (self.http, self.paid_http) = http_clients(self.timeout, Some(&guard))?;
+        self.guard = Some(guard);
+        Ok(self)
+    }
+
+    fn screen(&self, url: &url::Url) -> Result<(), PayError> {
+        match &self.guard {
+            Some(guard) => guard.check_url(url).map_err(PayError::from),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads at most `limit` bytes of any answer (10 MiB by default).
+    pub fn with_max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = limit;
+        self
+    }
+
+    /// How much of an answer to `request` is read.
+    fn body_limit(&self, request: Option<&CallRequest>) -> usize {
+        request
+            .and_then(|r| r.max_body_bytes)
+            .map_or(self.max_response_bytes, |limit| limit.min(self.max_response_bytes))
     }
 
     pub fn address(&self) -> Address {
@@ -262,12 +350,8 @@ impl X402Client {
 
     /// The offers a URL asks for, without paying (an empty list when it is not priced).
     pub async fn quote(&self, method: Method, url: url::Url) -> Result<(StatusCode, Vec<Offer>), PayError> {
-        let response = self
-            .http
-            .request(method, url)
-            .send()
-            .await
-            .map_err(|e| PayError::Network(e.to_string()))?;
+        self.screen(&url)?;
+        let response = self.http.request(method, url).send().await.map_err(fetch_error)?;
         let status = response.status();
         if status != StatusCode::PAYMENT_REQUIRED {
             return Ok((status, Vec::new()));
@@ -278,8 +362,10 @@ impl X402Client {
     /// The offers of a 402 answer.
     async fn offers_of(&self, response: reqwest::Response) -> Result<Vec<Offer>, PayError> {
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| PayError::Network(e.to_string()))?;
-        offers::read(&headers, &body, &self.networks).map_err(|e| PayError::Unpayable { why: e.to_string() })
+        let body = bounded_body::read(response, self.body_limit(None))
+            .await
+            .map_err(|e| PayError::Network(e.to_string()))?;
+        offers::read(&headers, &body.bytes, &self.networks).map_err(|e| PayError::Unpayable { why: e.to_string() })
     }
 
     /// Calls the URL; pays once when asked, within policy.
@@ -289,12 +375,13 @@ impl X402Client {
 
     /// [`Self::call`], with `gate` asked before the chosen offer is paid.
     pub async fn call_gated(&self, request: &CallRequest, gate: &dyn PaymentGate) -> Result<CallOutcome, PayError> {
+        self.screen(&request.url)?;
         let first = self
             .send(&self.http, request, &request.url, None)
             .await
-            .map_err(|e| PayError::Network(e.to_string()))?;
+            .map_err(fetch_error)?;
         if first.status() != StatusCode::PAYMENT_REQUIRED {
-            return read_outcome(first, None).await;
+            return read_outcome(first, self.body_limit(Some(request))).await;
         }
         // Pay the URL that answered 402 (after any redirect), and only it.
         let asked = first.url().clone();
@@ -307,7 +394,10 @@ impl X402Client {
             why: "the price does not fit the spend ledger".into(),
         })?;
         let network = offer.caip2().unwrap_or_default();
+        // One clock reading for the ledger and the signature, so the recorded `validBefore` is the signed one.
+        let now = unix_now();
         let spend = NewSpend {
+            kind: SpendKind::X402,
             url: asked.as_str(),
             host: &host,
             network: &network,
@@ -316,13 +406,16 @@ impl X402Client {
             payer: self.signer.address(),
             nonce,
             amount,
+            valid_before: Some(now.saturating_add(i64::try_from(offer.max_timeout_seconds()).unwrap_or(i64::MAX))),
+            tx_hash: None,
+            chain_nonce: None,
         };
-        let id = match self.ledger.reserve(&spend, self.policy.budgets(), unix_now()).await {
+        let id = match self.ledger.reserve(&spend, self.policy.budgets(), now).await {
             Ok(Ok(id)) => id,
             Ok(Err(exceeded)) => return Err(exceeded.into()),
             Err(e) => return Err(PayError::Ledger(e.to_string())),
         };
-        let (header_name, header_value) = match self.sign(offer, nonce).await {
+        let (header_name, header_value) = match self.sign(offer, nonce, now).await {
             Ok(header) => header,
             Err(e) => {
                 self.finish(&id, SpendState::Unsettled, None, Some("signer_error"))
@@ -330,19 +423,33 @@ impl X402Client {
                 return Err(e);
             }
         };
-        let paid = self.send_paid(request, &asked, header_name, &header_value).await;
-        let response = match paid {
+        let response = match self.send_paid(request, &asked, header_name, &header_value).await {
             Ok(response) => response,
-            Err(e) => {
-                // The payment may have settled: it stays counted, and the caller can resend the same one.
+            Err(unsent) if !unsent.reached => {
+                // Every attempt failed to connect: the signature never left this process.
+                self.finish(&id, SpendState::Unsettled, None, Some("not_sent")).await;
+                if let Some(refused) = fetch_guard::refusal_in(&unsent.error) {
+                    return Err(refused.into());
+                }
+                return Err(PayError::Network(format!(
+                    "the paid request could not be sent ({}); nothing was paid",
+                    unsent.error
+                )));
+            }
+            Err(unsent) => {
+                // The payment may have settled: it stays counted until the chain says otherwise, and the caller
+                // can resend the same one.
                 self.finish(&id, SpendState::Pending, None, Some("no_answer")).await;
                 return Err(PayError::Network(format!(
-                    "no answer to the paid request after {} attempts ({e}); the payment may have settled",
-                    self.resends + 1
+                    "no answer to the paid request after {} attempts ({}); the payment may have settled and \
+                     counts against budgets until `nerdcabal spend reconcile` proves otherwise",
+                    self.resends + 1,
+                    unsent.error
                 )));
             }
         };
-        self.conclude(&id, offer, response).await
+        self.conclude(&id, offer, response, self.body_limit(Some(request)))
+            .await
     }
 
     /// The cheapest offer the policy admits (and under the call's own cap).
@@ -377,8 +484,8 @@ impl X402Client {
         Err(PayError::Unpayable { why })
     }
 
-    async fn sign(&self, offer: &Offer, nonce: B256) -> Result<(&'static str, String), PayError> {
-        let now = unix_now().max(0) as u64;
+    async fn sign(&self, offer: &Offer, nonce: B256, now: i64) -> Result<(&'static str, String), PayError> {
+        let now = now.max(0) as u64;
         let signer: &(dyn Signer + Send + Sync) = self.signer.as_ref();
         match offer {
             Offer::V2 {
@@ -427,27 +534,41 @@ impl X402Client {
         url: &url::Url,
         name: &'static str,
         value: &str,
-    ) -> Result<reqwest::Response, reqwest::Error> {
+    ) -> Result<reqwest::Response, Unsent> {
         let mut attempt = 0;
+        let mut reached = false;
         loop {
             match self.send(&self.paid_http, request, url, Some((name, value))).await {
                 Ok(response) => return Ok(response),
-                Err(e) if attempt < self.resends => {
-                    tracing::warn!(error = %e, attempt, "paid request got no answer; resending the same payment");
+                Err(error) => {
+                    // Only a failure to connect proves the request (and its payment) was not written out.
+                    reached |= !error.is_connect();
+                    if attempt >= self.resends {
+                        return Err(Unsent { error, reached });
+                    }
+                    tracing::warn!(%error, attempt, "paid request got no answer; resending the same payment");
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(200 * attempt as u64)).await;
                 }
-                Err(e) => return Err(e),
             }
         }
     }
 
-    /// Reads the paid answer, records the outcome, and returns it (or why it failed).
-    async fn conclude(&self, id: &str, offer: &Offer, response: reqwest::Response) -> Result<CallOutcome, PayError> {
+    /// Reads the paid answer, records the outcome, and returns it (or why it failed). A success
+    /// `PAYMENT-RESPONSE` is believed at any status; without one the payment is pending — a refusal, an error
+    /// or a facilitator timeout does not prove that the money will not move — until the chain proves it.
+    async fn conclude(
+        &self,
+        id: &str,
+        offer: &Offer,
+        response: reqwest::Response,
+        limit: usize,
+    ) -> Result<CallOutcome, PayError> {
         let status = response.status();
         let settlement = settlement_of(response.headers());
         let headers = response.headers().clone();
-        let body = response.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+        // The receipt is in the headers: a body cut short (or broken off) changes nothing about the payment.
+        let Body { bytes: body, truncated } = bounded_body::read(response, limit).await.unwrap_or_default();
         let receipt = settlement.as_ref().filter(|s| s.success).map(|s| Receipt {
             transaction: s.transaction.clone(),
             network: s.network.clone(),
@@ -455,55 +576,45 @@ impl X402Client {
             amount: offer.amount().to_string(),
             pay_to: offer.pay_to(),
         });
-        if status.as_u16() < 400 {
-            match &receipt {
-                Some(r) => self.finish(id, SpendState::Settled, Some(&r.transaction), None).await,
-                // Served without a receipt: the money may have moved, so it stays counted.
-                None => self.finish(id, SpendState::Pending, None, Some("no_receipt")).await,
-            }
-            return Ok(CallOutcome {
-                status,
-                headers,
-                body,
-                receipt,
-            });
-        }
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
         let reason = json["reason"]
             .as_str()
             .or(settlement.as_ref().and_then(|s| s.error_reason.as_deref()))
             .or(json["error"].as_str())
-            .unwrap_or("refused")
+            .unwrap_or(if status.as_u16() < 400 { "no_receipt" } else { "refused" })
             .to_owned();
         let message = json["error"].as_str().unwrap_or("").to_owned();
-        let transaction = settlement
-            .as_ref()
-            .map(|s| s.transaction.clone())
-            .filter(|t| !t.is_empty());
-        if status == StatusCode::PAYMENT_REQUIRED {
-            if let Some(s) = settlement.as_ref().filter(|s| s.success) {
+        if let Some(receipt) = receipt {
+            let note = (!status.is_success()).then(|| format!("http_{}", status.as_u16()));
+            self.finish(id, SpendState::Settled, Some(&receipt.transaction), note.as_deref())
+                .await;
+            if status == StatusCode::PAYMENT_REQUIRED {
                 // Our payment settled earlier (its answer was lost): it was charged, once.
-                self.finish(id, SpendState::Settled, Some(&s.transaction), Some(&reason))
-                    .await;
                 return Err(PayError::Refused {
                     status: status.as_u16(),
                     reason,
                     message,
-                    transaction: Some(s.transaction.clone()),
+                    transaction: Some(receipt.transaction),
                 });
             }
-            if let Some(s) = &settlement {
-                let state = if s.error_reason.as_deref() == Some(protocol::reason::SETTLEMENT_PENDING) {
-                    SpendState::Pending
-                } else {
-                    SpendState::Unsettled
-                };
-                self.finish(id, state, transaction.as_deref(), Some(&reason)).await;
+            return Ok(CallOutcome {
+                status,
+                headers,
+                body,
+                receipt: Some(receipt),
+                truncated,
+            });
+        }
+        let transaction = settlement
+            .as_ref()
+            .map(|s| s.transaction.clone())
+            .filter(|t| !t.is_empty());
+        self.finish(id, SpendState::Pending, transaction.as_deref(), Some(&reason))
+            .await;
+        if status == StatusCode::PAYMENT_REQUIRED {
+            if settlement.is_some() {
                 return Err(PayError::SettlementFailed { reason, transaction });
             }
-        }
-        self.finish(id, SpendState::Unsettled, None, Some(&reason)).await;
-        if status == StatusCode::PAYMENT_REQUIRED {
             return Err(PayError::Refused {
                 status: status.as_u16(),
                 reason,
@@ -511,12 +622,13 @@ impl X402Client {
                 transaction: None,
             });
         }
-        // The API itself failed (the seller settles nothing for an error): its answer goes to the caller.
+        // Served without a receipt, or the API itself failed: its answer goes to the caller.
         Ok(CallOutcome {
             status,
             headers,
             body,
             receipt: None,
+            truncated,
         })
     }
 
@@ -527,6 +639,12 @@ impl X402Client {
     }
 }
 
+/// A paid request that got no answer: why, and whether any attempt got as far as writing it out.
+struct Unsent {
+    error: reqwest::Error,
+    reached: bool,
+}
+
 fn settlement_of(headers: &HeaderMap) -> Option<SettleResponse> {
     let value = headers
         .get(codec::PAYMENT_RESPONSE)
@@ -534,19 +652,18 @@ fn settlement_of(headers: &HeaderMap) -> Option<SettleResponse> {
     codec::decode_payment_response(value.as_bytes()).ok()
 }
 
-async fn read_outcome(response: reqwest::Response, receipt: Option<Receipt>) -> Result<CallOutcome, PayError> {
+async fn read_outcome(response: reqwest::Response, limit: usize) -> Result<CallOutcome, PayError> {
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response
-        .bytes()
+    let body = bounded_body::read(response, limit)
         .await
-        .map_err(|e| PayError::Network(e.to_string()))?
-        .to_vec();
+        .map_err(|e| PayError::Network(e.to_string()))?;
     Ok(CallOutcome {
         status,
         headers,
-        body,
-        receipt,
+        body: body.bytes,
+        receipt: None,
+        truncated: body.truncated,
     })
 }
 

@@ -188,3 +188,386 @@ async fn when_every_offer_is_refused_nothing_is_signed() {
     );
     assert_eq!(log.paid("B"), 0);
 }
+
+/// How the seller answers a paid request.
+#[derive(Clone, Copy)]
+enum Answer {
+    /// HTTP 500 with a success `PAYMENT-RESPONSE` (it settled, then the API failed).
+    ReceiptOn500,
+    /// HTTP 500, no receipt: nobody knows whether it will settle.
+    ErrorWithoutReceipt,
+    /// HTTP 200, no receipt.
+    ContentWithoutReceipt,
+    /// 402 with a failed `PAYMENT-RESPONSE`, reason `facilitator_timeout`.
+    FacilitatorTimeout,
+    /// 402 refusing the payment, no settlement.
+    Refusal,
+}
+
+fn receipt_header(success: bool, reason: Option<&str>) -> String {
+    codec::encode(&protocol::SettleResponse {
+        success,
+        error_reason: reason.map(str::to_owned),
+        error_message: None,
+        payer: None,
+        transaction: if success {
+            format!("{:#x}", alloy::primitives::B256::repeat_byte(0xab))
+        } else {
+            String::new()
+        },
+        network: "eip155:5042002".into(),
+        amount: None,
+    })
+}
+
+/// One priced route (`$0.001`, validity `timeout` seconds) that answers paid requests as `answer` says.
+async fn seller(answer: Answer, timeout: u64) -> String {
+    let mut offer = requirement("eip155:5042002", 1_000);
+    offer.max_timeout_seconds = timeout;
+    serve(axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+        let offer = offer.clone();
+        async move {
+            if !headers.contains_key(codec::PAYMENT_SIGNATURE) {
+                let required = v2::PaymentRequired {
+                    x402_version: protocol::version::Version,
+                    error: Some("pay".into()),
+                    resource: ResourceInfo {
+                        url: uri.path().to_owned(),
+                        description: None,
+                        mime_type: None,
+                    },
+                    accepts: vec![offer],
+                    extensions: None,
+                };
+                return (
+                    StatusCode::PAYMENT_REQUIRED,
+                    [(codec::PAYMENT_REQUIRED, codec::encode(&required))],
+                )
+                    .into_response();
+            }
+            match answer {
+                Answer::ReceiptOn500 => (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    [(codec::PAYMENT_RESPONSE, receipt_header(true, None))],
+                    "upstream failed after settlement",
+                )
+                    .into_response(),
+                Answer::ErrorWithoutReceipt => (StatusCode::INTERNAL_SERVER_ERROR, "upstream failed").into_response(),
+                Answer::ContentWithoutReceipt => "content".into_response(),
+                Answer::FacilitatorTimeout => (
+                    StatusCode::PAYMENT_REQUIRED,
+                    [(
+                        codec::PAYMENT_RESPONSE,
+                        receipt_header(false, Some("facilitator_timeout")),
+                    )],
+                    axum::Json(json!({"error": "the facilitator did not answer in time"})),
+                )
+                    .into_response(),
+                Answer::Refusal => (
+                    StatusCode::PAYMENT_REQUIRED,
+                    axum::Json(json!({"error": "payment refused", "reason": "invalid_exact_evm_signature"})),
+                )
+                    .into_response(),
+            }
+        }
+    }))
+    .await
+}
+
+/// The ledger row of the payment for the URL ending in `path`.
+async fn row_state(client: &X402Client, path: &str) -> (String, Option<String>, Option<String>) {
+    let rows = client.ledger().recent(100).await.unwrap();
+    let row = rows.iter().find(|r| r.url.ends_with(path)).expect("a recorded payment");
+    (row.state.clone(), row.reason.clone(), row.tx_hash.clone())
+}
+
+#[tokio::test]
+async fn a_success_receipt_is_believed_at_any_status_and_every_other_outcome_stays_counted() {
+    let policy = SpendingPolicy {
+        daily_budget: Some(U256::from(5_500)),
+        ..SpendingPolicy::default()
+    };
+    let client = client(policy).await;
+
+    // A success PAYMENT-RESPONSE on a 500: settled, and the caller sees both the error and the receipt.
+    let url = seller(Answer::ReceiptOn500, 60).await;
+    let outcome = client
+        .call(&CallRequest::get(format!("{url}/a").parse().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(outcome.receipt.is_some(), "the receipt is believed");
+    let (state, reason, tx) = row_state(&client, "/a").await;
+    assert_eq!((state.as_str(), reason.as_deref()), ("settled", Some("http_500")));
+    assert!(tx.unwrap().starts_with("0xabab"));
+
+    // No receipt on an error, no receipt on content, a facilitator timeout, a refusal: all pending.
+    let url = seller(Answer::ErrorWithoutReceipt, 60).await;
+    let outcome = client
+        .call(&CallRequest::get(format!("{url}/b").parse().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(row_state(&client, "/b").await.0, "pending");
+    let url = seller(Answer::ContentWithoutReceipt, 60).await;
+    client
+        .call(&CallRequest::get(format!("{url}/c").parse().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(row_state(&client, "/c").await.0, "pending");
+    let url = seller(Answer::FacilitatorTimeout, 60).await;
+    let error = client
+        .call(&CallRequest::get(format!("{url}/d").parse().unwrap()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, PayError::SettlementFailed { reason, .. } if reason == "facilitator_timeout"),
+        "{error}"
+    );
+    assert_eq!(
+        row_state(&client, "/d").await,
+        ("pending".into(), Some("facilitator_timeout".into()), None)
+    );
+    let url = seller(Answer::Refusal, 60).await;
+    assert!(matches!(
+        client
+            .call(&CallRequest::get(format!("{url}/e").parse().unwrap()))
+            .await,
+        Err(PayError::Refused { .. })
+    ));
+    assert_eq!(row_state(&client, "/e").await.0, "pending");
+
+    // Five payments of $0.001 count: the next one is over the $0.0055 budget and signs nothing.
+    let refused = client
+        .call(&CallRequest::get(format!("{url}/f").parse().unwrap()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, PayError::OverBudget { scope, spent, .. } if scope == "daily" && spent == "$0.005"),
+        "{refused}"
+    );
+    assert_eq!(client.ledger().recent(100).await.unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn an_offer_valid_longer_than_the_policy_allows_is_refused_and_nothing_is_signed() {
+    let client = client(SpendingPolicy::default()).await;
+    let url = seller(Answer::ContentWithoutReceipt, 301).await;
+    let error = client
+        .call(&CallRequest::get(format!("{url}/long").parse().unwrap()))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, PayError::Unpayable { .. }), "{error}");
+    assert!(error.to_string().contains("301 s, over the policy's 300 s"), "{error}");
+    assert!(client.ledger().recent(10).await.unwrap().is_empty());
+    // At the limit it pays, and the ledger keeps the authorization's validBefore.
+    let url = seller(Answer::ContentWithoutReceipt, 300).await;
+    client
+        .call(&CallRequest::get(format!("{url}/ok").parse().unwrap()))
+        .await
+        .unwrap();
+    let row = client.ledger().recent(1).await.unwrap().remove(0);
+    let valid_before = row.valid_before.unwrap();
+    assert_eq!(valid_before - row.created_at, 300, "{row:?}");
+}
+
+#[tokio::test]
+async fn a_paid_request_that_cannot_connect_was_never_sent_and_frees_its_amount() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // The seller answers one 402 and stops listening before it does: every paid attempt is refused at connect.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/gone", listener.local_addr().unwrap());
+    let required = v2::PaymentRequired {
+        x402_version: protocol::version::Version,
+        error: None,
+        resource: ResourceInfo {
+            url: url.clone(),
+            description: None,
+            mime_type: None,
+        },
+        accepts: vec![requirement("eip155:5042002", 1_000)],
+        extensions: None,
+    };
+    let header = codec::encode(&required);
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        drop(listener);
+        let mut request = vec![0u8; 4096];
+        let _ = stream.read(&mut request).await.unwrap();
+        let answer = format!(
+            "HTTP/1.1 402 Payment Required\r\n{}: {header}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+            codec::PAYMENT_REQUIRED
+        );
+        stream.write_all(answer.as_bytes()).await.unwrap();
+        stream.shutdown().await.unwrap();
+    });
+    let client = client(SpendingPolicy::default()).await;
+    let error = client.call(&CallRequest::get(url.parse().unwrap())).await.unwrap_err();
+    server.await.unwrap();
+    assert!(matches!(error, PayError::Network(_)), "{error}");
+    assert!(error.to_string().contains("nothing was paid"), "{error}");
+    let (state, reason, _) = row_state(&client, "/gone").await;
+    assert_eq!((state.as_str(), reason.as_deref()), ("unsettled", Some("not_sent")));
+}
+
+/// A route answering `size` bytes, produced 64 KiB at a time only as the client reads; `produced` counts
+/// what was made. With `paid`, it asks $0.001 first and sends a success receipt with the body.
+async fn big_answer(size: usize, paid: bool) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let produced = Arc::new(AtomicUsize::new(0));
+    let counter = produced.clone();
+    let url = serve(axum::Router::new().fallback(move |headers: HeaderMap| {
+        let counter = counter.clone();
+        async move {
+            if paid && !headers.contains_key(codec::PAYMENT_SIGNATURE) {
+                let required = v2::PaymentRequired {
+                    x402_version: protocol::version::Version,
+                    error: None,
+                    resource: ResourceInfo {
+                        url: "/big".into(),
+                        description: None,
+                        mime_type: None,
+                    },
+                    accepts: vec![requirement("eip155:5042002", 1_000)],
+                    extensions: None,
+                };
+                return (
+                    StatusCode::PAYMENT_REQUIRED,
+                    [(codec::PAYMENT_REQUIRED, codec::encode(&required))],
+                )
+                    .into_response();
+            }
+            let chunks = futures_util::stream::unfold(0usize, move |sent| {
+                let counter = counter.clone();
+                async move {
+                    if sent >= size {
+                        return None;
+                    }
+                    let n = (size - sent).min(64 * 1024);
+                    counter.fetch_add(n, Ordering::SeqCst);
+                    Some((
+                        Ok::<_, std::io::Error>(axum::body::Bytes::from(vec![b'x'; n])),
+                        sent + n,
+                    ))
+                }
+            });
+            let mut response = axum::body::Body::from_stream(chunks).into_response();
+            if paid {
+                response
+                    .headers_mut()
+                    .insert(codec::PAYMENT_RESPONSE, receipt_header(true, None).parse().unwrap());
+            }
+            response
+        }
+    }))
+    .await;
+    (format!("{url}/big"), produced)
+}
+
+#[tokio::test]
+async fn at_most_max_response_bytes_of_an_answer_is_read_and_the_cut_is_reported() {
+    use std::sync::atomic::Ordering;
+    const LIMIT: usize = 256 * 1024;
+    const HUGE: usize = 1024 * 1024 * 1024;
+    let client = client(SpendingPolicy::default()).await.with_max_response_bytes(LIMIT);
+
+    // A free gigabyte: the first 256 KiB are kept, and the server was stopped long before the end.
+    let (url, produced) = big_answer(HUGE, false).await;
+    let outcome = client.call(&CallRequest::get(url.parse().unwrap())).await.unwrap();
+    assert_eq!((outcome.body.len(), outcome.truncated), (LIMIT, true));
+    assert!(
+        produced.load(Ordering::SeqCst) < 64 * 1024 * 1024,
+        "the rest was not downloaded"
+    );
+
+    // Exactly the limit is not a cut; a per-call limit below the client's wins.
+    let (url, _) = big_answer(LIMIT, false).await;
+    let outcome = client.call(&CallRequest::get(url.parse().unwrap())).await.unwrap();
+    assert_eq!((outcome.body.len(), outcome.truncated), (LIMIT, false));
+    let mut small = CallRequest::get(url.parse().unwrap());
+    small.max_body_bytes = Some(1_000);
+    let outcome = client.call(&small).await.unwrap();
+    assert_eq!((outcome.body.len(), outcome.truncated), (1_000, true));
+
+    // A paid answer too big to read whole still settles: the receipt is in the headers.
+    let (url, _) = big_answer(HUGE, true).await;
+    let outcome = client.call(&CallRequest::get(url.parse().unwrap())).await.unwrap();
+    assert!(outcome.receipt.is_some());
+    assert_eq!((outcome.body.len(), outcome.truncated), (LIMIT, true));
+    assert_eq!(row_state(&client, "/big").await.0, "settled");
+}
+
+#[tokio::test]
+async fn a_guarded_client_screens_the_first_url_every_redirect_and_every_resolved_address() {
+    use agents::fetch_guard::FetchGuard;
+    let log = Log::default();
+    let inner_log = log.clone();
+    let inner = serve(axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+        let log = inner_log.clone();
+        async move {
+            log.record("inner", &uri, &headers);
+            "internal secrets"
+        }
+    }))
+    .await;
+    let inner_port = inner.rsplit(':').next().unwrap().to_owned();
+    let front_log = log.clone();
+    let target = inner.clone();
+    let front = serve(axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+        let (log, target, inner_port) = (front_log.clone(), target.clone(), inner_port.clone());
+        async move {
+            log.record("front", &uri, &headers);
+            let location = match uri.path() {
+                "/to-ip" => format!("{target}/admin"),
+                "/to-name" => format!("http://localhost:{inner_port}/admin"),
+                _ => return "public content".into_response(),
+            };
+            (StatusCode::FOUND, [("location", location)]).into_response()
+        }
+    }))
+    .await;
+    let front_port: u16 = front.rsplit(':').next().unwrap().parse().unwrap();
+    let guarded = |allow: Vec<String>| async move {
+        client(SpendingPolicy::default())
+            .await
+            .with_fetch_guard(FetchGuard::new(&allow).unwrap())
+            .unwrap()
+    };
+    let refused = |error: PayError| match error {
+        PayError::FetchRefused { rule, host, .. } => (rule, host),
+        other => panic!("not a fetch refusal: {other}"),
+    };
+
+    // Without an allowance the loopback server is refused before any connection, by IP or by name.
+    let client = guarded(Vec::new()).await;
+    let error = client
+        .call(&CallRequest::get(format!("{front}/x").parse().unwrap()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused(error), ("loopback".into(), "127.0.0.1".into()));
+    let by_name = format!("http://localhost:{front_port}/x").parse().unwrap();
+    let error = client.quote(axum::http::Method::GET, by_name).await.unwrap_err();
+    assert_eq!(refused(error), ("loopback".into(), "localhost".into()));
+    assert_eq!(log.seen("front"), 0);
+
+    // Allowing the front server's host and port lets it through, and only it: its redirects to the
+    // internal server, by IP or by a name resolving to loopback, are refused and never reach it.
+    let client = guarded(vec![format!("127.0.0.1:{front_port}")]).await;
+    let outcome = client
+        .call(&CallRequest::get(format!("{front}/x").parse().unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(outcome.body, b"public content");
+    let error = client
+        .call(&CallRequest::get(format!("{front}/to-ip").parse().unwrap()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused(error).0, "loopback");
+    let error = client
+        .call(&CallRequest::get(format!("{front}/to-name").parse().unwrap()))
+        .await
+        .unwrap_err();
+    assert_eq!(refused(error), ("loopback".into(), "localhost".into()));
+    assert_eq!(log.seen("inner"), 0, "no redirect reached the internal server");
+    assert!(client.ledger().recent(10).await.unwrap().is_empty());
+}

@@ -157,16 +157,8 @@ impl std::fmt::Debug for FacilitatorConfig {
     }
 }
 
-/// A database URL without its password.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
-    }
-}
+/// A database URL without its password (the one helper, shared with the buyer).
+pub use protocol::redact::redact_url;
 
 impl FacilitatorConfig {
     /// Reads `path` (if given), applies the environment, adds `extra_networks`, and validates.

@@ -1,6 +1,7 @@
 //! The x402 protocol as data: wire types for v1 and v2 (offers, payments, facilitator requests and answers,
 //! discovery), the base64 header codecs, CAIP-2 networks with their USDC assets, money amounts, EIP-3009
-//! `TransferWithAuthorization` typed data (hash, sign, recover, build), and the error-reason strings.
+//! `TransferWithAuthorization` typed data (hash, sign, recover, build), the error-reason strings, and the one
+//! helper that takes secrets out of URLs.
 //!
 //! Pure: no network, no database, and no clock — every function that needs "now" takes it as a parameter.
 
@@ -11,6 +12,7 @@ pub mod header;
 pub mod money;
 pub mod network;
 pub mod reason;
+pub mod redact;
 pub mod version;
 pub mod wire;
 
