@@ -130,9 +130,11 @@ async fn a_payment_that_fails_inside_a_batch_gets_its_own_failure() {
     let (good_answer, bad_answer) = (good_task.await.unwrap(), bad_task.await.unwrap());
     assert!(good_answer.success, "{good_answer:?}");
     assert!(!bad_answer.success, "{bad_answer:?}");
+    // Its call failed inside the batch; the chain says why: the payer's balance had gone.
     assert_eq!(
         bad_answer.error_reason.as_deref(),
-        Some(protocol::reason::INVALID_EXACT_EVM_TRANSACTION_FAILED)
+        Some(protocol::reason::INVALID_EXACT_EVM_INSUFFICIENT_BALANCE),
+        "{bad_answer:?}"
     );
     assert_eq!(
         bad_answer.transaction, good_answer.transaction,
@@ -151,4 +153,9 @@ async fn a_payment_that_fails_inside_a_batch_gets_its_own_failure() {
         .await
         .unwrap();
     assert_eq!(rows[0].state, facilitator::ledger::SettlementState::Failed);
+    assert_eq!(
+        (rows[0].error_reason.as_deref(), rows[0].retryable),
+        (Some(protocol::reason::INVALID_EXACT_EVM_INSUFFICIENT_BALANCE), false),
+        "the payer's own failure is final"
+    );
 }

@@ -3,9 +3,12 @@
 //! gathered in a single round trip (one Multicall3 `aggregate3` plus `eth_getCode` and the settlement
 //! simulation, all concurrently).
 
+mod reads;
+pub mod redact;
 mod snapshot;
 pub mod token;
 
+pub use reads::NonceCounts;
 pub use snapshot::{ChainSnapshot, SnapshotRequest};
 
 use std::sync::Arc;
@@ -22,7 +25,8 @@ use protocol::network::{MULTICALL3, Network};
 pub enum ChainError {
     #[error("RPC request failed: {0}")]
     Rpc(String),
-    #[error("RPC URL `{0}` is not valid")]
+    /// The URL itself is not quoted: it may hold credentials.
+    #[error("the RPC URL of network `{0}` is not a valid URL")]
     BadUrl(String),
     #[error("the chain answered something unreadable: {0}")]
     Decode(String),
@@ -61,13 +65,16 @@ pub struct ChainClient {
     domains: Cache<Address, TokenDomain>,
     fees: Cache<(), Eip1559Estimation>,
     has_code: Cache<Address, bool>,
+    /// The credentials in the RPC URL, masked in every error the transport yields.
+    secrets: Arc<redact::RpcSecrets>,
     /// The queue of the task that coalesces snapshots (started by the first snapshot).
     snapshot_queue: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<snapshot::Pending>>>,
 }
 
 impl ChainClient {
     /// A client for `network` at `rpc_url`: every request bounded by `rpc.timeout`, and retried with back-off
-    /// (up to `rpc.retries` times) when the node is rate-limiting or the transport failed.
+    /// (up to `rpc.retries` times) when the node is rate-limiting or the transport failed. Every error the
+    /// transport yields has the URL's credentials masked (see [`redact`]).
     pub fn connect(
         network: Network,
         rpc_url: &str,
@@ -76,7 +83,8 @@ impl ChainClient {
     ) -> Result<Self, ChainError> {
         // HTTP clients use ring-only rustls; installing the provider twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let url: url::Url = rpc_url.parse().map_err(|_| ChainError::BadUrl(rpc_url.to_owned()))?;
+        let url: url::Url = rpc_url.parse().map_err(|_| ChainError::BadUrl(network.name.clone()))?;
+        let secrets = Arc::new(redact::RpcSecrets::of(rpc_url));
         let http = alloy::transports::http::reqwest::Client::builder()
             .timeout(rpc.timeout)
             .connect_timeout(rpc.timeout)
@@ -84,6 +92,7 @@ impl ChainClient {
             .build()
             .map_err(|e| ChainError::Rpc(format!("building the HTTP client: {e}")))?;
         let client = alloy::rpc::client::ClientBuilder::default()
+            .layer(redact::RedactLayer::new(secrets.clone()))
             .layer(alloy::transports::layers::RetryBackoffLayer::new(
                 rpc.retries,
                 100,
@@ -91,11 +100,14 @@ impl ChainClient {
             ))
             .http_with_client(http, url);
         let provider = ProviderBuilder::new().connect_client(client).erased();
-        Ok(Self::with_provider(network, provider, multicall3))
+        let mut chain = Self::with_provider(network, provider, multicall3);
+        chain.secrets = secrets;
+        Ok(chain)
     }
 
     pub fn with_provider(network: Network, provider: DynProvider, multicall3: Option<Address>) -> Self {
         ChainClient {
+            secrets: Arc::new(redact::RpcSecrets::default()),
             caip2: network.caip2().into(),
             network: Arc::new(network),
             provider,
@@ -122,6 +134,11 @@ impl ChainClient {
 
     pub fn chain_id(&self) -> u64 {
         self.network.chain_id
+    }
+
+    /// `text` with the RPC URL's credentials masked (for messages built from errors of other layers).
+    pub fn redact(&self, text: &str) -> String {
+        self.secrets.redact(text)
     }
 
     /// The token's EIP-712 name and version, read once and cached.
