@@ -18,6 +18,7 @@ async fn a_hundred_payments_settle_in_few_transactions_with_their_own_outcomes()
         Stack::start_with(Options {
             toml: "[batch]\nenabled = true\nmax_wait_ms = 50\nmax_items = 100\n".into(),
             database_url: None,
+            ..Default::default()
         })
         .await,
     );
@@ -86,6 +87,7 @@ async fn a_payment_that_fails_inside_a_batch_gets_its_own_failure() {
     let stack = Stack::start_with(Options {
         toml: "[batch]\nenabled = true\nmax_wait_ms = 1000\nmax_items = 100\n".into(),
         database_url: None,
+        ..Default::default()
     })
     .await;
     let seller0 = stack.usdc_balance(stack.seller).await;

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::{Command, Placed, SignerHandle, SignerOptions};
 use crate::chain::ChainClient;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, SettlementKey, SettlementState};
 use crate::settle::calls::StoredTx;
 use crate::settle::submit::{self, Call, Fees};
 use crate::settle::verdict::Target;
@@ -215,6 +215,47 @@ impl Owner {
         let Some(stored) = StoredTx::decode(&raw) else {
             return vec![Placed::Uncertain(tx_hash, "the stored transaction cannot be decoded".into()); n];
         };
+        // The caller read the rows earlier; this owner may have finished or replaced them since (the request
+        // waited in the queue). Only rows that still hold this very transaction are sent for.
+        let mut current = Vec::with_capacity(n);
+        for target in &targets {
+            let still = matches!(
+                self.ledger.get(&target.key).await,
+                Ok(Some(row)) if row.state == SettlementState::Submitted && row.tx_hash == Some(tx_hash)
+            );
+            current.push(still);
+        }
+        if !current.iter().any(|still| *still) {
+            return vec![Placed::Moved; n];
+        }
+        let order: Vec<SettlementKey> = targets.iter().map(|t| t.key.clone()).collect();
+        let targets: Vec<Target> = targets
+            .into_iter()
+            .zip(&current)
+            .filter(|(_, still)| **still)
+            .map(|(t, _)| t)
+            .collect();
+        let placed = self.resubmit_current(tx_hash, raw, stored, targets.clone()).await;
+        order
+            .iter()
+            .map(|key| {
+                targets
+                    .iter()
+                    .position(|t| t.key == *key)
+                    .and_then(|i| placed.get(i).cloned())
+                    .unwrap_or(Placed::Moved)
+            })
+            .collect()
+    }
+
+    async fn resubmit_current(
+        &mut self,
+        tx_hash: B256,
+        raw: Bytes,
+        stored: StoredTx,
+        targets: Vec<Target>,
+    ) -> Vec<Placed> {
+        let n = targets.len();
         match self.in_flight.get_mut(&stored.nonce) {
             Some(entry) if entry.hash != tx_hash => return vec![Placed::Moved; n],
             Some(entry) => entry.targets = targets,
