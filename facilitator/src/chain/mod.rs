@@ -7,6 +7,7 @@ mod reads;
 pub mod redact;
 mod snapshot;
 pub mod token;
+mod transport;
 
 pub use reads::NonceCounts;
 pub use snapshot::{ChainSnapshot, SnapshotRequest};
@@ -74,7 +75,7 @@ pub struct ChainClient {
 impl ChainClient {
     /// A client for `network` at `rpc_url`: every request bounded by `rpc.timeout`, and retried with back-off
     /// (up to `rpc.retries` times) when the node is rate-limiting or the transport failed. Every error the
-    /// transport yields has the URL's credentials masked (see [`redact`]).
+    /// transport yields has the URL's credentials masked (see [`redact`]), and nothing logs the URL.
     pub fn connect(
         network: Network,
         rpc_url: &str,
@@ -91,14 +92,18 @@ impl ChainClient {
             .pool_max_idle_per_host(64)
             .build()
             .map_err(|e| ChainError::Rpc(format!("building the HTTP client: {e}")))?;
+        // The redacting layer sits right on the HTTP transport, so the retry layer above it (which logs the
+        // errors it retries) and everything else only ever see redacted errors.
+        let transport = transport::RpcHttp::new(http, url, &network.name);
+        let is_local = transport.is_local();
         let client = alloy::rpc::client::ClientBuilder::default()
-            .layer(redact::RedactLayer::new(secrets.clone()))
             .layer(alloy::transports::layers::RetryBackoffLayer::new(
                 rpc.retries,
                 100,
                 u64::MAX,
             ))
-            .http_with_client(http, url);
+            .layer(redact::RedactLayer::new(secrets.clone()))
+            .transport(transport, is_local);
         let provider = ProviderBuilder::new().connect_client(client).erased();
         let mut chain = Self::with_provider(network, provider, multicall3);
         chain.secrets = secrets;

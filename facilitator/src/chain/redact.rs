@@ -2,12 +2,13 @@
 //! basic auth, a path segment (`/v3/<key>`) or a query parameter (`?apikey=<key>`) — and HTTP client errors
 //! quote the URL they failed on. [`RpcSecrets`] lists the secret parts of one URL; [`RedactLayer`] wraps the
 //! JSON-RPC transport so every error it yields (transport faults, HTTP statuses, error payloads a node echoes)
-//! has them replaced by `***` before anything else can see it.
+//! has them replaced by `***` before anything else can see it. The transport beneath it ([`super::transport`])
+//! never logs the URL or a response body.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use alloy::transports::{RpcError, TransportError, TransportErrorKind, TransportFut};
+use alloy::transports::{HttpError, RpcError, TransportError, TransportErrorKind, TransportFut};
 use alloy_json_rpc::{ErrorPayload, RequestPacket, Response, ResponsePacket, ResponsePayload};
 use tower::{Layer, Service};
 
@@ -42,6 +43,10 @@ impl RpcSecrets {
             add(parsed.username());
             if let Some(password) = parsed.password() {
                 add(password);
+                // The Authorization header the client sends, should a node echo it.
+                use base64::Engine;
+                let basic = format!("{}:{}", parsed.username(), password);
+                add(&base64::engine::general_purpose::STANDARD.encode(basic));
             }
             let path = parsed.path();
             if path != "/" {
@@ -94,6 +99,22 @@ impl RpcSecrets {
     fn redact_error(&self, error: TransportError) -> TransportError {
         match error {
             RpcError::ErrorResp(payload) => RpcError::ErrorResp(self.redact_payload(payload)),
+            // Keep the kind (the retry policy reads the status), mask the body.
+            RpcError::Transport(TransportErrorKind::HttpError(http)) => {
+                RpcError::Transport(TransportErrorKind::HttpError(HttpError {
+                    status: http.status,
+                    body: self.redact(&http.body),
+                }))
+            }
+            RpcError::Transport(TransportErrorKind::HttpErrorWithRetryAfter { error, retry_after }) => {
+                RpcError::Transport(TransportErrorKind::HttpErrorWithRetryAfter {
+                    error: HttpError {
+                        status: error.status,
+                        body: self.redact(&error.body),
+                    },
+                    retry_after,
+                })
+            }
             other => {
                 let text = other.to_string();
                 if self.contains_secret(&text) {
@@ -155,7 +176,8 @@ fn percent_decode(text: &str) -> Result<String, ()> {
     String::from_utf8(out).map_err(|_| ())
 }
 
-/// The transport layer that redacts errors (put it outermost, so retries' own messages are covered too).
+/// The transport layer that redacts errors (put it right on the HTTP transport, beneath the retry layer, so
+/// the errors the retry layer logs and re-wraps are redacted already).
 #[derive(Debug, Clone)]
 pub struct RedactLayer {
     secrets: Arc<RpcSecrets>,
@@ -224,6 +246,8 @@ mod tests {
         for secret in ["alice", "pw-123", "KEY0123456789", "QKEY987"] {
             assert!(!shown.contains(secret), "{shown}");
         }
+        // "Basic " + base64("alice:pw-123"), as an echoed Authorization header would show it.
+        assert_eq!(secrets.redact("Basic YWxpY2U6cHctMTIz"), "Basic ***");
         assert!(shown.contains("rpc.example.com"), "the host stays readable: {shown}");
         assert_eq!(secrets.redact("nonce too low"), "nonce too low");
     }

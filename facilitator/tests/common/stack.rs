@@ -38,6 +38,8 @@ pub struct Options {
     pub devnet: Option<Devnet>,
     /// Reach the devnet through this RPC URL (e.g. a fake node in front of it) instead of its own.
     pub rpc_url: Option<String>,
+    /// Per-request RPC timeout (and no retries) instead of the defaults.
+    pub rpc_timeout_ms: Option<u64>,
 }
 
 impl Stack {
@@ -64,6 +66,10 @@ impl Stack {
         let mut network = NetworkConfig::from_devnet(devnet.state());
         if let Some(url) = options.rpc_url {
             network.rpc_url = url;
+        }
+        if let Some(ms) = options.rpc_timeout_ms {
+            network.rpc_timeout_ms = ms;
+            network.rpc_retries = 0;
         }
         config.networks.push(network);
         let app = Facilitator::build(config).await.expect("facilitator");
