@@ -84,7 +84,6 @@ impl Facilitator {
             SettleConfig {
                 receipt_timeout: config.receipt_timeout,
                 batch: config.batch,
-                signer: config.signer,
                 ..SettleConfig::default()
             },
         );

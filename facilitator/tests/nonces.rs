@@ -18,9 +18,10 @@ use protocol::reason;
 
 #[tokio::test]
 async fn a_dropped_transaction_is_resent_and_the_ones_behind_it_confirm_once() {
-    // No reconciler: only the nonce owner's gap check can get the chain moving again.
+    // No reconciler: only the nonce owner's gap check can get the chain moving again. It waits until the oldest
+    // transaction in flight is 3 s old, which leaves the test time to make the gap and look at it.
     let stack = Stack::start_with(Options {
-        toml: "[settlement]\nreceipt_timeout_ms = 200\nnonce_resync_after_ms = 300\nnonce_check_ms = 100\n\
+        toml: "[settlement]\nreceipt_timeout_ms = 200\nnonce_resync_after_ms = 3000\nnonce_check_ms = 100\n\
                reconcile_interval_ms = 3600000\n"
             .into(),
         ..Default::default()

@@ -24,7 +24,7 @@ use std::time::Duration;
 use protocol::{SettleResponse, SupportedKind, SupportedResponse, VerifyRequest, reason};
 
 use crate::verify::Verifier;
-use signer::{SignerOptions, SignerPool};
+use signer::SignerPool;
 
 pub use answer::response_for_record;
 
@@ -37,8 +37,6 @@ pub struct SettleConfig {
     pub stale_reservation_secs: i64,
     /// Batch settlement through Multicall3 (off by default: single transactions).
     pub batch: Option<batch::BatchConfig>,
-    /// How each signer's nonce owner watches for gaps.
-    pub signer: SignerOptions,
 }
 
 impl Default for SettleConfig {
@@ -47,7 +45,6 @@ impl Default for SettleConfig {
             receipt_timeout: Duration::from_secs(10),
             stale_reservation_secs: 120,
             batch: None,
-            signer: SignerOptions::default(),
         }
     }
 }
