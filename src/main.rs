@@ -48,6 +48,9 @@ enum Command {
         /// Serve the devnet described by this `nerdcabal devnet --state-file` file.
         #[arg(long)]
         devnet: Option<PathBuf>,
+        /// Listen on a non-loopback address even with no API key configured (refused otherwise).
+        #[arg(long)]
+        allow_unauthenticated: bool,
     },
     /// Run the paywall proxy: x402 offers in front of an HTTP API; verify, forward, settle after success.
     Proxy {
@@ -271,8 +274,13 @@ async fn main() -> anyhow::Result<()> {
             };
             contracts::run::run_devnet(config, state_file).await.context("devnet")?;
         }
-        Command::Facilitator { config, devnet } => {
+        Command::Facilitator {
+            config,
+            devnet,
+            allow_unauthenticated,
+        } => {
             let mut config = facilitator::config::FacilitatorConfig::load(config.as_deref(), Vec::new())?;
+            config.allow_unauthenticated |= allow_unauthenticated;
             if let Some(path) = devnet {
                 config.add_devnet(&contracts::DevnetState::read(&path)?)?;
             }

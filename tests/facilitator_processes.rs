@@ -1,6 +1,7 @@
 //! The facilitator as separate processes: a crash after a settlement was submitted (and even lost by the
-//! node) ends confirmed, once, after a restart; and two replicas on one PostgreSQL database settling the same
-//! payments concurrently settle each exactly once.
+//! node) ends confirmed, once, after a restart; two replicas on one PostgreSQL database settling the same
+//! payments concurrently settle each exactly once; and a public listener with no API key is refused unless
+//! started with `--allow-unauthenticated`.
 
 mod common;
 
@@ -164,5 +165,58 @@ async fn two_replicas_on_one_postgres_settle_each_payment_once() {
     );
     drop((a, b));
     common::drop_postgres(&db).await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_public_listener_without_api_keys_needs_allow_unauthenticated() {
+    let dir = common::temp_dir("exposed");
+    let (devnet, state_file) = common::devnet(&dir).await;
+    let port = common::free_port();
+    let command = |extra: &[&str]| {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_nerdcabal"));
+        command
+            .args(["facilitator", "--devnet"])
+            .arg(&state_file)
+            .args(extra)
+            .env("NERDCABAL_FACILITATOR_LISTEN", format!("0.0.0.0:{port}"))
+            .env("DATABASE_URL", format!("sqlite://{}", dir.join("ledger.db").display()))
+            .env_remove("NERDCABAL_FACILITATOR_API_KEYS")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true);
+        command
+    };
+
+    // Refused: it exits at once, saying why and how to opt out; nothing ever listened.
+    let refused = tokio::time::timeout(
+        Duration::from_secs(30),
+        command(&[]).stderr(std::process::Stdio::piped()).output(),
+    )
+    .await
+    .expect("the refused facilitator exits")
+    .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--allow-unauthenticated"), "{stderr}");
+
+    // With the flag it serves (on every interface, loopback included).
+    let mut allowed = command(&["--allow-unauthenticated"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/health")).send().await
+            && r.status() == 200
+        {
+            break;
+        }
+        assert!(allowed.try_wait().unwrap().is_none(), "exited although allowed");
+        assert!(Instant::now() < deadline, "did not answer /health");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = allowed.kill().await;
+    drop(devnet);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -39,7 +39,7 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 }
 
 /// One network to serve.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkConfig {
     pub name: String,
@@ -57,6 +57,18 @@ pub struct NetworkConfig {
     /// Retries (with back-off) of a rate-limited or failed RPC request.
     #[serde(default = "default_rpc_retries")]
     pub rpc_retries: u32,
+}
+
+impl std::fmt::Debug for NetworkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rpc_url = crate::chain::redact::RpcSecrets::of(&self.rpc_url).redact(&self.rpc_url);
+        f.debug_struct("NetworkConfig")
+            .field("name", &self.name)
+            .field("chain_id", &self.chain_id)
+            .field("rpc_url", &rpc_url)
+            .field("multicall3", &self.multicall3)
+            .finish_non_exhaustive()
+    }
 }
 
 fn default_rpc_timeout_ms() -> u64 {
@@ -96,6 +108,12 @@ struct SettlementSection {
     key_file: Option<PathBuf>,
     receipt_timeout_ms: Option<u64>,
     low_gas_warning_wei: Option<String>,
+    /// A nonce gap older than this is re-sent by the signer's nonce owner.
+    nonce_resync_after_ms: Option<u64>,
+    /// How often the nonce owner compares its sequence with the chain.
+    nonce_check_ms: Option<u64>,
+    /// How often the reconciler looks at unfinished payments.
+    reconcile_interval_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -104,6 +122,8 @@ struct SecuritySection {
     #[serde(default)]
     api_keys: Vec<String>,
     require_key_for_verify: Option<bool>,
+    /// Serve a non-loopback address without API keys (also `--allow-unauthenticated`).
+    allow_unauthenticated: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -133,6 +153,12 @@ pub struct FacilitatorConfig {
     pub low_gas_warning_wei: alloy::primitives::U256,
     pub api_keys: Vec<String>,
     pub require_key_for_verify: bool,
+    /// Whether a non-loopback listen address may be served with no API key (refused otherwise).
+    pub allow_unauthenticated: bool,
+    /// How each signer's nonce owner watches for gaps.
+    pub signer: crate::settle::signer::SignerOptions,
+    /// How often the reconciler runs.
+    pub reconcile_interval: Duration,
     pub body_limit_bytes: usize,
     pub per_ip_per_second: u32,
     pub per_key_per_second: u32,
@@ -153,6 +179,7 @@ impl std::fmt::Debug for FacilitatorConfig {
                 &self.settlement_keys.iter().map(|k| k.address()).collect::<Vec<_>>(),
             )
             .field("api_keys", &format_args!("[{} redacted]", self.api_keys.len()))
+            .field("allow_unauthenticated", &self.allow_unauthenticated)
             .finish_non_exhaustive()
     }
 }
@@ -235,10 +262,8 @@ impl FacilitatorConfig {
         networks.extend(extra_networks);
         for (i, network) in networks.iter_mut().enumerate() {
             if url::Url::parse(&network.rpc_url).is_err() {
-                return Err(invalid(
-                    format!("networks[{i}].rpc_url"),
-                    format!("`{}` is not a URL", network.rpc_url),
-                ));
+                // The URL is not quoted: it may hold credentials.
+                return Err(invalid(format!("networks[{i}].rpc_url"), "is not a URL"));
             }
             if network.rpc_timeout_ms == 0 {
                 return Err(invalid(format!("networks[{i}].rpc_timeout_ms"), "must be positive"));
@@ -287,6 +312,25 @@ impl FacilitatorConfig {
             // 0.01 of the native token (18 decimals).
             None => alloy::primitives::U256::from(10_000_000_000_000_000u64),
         };
+        let millis = |value: Option<u64>, default: u64, key: &str| match value {
+            Some(0) => Err(invalid(format!("settlement.{key}"), "must be positive")),
+            Some(ms) => Ok(Duration::from_millis(ms)),
+            None => Ok(Duration::from_millis(default)),
+        };
+        let signer_defaults = crate::settle::signer::SignerOptions::default();
+        let signer = crate::settle::signer::SignerOptions {
+            resync_after: millis(
+                settlement.nonce_resync_after_ms,
+                signer_defaults.resync_after.as_millis() as u64,
+                "nonce_resync_after_ms",
+            )?,
+            check_every: millis(
+                settlement.nonce_check_ms,
+                signer_defaults.check_every.as_millis() as u64,
+                "nonce_check_ms",
+            )?,
+        };
+        let reconcile_interval = millis(settlement.reconcile_interval_ms, 2_000, "reconcile_interval_ms")?;
         Ok(FacilitatorConfig {
             listen,
             database_url,
@@ -296,6 +340,9 @@ impl FacilitatorConfig {
             low_gas_warning_wei,
             api_keys,
             require_key_for_verify: security.require_key_for_verify.unwrap_or(false),
+            allow_unauthenticated: security.allow_unauthenticated.unwrap_or(false),
+            signer,
+            reconcile_interval,
             body_limit_bytes: limits.body_bytes.unwrap_or(64 * 1024),
             per_ip_per_second: limits.per_ip_per_second.unwrap_or(2_000),
             per_key_per_second: limits.per_key_per_second.unwrap_or(10_000),

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod chain;
 pub mod config;
+pub mod exposure;
 pub mod http;
 pub mod ledger;
 pub mod metrics;

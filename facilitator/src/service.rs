@@ -32,6 +32,8 @@ pub enum ServiceError {
     Serve(std::io::Error),
     #[error("no networks are configured (add [[networks]] or --devnet)")]
     NoNetworks,
+    #[error(transparent)]
+    Unauthenticated(#[from] crate::exposure::Unauthenticated),
 }
 
 /// A facilitator ready to serve.
@@ -56,7 +58,8 @@ impl Facilitator {
                 retries: settings.rpc_retries,
             };
             let chain = ChainClient::connect(network, &settings.rpc_url, settings.multicall3, rpc)?;
-            if let Some(pool) = SignerPool::new(config.settlement_keys.clone()) {
+            let keys = config.settlement_keys.clone();
+            if let Some(pool) = SignerPool::spawn(keys, chain.clone(), ledger.clone(), config.signer) {
                 pools.insert(chain.caip2.to_string(), pool);
             }
             chains.push(chain);
@@ -109,15 +112,25 @@ impl Facilitator {
         )
     }
 
-    /// Reconciles, then serves on `listener` until `shutdown` resolves.
+    /// Reconciles, then serves on `listener` until `shutdown` resolves. A non-loopback listener with no API
+    /// key is refused unless the configuration allows it (see [`crate::exposure`]).
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServiceError> {
+        let addr = listener.local_addr().map_err(|source| ServiceError::Listen {
+            addr: self.config.listen,
+            source,
+        })?;
+        crate::exposure::check(
+            addr,
+            !self.config.api_keys.is_empty(),
+            self.config.allow_unauthenticated,
+        )?;
         let report = self.settler.reconcile_once(Duration::from_secs(2)).await;
         tracing::info!(?report, "start-up reconciliation done");
-        let reconciler = self.settler.spawn_reconciler(Duration::from_secs(2));
+        let reconciler = self.settler.spawn_reconciler(self.config.reconcile_interval);
         let gas_watch = spawn_gas_watch(
             self.settler.clone(),
             self.metrics.clone(),
@@ -141,6 +154,12 @@ impl Facilitator {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServiceError> {
         let addr = self.config.listen;
+        // Refused before binding, so nothing ever listens exposed.
+        crate::exposure::check(
+            addr,
+            !self.config.api_keys.is_empty(),
+            self.config.allow_unauthenticated,
+        )?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| ServiceError::Listen { addr, source })?;

@@ -18,6 +18,7 @@ async fn a_hundred_payments_settle_in_few_transactions_with_their_own_outcomes()
         Stack::start_with(Options {
             toml: "[batch]\nenabled = true\nmax_wait_ms = 50\nmax_items = 100\n".into(),
             database_url: None,
+            ..Default::default()
         })
         .await,
     );
@@ -86,6 +87,7 @@ async fn a_payment_that_fails_inside_a_batch_gets_its_own_failure() {
     let stack = Stack::start_with(Options {
         toml: "[batch]\nenabled = true\nmax_wait_ms = 1000\nmax_items = 100\n".into(),
         database_url: None,
+        ..Default::default()
     })
     .await;
     let seller0 = stack.usdc_balance(stack.seller).await;
@@ -130,9 +132,11 @@ async fn a_payment_that_fails_inside_a_batch_gets_its_own_failure() {
     let (good_answer, bad_answer) = (good_task.await.unwrap(), bad_task.await.unwrap());
     assert!(good_answer.success, "{good_answer:?}");
     assert!(!bad_answer.success, "{bad_answer:?}");
+    // Its call failed inside the batch; the chain says why: the payer's balance had gone.
     assert_eq!(
         bad_answer.error_reason.as_deref(),
-        Some(protocol::reason::INVALID_EXACT_EVM_TRANSACTION_FAILED)
+        Some(protocol::reason::INVALID_EXACT_EVM_INSUFFICIENT_BALANCE),
+        "{bad_answer:?}"
     );
     assert_eq!(
         bad_answer.transaction, good_answer.transaction,
@@ -151,4 +155,9 @@ async fn a_payment_that_fails_inside_a_batch_gets_its_own_failure() {
         .await
         .unwrap();
     assert_eq!(rows[0].state, facilitator::ledger::SettlementState::Failed);
+    assert_eq!(
+        (rows[0].error_reason.as_deref(), rows[0].retryable),
+        (Some(protocol::reason::INVALID_EXACT_EVM_INSUFFICIENT_BALANCE), false),
+        "the payer's own failure is final"
+    );
 }

@@ -131,6 +131,7 @@ async fn api_keys_guard_settle_and_rate_limits_answer_429() {
     let stack = Stack::start_with(common::stack::Options {
         toml: "[security]\napi_keys = [\"sekrit\"]\n[limits]\nper_ip_per_second = 5\n".into(),
         database_url: None,
+        ..Default::default()
     })
     .await;
     let request = stack.payment(10_000).await;

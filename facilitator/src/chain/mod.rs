@@ -3,9 +3,13 @@
 //! gathered in a single round trip (one Multicall3 `aggregate3` plus `eth_getCode` and the settlement
 //! simulation, all concurrently).
 
+mod reads;
+pub mod redact;
 mod snapshot;
 pub mod token;
+mod transport;
 
+pub use reads::NonceCounts;
 pub use snapshot::{ChainSnapshot, SnapshotRequest};
 
 use std::sync::Arc;
@@ -22,7 +26,8 @@ use protocol::network::{MULTICALL3, Network};
 pub enum ChainError {
     #[error("RPC request failed: {0}")]
     Rpc(String),
-    #[error("RPC URL `{0}` is not valid")]
+    /// The URL itself is not quoted: it may hold credentials.
+    #[error("the RPC URL of network `{0}` is not a valid URL")]
     BadUrl(String),
     #[error("the chain answered something unreadable: {0}")]
     Decode(String),
@@ -61,13 +66,16 @@ pub struct ChainClient {
     domains: Cache<Address, TokenDomain>,
     fees: Cache<(), Eip1559Estimation>,
     has_code: Cache<Address, bool>,
+    /// The credentials in the RPC URL, masked in every error the transport yields.
+    secrets: Arc<redact::RpcSecrets>,
     /// The queue of the task that coalesces snapshots (started by the first snapshot).
     snapshot_queue: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<snapshot::Pending>>>,
 }
 
 impl ChainClient {
     /// A client for `network` at `rpc_url`: every request bounded by `rpc.timeout`, and retried with back-off
-    /// (up to `rpc.retries` times) when the node is rate-limiting or the transport failed.
+    /// (up to `rpc.retries` times) when the node is rate-limiting or the transport failed. Every error the
+    /// transport yields has the URL's credentials masked (see [`redact`]), and nothing logs the URL.
     pub fn connect(
         network: Network,
         rpc_url: &str,
@@ -76,26 +84,35 @@ impl ChainClient {
     ) -> Result<Self, ChainError> {
         // HTTP clients use ring-only rustls; installing the provider twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let url: url::Url = rpc_url.parse().map_err(|_| ChainError::BadUrl(rpc_url.to_owned()))?;
+        let url: url::Url = rpc_url.parse().map_err(|_| ChainError::BadUrl(network.name.clone()))?;
+        let secrets = Arc::new(redact::RpcSecrets::of(rpc_url));
         let http = alloy::transports::http::reqwest::Client::builder()
             .timeout(rpc.timeout)
             .connect_timeout(rpc.timeout)
             .pool_max_idle_per_host(64)
             .build()
             .map_err(|e| ChainError::Rpc(format!("building the HTTP client: {e}")))?;
+        // The redacting layer sits right on the HTTP transport, so the retry layer above it (which logs the
+        // errors it retries) and everything else only ever see redacted errors.
+        let transport = transport::RpcHttp::new(http, url, &network.name);
+        let is_local = transport.is_local();
         let client = alloy::rpc::client::ClientBuilder::default()
             .layer(alloy::transports::layers::RetryBackoffLayer::new(
                 rpc.retries,
                 100,
                 u64::MAX,
             ))
-            .http_with_client(http, url);
+            .layer(redact::RedactLayer::new(secrets.clone()))
+            .transport(transport, is_local);
         let provider = ProviderBuilder::new().connect_client(client).erased();
-        Ok(Self::with_provider(network, provider, multicall3))
+        let mut chain = Self::with_provider(network, provider, multicall3);
+        chain.secrets = secrets;
+        Ok(chain)
     }
 
     pub fn with_provider(network: Network, provider: DynProvider, multicall3: Option<Address>) -> Self {
         ChainClient {
+            secrets: Arc::new(redact::RpcSecrets::default()),
             caip2: network.caip2().into(),
             network: Arc::new(network),
             provider,
@@ -122,6 +139,11 @@ impl ChainClient {
 
     pub fn chain_id(&self) -> u64 {
         self.network.chain_id
+    }
+
+    /// `text` with the RPC URL's credentials masked (for messages built from errors of other layers).
+    pub fn redact(&self, text: &str) -> String {
+        self.secrets.redact(text)
     }
 
     /// The token's EIP-712 name and version, read once and cached.

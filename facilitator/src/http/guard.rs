@@ -1,5 +1,5 @@
 //! The request guard (one axum middleware): API keys (`Authorization: Bearer`) where configured — always on
-//! `/settle`, on `/verify` when asked — and rate limits per client IP and per API key (governor), answering
+//! `/settle`, on `/verify` when asked, compared in constant time — and rate limits per client IP and per API key (governor), answering
 //! 401 or 429 with `Retry-After`.
 
 use std::net::{IpAddr, SocketAddr};
@@ -43,15 +43,16 @@ impl Guard {
         !self.api_keys.is_empty() && (path == "/settle" || (path == "/verify" && self.require_key_for_verify))
     }
 
+    /// Whether `presented` is one of the keys. Each comparison is constant-time in the key's contents
+    /// (`subtle`), and every key is compared, so the answer's timing does not say which key nearly matched.
     fn known_key(&self, presented: &str) -> bool {
-        self.api_keys
-            .iter()
-            .any(|k| constant_time_eq(k.as_bytes(), presented.as_bytes()))
+        use subtle::ConstantTimeEq;
+        let mut known = subtle::Choice::from(0u8);
+        for key in &self.api_keys {
+            known |= key.as_bytes().ct_eq(presented.as_bytes());
+        }
+        bool::from(known)
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn too_many(not_until: governor::NotUntil<<DefaultClock as Clock>::Instant>, what: &str) -> Response {
@@ -106,4 +107,20 @@ pub async fn guard(State(guard): State<Arc<Guard>>, request: Request, next: Next
         }
     }
     next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_configured_keys_are_known() {
+        let guard = Guard::new(vec!["alpha-key".into(), "beta-key".into()], false, 10, 10);
+        assert!(guard.known_key("alpha-key"));
+        assert!(guard.known_key("beta-key"));
+        for wrong in ["", "alpha", "alpha-key ", "alpha-kez", "beta-key-and-more"] {
+            assert!(!guard.known_key(wrong), "{wrong:?}");
+        }
+        assert!(!Guard::new(Vec::new(), false, 10, 10).known_key("anything"));
+    }
 }

@@ -75,6 +75,40 @@ pub struct SettlementRecord {
     pub signer_nonce: Option<u64>,
     pub error_reason: Option<String>,
     pub error_message: Option<String>,
+    /// A failure that was not the payment's own (see [`Failure::retryable`]).
+    pub retryable: bool,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// Why a payment failed, as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The x402 reason.
+    pub reason: String,
+    pub message: String,
+    /// The failure was the facilitator's or the chain's (RPC fault, gas, a refused or dropped transaction), not
+    /// the payment's: while the payment is unused on chain and inside its validity window, a later settle of the
+    /// same payload may take it on again. Bad signatures, expiry and the payer's balance are never retryable.
+    pub retryable: bool,
+}
+
+impl Failure {
+    /// A failure of the payment itself: final.
+    pub fn permanent(reason: &str, message: impl Into<String>) -> Self {
+        Failure {
+            reason: reason.to_owned(),
+            message: message.into(),
+            retryable: false,
+        }
+    }
+
+    /// A failure of the facilitator or the chain: a later settle may try again.
+    pub fn transient(reason: &str, message: impl Into<String>) -> Self {
+        Failure {
+            reason: reason.to_owned(),
+            message: message.into(),
+            retryable: true,
+        }
+    }
 }

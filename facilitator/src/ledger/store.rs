@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use sqlx::{AnyPool, FromRow};
 
-use super::record::{NewSettlement, SettlementKey, SettlementRecord, SettlementState};
+use super::record::{Failure, NewSettlement, SettlementKey, SettlementRecord, SettlementState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -40,7 +40,7 @@ macro_rules! select_rows {
     ($tail:literal) => {
         concat!(
             "SELECT network, asset, payer, nonce, payload_hash, pay_to, amount, state, tx_hash, raw_tx, signer, \
-             signer_nonce, error_reason, error_message, created_at, updated_at FROM settlements ",
+             signer_nonce, error_reason, error_message, retryable, created_at, updated_at FROM settlements ",
             $tail
         )
     };
@@ -162,8 +162,8 @@ impl Ledger {
             };
             for key in keys {
                 let done = sqlx::query(
-                    "UPDATE settlements SET state = $1, tx_hash = $2, error_reason = $3, error_message = $4, updated_at = $5 \
-                     WHERE network = $6 AND asset = $7 AND payer = $8 AND nonce = $9 AND state = $10",
+                    "UPDATE settlements SET state = $1, tx_hash = $2, error_reason = $3, error_message = $4, retryable = 0, \
+                     updated_at = $5 WHERE network = $6 AND asset = $7 AND payer = $8 AND nonce = $9 AND state = $10",
                 )
                 .bind(state.as_str())
                 .bind(&hash)
@@ -181,8 +181,8 @@ impl Ledger {
         Ok(moved)
     }
 
-    /// Replaces a submitted transaction that the node refused (so it is in no pool and can never be mined)
-    /// by a newly signed one. Conditional on the old hash, so only one replacement can win.
+    /// Replaces a submitted transaction that can never be mined (the node refused it, or its nonce went to
+    /// another transaction) by a newly signed one. Conditional on the old hash, so only one replacement can win.
     pub async fn replace_submission(
         &self,
         key: &SettlementKey,
@@ -192,21 +192,58 @@ impl Ledger {
         signer: Address,
         signer_nonce: u64,
     ) -> Result<bool, LedgerError> {
-        let done = sqlx::query(
-            "UPDATE settlements SET tx_hash = $1, raw_tx = $2, signer = $3, signer_nonce = $4, updated_at = $5 \
-             WHERE network = $6 AND asset = $7 AND payer = $8 AND nonce = $9 AND state = $10 AND tx_hash = $11",
-        )
-        .bind(tx_hash.to_string())
-        .bind(raw_tx.to_string())
-        .bind(address_text(signer))
-        .bind(signer_nonce as i64)
-        .bind(now())
-        .bind_key(key)
-        .bind(SettlementState::Submitted.as_str())
-        .bind(old_tx_hash.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        let moved = self
+            .replace_submissions(
+                std::slice::from_ref(key),
+                old_tx_hash,
+                tx_hash,
+                raw_tx,
+                signer,
+                signer_nonce,
+            )
+            .await?;
+        Ok(moved == 1)
+    }
+
+    /// [`Self::replace_submission`] for every row of one (batch) transaction, in one database transaction:
+    /// the rows that still hold `old_tx_hash` move to the new transaction together. Returns how many moved.
+    pub async fn replace_submissions(
+        &self,
+        keys: &[SettlementKey],
+        old_tx_hash: B256,
+        tx_hash: B256,
+        raw_tx: &Bytes,
+        signer: Address,
+        signer_nonce: u64,
+    ) -> Result<usize, LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        let (old, hash, raw, signer, t) = (
+            old_tx_hash.to_string(),
+            tx_hash.to_string(),
+            raw_tx.to_string(),
+            address_text(signer),
+            now(),
+        );
+        let mut moved = 0;
+        for key in keys {
+            let done = sqlx::query(
+                "UPDATE settlements SET tx_hash = $1, raw_tx = $2, signer = $3, signer_nonce = $4, updated_at = $5 \
+                 WHERE network = $6 AND asset = $7 AND payer = $8 AND nonce = $9 AND state = $10 AND tx_hash = $11",
+            )
+            .bind(&hash)
+            .bind(&raw)
+            .bind(&signer)
+            .bind(signer_nonce as i64)
+            .bind(t)
+            .bind_key(key)
+            .bind(SettlementState::Submitted.as_str())
+            .bind(&old)
+            .execute(&mut *tx)
+            .await?;
+            moved += done.rows_affected() as usize;
+        }
+        tx.commit().await?;
+        Ok(moved)
     }
 
     /// submitted → confirmed.
@@ -217,7 +254,8 @@ impl Ledger {
         Ok(moved == 1)
     }
 
-    /// reserved or submitted → failed, with the reason (and the transaction, if one was mined).
+    /// reserved or submitted → failed (final: not retryable), with the reason (and the transaction, if one was
+    /// mined).
     pub async fn mark_failed(
         &self,
         key: &SettlementKey,
@@ -225,19 +263,61 @@ impl Ledger {
         message: &str,
         tx_hash: Option<B256>,
     ) -> Result<bool, LedgerError> {
+        let failure = Failure::permanent(reason, message);
+        let moved = self
+            .mark_many_failed(std::slice::from_ref(key), &failure, tx_hash)
+            .await?;
+        Ok(moved == 1)
+    }
+
+    /// reserved or submitted → failed for every key, in one database transaction; `tx_hash` is the mined
+    /// transaction the failure comes from (`None` clears a stored one that never mined). Returns how many moved.
+    pub async fn mark_many_failed(
+        &self,
+        keys: &[SettlementKey],
+        failure: &Failure,
+        tx_hash: Option<B256>,
+    ) -> Result<usize, LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        let (hash, t) = (tx_hash.map(|h| h.to_string()), now());
+        let mut moved = 0;
+        for key in keys {
+            let done = sqlx::query(
+                "UPDATE settlements SET state = $1, error_reason = $2, error_message = $3, retryable = $4, \
+                 tx_hash = $5, updated_at = $6 \
+                 WHERE network = $7 AND asset = $8 AND payer = $9 AND nonce = $10 AND state IN ($11, $12)",
+            )
+            .bind(SettlementState::Failed.as_str())
+            .bind(&failure.reason)
+            .bind(&failure.message)
+            .bind(i64::from(failure.retryable))
+            .bind(hash.clone())
+            .bind(t)
+            .bind_key(key)
+            .bind(SettlementState::Reserved.as_str())
+            .bind(SettlementState::Submitted.as_str())
+            .execute(&mut *tx)
+            .await?;
+            moved += done.rows_affected() as usize;
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    /// failed (retryable) → reserved, for a later settle of the very same payload: the caller now owns the
+    /// payment again and must drive it to a final state. Only a retryable failure of this payload moves.
+    pub async fn retake(&self, key: &SettlementKey, payload_hash: B256) -> Result<bool, LedgerError> {
         let done = sqlx::query(
-            "UPDATE settlements SET state = $1, error_reason = $2, error_message = $3, \
-             tx_hash = COALESCE($4, tx_hash), updated_at = $5 \
-             WHERE network = $6 AND asset = $7 AND payer = $8 AND nonce = $9 AND state IN ($10, $11)",
+            "UPDATE settlements SET state = $1, tx_hash = NULL, raw_tx = NULL, signer = NULL, signer_nonce = NULL, \
+             error_reason = NULL, error_message = NULL, retryable = 0, updated_at = $2 \
+             WHERE network = $3 AND asset = $4 AND payer = $5 AND nonce = $6 AND state = $7 AND retryable = 1 \
+             AND payload_hash = $8",
         )
-        .bind(SettlementState::Failed.as_str())
-        .bind(reason)
-        .bind(message)
-        .bind(tx_hash.map(|h| h.to_string()))
+        .bind(SettlementState::Reserved.as_str())
         .bind(now())
         .bind_key(key)
-        .bind(SettlementState::Reserved.as_str())
-        .bind(SettlementState::Submitted.as_str())
+        .bind(SettlementState::Failed.as_str())
+        .bind(payload_hash.to_string())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -327,6 +407,20 @@ impl Ledger {
         rows.into_iter().map(Row::into_record).collect()
     }
 
+    /// The submitted rows one settlement signer has in flight on one network (its nonce owner rebuilds its
+    /// picture of the pool from them).
+    pub async fn submitted_by(&self, network: &str, signer: Address) -> Result<Vec<SettlementRecord>, LedgerError> {
+        let rows: Vec<Row> = sqlx::query_as(select_rows!(
+            "WHERE network = $1 AND signer = $2 AND state = $3 ORDER BY signer_nonce"
+        ))
+        .bind(network)
+        .bind(address_text(signer))
+        .bind(SettlementState::Submitted.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Row::into_record).collect()
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
@@ -381,6 +475,7 @@ struct Row {
     signer_nonce: Option<i64>,
     error_reason: Option<String>,
     error_message: Option<String>,
+    retryable: i64,
     created_at: i64,
     updated_at: i64,
 }
@@ -414,6 +509,7 @@ impl Row {
             signer_nonce: self.signer_nonce.map(|n| n as u64),
             error_reason: self.error_reason,
             error_message: self.error_message,
+            retryable: self.retryable != 0,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })

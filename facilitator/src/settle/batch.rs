@@ -1,8 +1,10 @@
 //! Batch settlement: payments reserved within a short window (up to `max_wait`, at most `max_items`) go out
 //! as one Multicall3 `aggregate3` transaction with `allowFailure` on every call, so one bad payment cannot sink
-//! the others. Each payment's outcome is read from the receipt: its own `AuthorizationUsed(payer, nonce)` log
-//! from the token means it settled; no such log means its call failed. Every row records the shared
-//! transaction, so reconciliation after a crash works exactly as for single settlements.
+//! the others. The batch goes through a signer's nonce owner like a single settlement (stored for every row
+//! before it is broadcast). Each payment's outcome is read from the receipt: its own
+//! `AuthorizationUsed(payer, nonce)` log from the token means it settled; without one, `authorizationState` is
+//! read before the row is failed. Every row records the shared transaction, so the reconciler finishes a batch
+//! as one.
 
 use std::time::Duration;
 
@@ -10,11 +12,13 @@ use alloy::primitives::{B256, Bytes};
 use alloy::sol_types::SolCall;
 use tokio::sync::{mpsc, oneshot};
 
-use super::signer::SignerPool;
-use super::submit::{self, BroadcastError};
+use super::calls::{GAS_BATCH_BASE, GAS_PER_EOA_CALL};
+use super::signer::{Placed, SignerPool};
+use super::submit::{self, Call};
+use super::verdict::{self, Target, Verdict};
 use crate::chain::ChainClient;
 use crate::chain::token::IMulticall3;
-use crate::ledger::{Ledger, SettlementKey};
+use crate::ledger::Ledger;
 use crate::verify::Payment;
 
 /// Batching settings.
@@ -33,20 +37,17 @@ impl Default for BatchConfig {
     }
 }
 
-/// Gas per `transferWithAuthorization` inside the batch (EOA signature), and the batch's own overhead.
-const GAS_PER_EOA_CALL: u64 = 90_000;
-const GAS_BATCH_BASE: u64 = 60_000;
-
 /// How one payment in a batch ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BatchOutcome {
-    Confirmed(B256),
-    /// Mined, but this payment's call failed.
-    Failed(B256),
+    /// Final (or undecidable: [`Verdict::Unknown`]), with the batch transaction when one was mined.
+    Finished(Verdict, Option<B256>),
     /// Broadcast, no receipt within the wait: the reconciler finishes it.
-    Pending(B256),
-    /// Never sent (signing or the node refused it); the message says why.
+    Pending(B256, String),
+    /// Never stored (signing failed, the batcher stopped); the message says why.
     NotSent(String),
+    /// The row moved on meanwhile: read it.
+    FollowRow,
 }
 
 struct Item {
@@ -125,107 +126,85 @@ async fn send_batch(
         })
         .collect();
     let all_eoa = items.iter().all(|item| item.payment.signature.len() == 65);
-    let gas = all_eoa.then(|| GAS_BATCH_BASE + GAS_PER_EOA_CALL * items.len() as u64);
+    let gas = if all_eoa {
+        GAS_BATCH_BASE + GAS_PER_EOA_CALL * items.len() as u64
+    } else {
+        // Contract wallets: estimate the whole batch from the signer.
+        let signer = pool.primary();
+        let request = alloy::rpc::types::TransactionRequest::default()
+            .from(signer)
+            .to(chain.multicall3())
+            .input(IMulticall3::aggregate3Call { calls: calls.clone() }.abi_encode().into());
+        match alloy::providers::Provider::estimate_gas(chain.provider(), request).await {
+            Ok(estimate) => estimate.saturating_mul(13) / 10,
+            Err(e) => {
+                for item in items {
+                    let _ = item
+                        .reply
+                        .send(BatchOutcome::NotSent(format!("estimating the batch's gas: {e}")));
+                }
+                return;
+            }
+        }
+    };
     let input: Bytes = IMulticall3::aggregate3Call { calls }.abi_encode().into();
-    let keys: Vec<SettlementKey> = items.iter().map(|item| item.payment.key()).collect();
-    let signer = pool.next();
-
-    let fail_all = |items: Vec<Item>, message: String| {
-        for item in items {
-            let _ = item.reply.send(BatchOutcome::NotSent(message.clone()));
-        }
-    };
-    let signed = match submit::sign_call(chain, &signer, chain.multicall3(), input, gas).await {
-        Ok(signed) => signed,
-        Err(e) => {
-            signer.resync().await;
-            return fail_all(items, format!("signing the batch: {e}"));
-        }
-    };
-    if let Err(e) = ledger
-        .mark_batch_submitted(&keys, signed.hash, &signed.raw, signed.signer, signed.nonce)
-        .await
-    {
-        signer.resync().await;
-        return fail_all(items, format!("recording the batch: {e}"));
-    }
-    match submit::broadcast(chain, &signed.raw).await {
-        Ok(()) => {}
-        Err(BroadcastError::Transport(_)) => {
-            for item in items {
-                let _ = item.reply.send(BatchOutcome::Pending(signed.hash));
-            }
-            return;
-        }
-        Err(e @ (BroadcastError::NonceRefused(_) | BroadcastError::Refused(_))) => {
-            signer.resync().await;
-            let message = e.to_string();
-            for (item, key) in items.into_iter().zip(&keys) {
-                let _ = ledger
-                    .mark_failed(
-                        key,
-                        protocol::reason::INVALID_EXACT_EVM_TRANSACTION_FAILED,
-                        &message,
-                        None,
-                    )
-                    .await;
-                let _ = item.reply.send(BatchOutcome::NotSent(message.clone()));
-            }
-            return;
-        }
-    }
-    let used = match submit::poll_receipt(chain, signed.hash, receipt_timeout)
-        .await
-        .ok()
-        .flatten()
-        .map(|mined| mined.used)
-    {
-        Some(used) => used,
-        None => {
-            for item in items {
-                let _ = item.reply.send(BatchOutcome::Pending(signed.hash));
-            }
-            return;
-        }
-    };
-    let settled: Vec<bool> = keys
+    let targets: Vec<Target> = items
         .iter()
-        .map(|key| {
-            used.iter()
-                .any(|(asset, payer, nonce)| *asset == key.asset && *payer == key.payer && *nonce == key.nonce)
+        .map(|item| Target {
+            key: item.payment.key(),
+            amount: item.payment.amount,
         })
         .collect();
-    let confirmed: Vec<SettlementKey> = keys
-        .iter()
-        .zip(&settled)
-        .filter(|(_, ok)| **ok)
-        .map(|(k, _)| k.clone())
-        .collect();
-    let failed: Vec<SettlementKey> = keys
-        .iter()
-        .zip(&settled)
-        .filter(|(_, ok)| !**ok)
-        .map(|(k, _)| k.clone())
-        .collect();
-    let recorded = ledger
-        .mark_batch_outcomes(
-            signed.hash,
-            &confirmed,
-            &failed,
-            protocol::reason::INVALID_EXACT_EVM_TRANSACTION_FAILED,
-            "this payment's call failed inside the batch transaction",
-        )
-        .await;
-    if let Err(e) = recorded {
-        // The chain has the truth; the reconciler records it from the receipt.
-        tracing::error!(tx = %signed.hash, error = %e, "batch outcome not recorded; the reconciler will");
-    }
-    for (item, ok) in items.into_iter().zip(settled) {
-        let outcome = if ok {
-            BatchOutcome::Confirmed(signed.hash)
-        } else {
-            BatchOutcome::Failed(signed.hash)
+    let call = Call {
+        to: chain.multicall3(),
+        input,
+        gas,
+    };
+    let placed = pool.next().submit(call, targets.clone()).await;
+
+    // Payments the owner placed in a transaction wait for its receipt together; the others are answered now.
+    let mut waiting: Vec<(Item, Target, B256)> = Vec::new();
+    for ((item, target), placed) in items.into_iter().zip(targets).zip(placed) {
+        let outcome = match placed {
+            Placed::InFlight(tx) => {
+                waiting.push((item, target, tx));
+                continue;
+            }
+            Placed::Uncertain(tx, message) => BatchOutcome::Pending(tx, message),
+            Placed::Finished(verdict) => BatchOutcome::Finished(verdict, None),
+            Placed::NotStored(message) => BatchOutcome::NotSent(message),
+            Placed::Moved | Placed::Lost(_) => BatchOutcome::FollowRow,
         };
         let _ = item.reply.send(outcome);
+    }
+    let Some(tx) = waiting.first().map(|(_, _, tx)| *tx) else {
+        return;
+    };
+    let mined = match submit::poll_receipt(chain, tx, receipt_timeout).await {
+        Ok(Some(mined)) => mined,
+        other => {
+            let message = match other {
+                Err(e) => format!("reading the receipt: {e}"),
+                _ => "not confirmed within the receipt timeout".to_owned(),
+            };
+            for (item, _, tx) in waiting {
+                let _ = item.reply.send(BatchOutcome::Pending(tx, message.clone()));
+            }
+            return;
+        }
+    };
+    let targets: Vec<Target> = waiting.iter().map(|(_, target, _)| target.clone()).collect();
+    let verdicts = verdict::record_mined(
+        chain,
+        ledger,
+        tx,
+        &mined,
+        gas,
+        &targets,
+        "this payment's call failed inside the batch transaction",
+    )
+    .await;
+    for ((item, _, _), verdict) in waiting.into_iter().zip(verdicts) {
+        let _ = item.reply.send(BatchOutcome::Finished(verdict, Some(tx)));
     }
 }

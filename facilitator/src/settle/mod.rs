@@ -1,13 +1,21 @@
-//! Settlement, exactly once per (network, asset, payer, nonce). The key is reserved in the ledger before
-//! anything is signed; the signed transaction is stored before it is broadcast; the receipt is awaited for a
-//! bounded time. A second settle of the same payload gets the same outcome and transaction; a different
-//! payload that reuses the nonce gets `duplicate_settlement`; a payment the chain has not confirmed in time
-//! gets `settlement_pending` with its transaction, and the [`reconcile`] loop finishes it in the background.
+//! Settlement, exactly once per (network, asset, payer, nonce). Each settle runs as a task that outlives the
+//! request. The key is reserved in the ledger before anything is signed; each signer's nonces
+//! have one owner ([`signer`]) that stores the signed transaction before it is broadcast and acts on the
+//! node's refusals by kind ([`node_error`]); the receipt is awaited for a bounded time, and the chain's word
+//! decides the final state ([`verdict`]). A second settle of the same payload gets the same outcome and
+//! transaction; a different payload that reuses the nonce gets `duplicate_settlement`; a payment the chain has
+//! not confirmed in time gets `settlement_pending` with its transaction, and the [`reconcile`] loop finishes it
+//! in the background. A payment that failed for a reason that was not its own may be settled again later.
 
+mod answer;
 pub mod batch;
+pub mod calls;
+mod drive;
+pub mod node_error;
 pub mod reconcile;
 pub mod signer;
 pub mod submit;
+pub mod verdict;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -15,10 +23,10 @@ use std::time::Duration;
 
 use protocol::{SettleResponse, SupportedKind, SupportedResponse, VerifyRequest, reason};
 
-use crate::ledger::{NewSettlement, Reservation, SettlementRecord, SettlementState};
-use crate::verify::{Invalid, LedgerCheck, Payment, Verifier, payment_from_request};
+use crate::verify::Verifier;
 use signer::SignerPool;
-use submit::{BroadcastError, Outcome};
+
+pub use answer::response_for_record;
 
 /// Settlement settings.
 #[derive(Debug, Clone)]
@@ -51,8 +59,8 @@ pub struct Settler {
 }
 
 impl Settler {
-    /// `pools` maps each CAIP-2 network to its settlement signers. With batching configured this spawns one
-    /// batching task per network (so it needs a Tokio runtime).
+    /// `pools` maps each CAIP-2 network to its settlement signers (see [`SignerPool::spawn`]). With batching
+    /// configured this spawns one batching task per network (so it needs a Tokio runtime).
     pub fn new(verifier: Verifier, pools: HashMap<String, SignerPool>, config: SettleConfig) -> Self {
         let mut batchers = HashMap::new();
         if let Some(batch_config) = config.batch {
@@ -126,272 +134,26 @@ impl Settler {
         answer
     }
 
-    /// Settles a payment (or reports how an earlier settle of it went).
+    /// Settles a payment (or reports how an earlier settle of it went). The settlement runs as a task of its
+    /// own that outlives this future: a caller that goes away (a client hanging up) cancels nothing, and the
+    /// payment still ends in a final state (or `submitted`, for the reconciler).
     pub async fn settle(&self, request: &VerifyRequest, now: u64) -> SettleResponse {
-        let ledger = self.verifier.ledger();
-        let payment = match self
-            .verifier
-            .verify(request, now, LedgerCheck::IgnoreOwnReservation)
-            .await
-        {
-            Ok(payment) => payment,
-            Err(invalid) => {
-                // A payment this facilitator took on fails verify once it is settled (its nonce reads as used),
-                // and its row was written before anything was sent: so look before answering the failure. A
-                // resend, a racing request or another replica then gets that payment's own outcome.
-                let Ok(payment) = payment_from_request(request, |n| self.verifier.chain(n).cloned()) else {
-                    return failure(&invalid, network_of(request), None);
-                };
-                if let Ok(Some(row)) = ledger.get(&payment.key()).await {
-                    return self.follow(row, &payment).await;
-                }
-                return failure(&invalid, &payment.chain.caip2, None);
-            }
-        };
-        // A payment already in flight passes verify (its own reservation is ignored) and meets its row here.
-        let key = payment.key();
-        let new = NewSettlement {
-            key: key.clone(),
-            payload_hash: payment.payload_hash,
-            pay_to: payment.pay_to,
-            amount: payment.amount,
-        };
-        match ledger.reserve(&new).await {
-            Ok(Reservation::Reserved) => self.drive(&payment).await,
-            Ok(Reservation::Existing(row)) => self.follow(*row, &payment).await,
-            Err(e) => unexpected(&payment, format!("reserving in the ledger: {e}")),
-        }
-    }
-
-    /// Carries a payment this caller reserved to a final state (or to `settlement_pending`).
-    async fn drive(&self, payment: &Payment) -> SettleResponse {
-        let key = payment.key();
-        let ledger = self.verifier.ledger();
-        if let Some(batcher) = self.batchers.get(&key.network) {
-            return match batcher.settle(payment.clone()).await {
-                batch::BatchOutcome::Confirmed(tx) => success(payment, tx),
-                batch::BatchOutcome::Failed(tx) => failure(
-                    &payment.invalid(
-                        reason::INVALID_EXACT_EVM_TRANSACTION_FAILED,
-                        "the payment's call failed in its batch",
-                    ),
-                    &key.network,
-                    Some(tx),
-                ),
-                batch::BatchOutcome::Pending(tx) => {
-                    pending(payment, tx, "not confirmed within the receipt timeout".into())
-                }
-                batch::BatchOutcome::NotSent(message) => {
-                    let _ = ledger.release_stale_reservation(&key, 0).await;
-                    unexpected(payment, message)
-                }
-            };
-        }
-        let Some(pool) = self.pools.get(&key.network) else {
-            let _ = ledger.release_stale_reservation(&key, 0).await;
-            return unexpected(payment, "no settlement signer for this network".into());
-        };
-        let signer = pool.next();
-        let mut signed = match submit::sign_settlement(&payment.chain, &signer, payment).await {
-            Ok(signed) => signed,
+        let (settler, owned) = (self.clone(), request.clone());
+        let task = tokio::spawn(async move { settler.settle_to_end(&owned, now).await });
+        match task.await {
+            Ok(answer) => answer,
             Err(e) => {
-                // Nothing was signed, so nothing can be on chain: give the reservation back.
-                signer.resync().await;
-                let _ = ledger.release_stale_reservation(&key, 0).await;
-                return unexpected(payment, format!("signing the settlement: {e}"));
-            }
-        };
-        match ledger
-            .mark_submitted(&key, signed.hash, &signed.raw, signed.signer, signed.nonce)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => return unexpected(payment, "the reservation was lost before submission".into()),
-            Err(e) => {
-                // The transaction was never broadcast; the stale reservation is released later.
-                signer.resync().await;
-                return unexpected(payment, format!("recording the transaction: {e}"));
-            }
-        }
-        let mut attempts = 0;
-        loop {
-            match submit::broadcast(&payment.chain, &signed.raw).await {
-                Ok(()) => break,
-                Err(BroadcastError::NonceRefused(message)) if attempts < 3 => {
-                    attempts += 1;
-                    tracing::warn!(signer = %signed.signer, nonce = signed.nonce, %message, "nonce refused; re-signing");
-                    signer.resync().await;
-                    let fresh = match submit::sign_settlement(&payment.chain, &signer, payment).await {
-                        Ok(fresh) => fresh,
-                        Err(e) => return pending(payment, signed.hash, format!("re-signing: {e}")),
-                    };
-                    match ledger
-                        .replace_submission(&key, signed.hash, fresh.hash, &fresh.raw, fresh.signer, fresh.nonce)
-                        .await
-                    {
-                        Ok(true) => signed = fresh,
-                        _ => return pending(payment, signed.hash, "the ledger row changed while re-signing".into()),
-                    }
-                }
-                Err(BroadcastError::NonceRefused(message) | BroadcastError::Refused(message)) => {
-                    signer.resync().await;
-                    let _ = ledger
-                        .mark_failed(&key, reason::INVALID_EXACT_EVM_TRANSACTION_FAILED, &message, None)
-                        .await;
-                    return failure(
-                        &payment.invalid(reason::INVALID_EXACT_EVM_TRANSACTION_FAILED, message),
-                        &key.network,
-                        None,
-                    );
-                }
-                Err(BroadcastError::Transport(message)) => {
-                    // It may have reached the node: the reconciler rebroadcasts the same bytes.
-                    return pending(payment, signed.hash, message);
+                tracing::error!(error = %e, "the settlement task failed");
+                SettleResponse {
+                    success: false,
+                    error_reason: Some(reason::UNEXPECTED_SETTLE_ERROR.into()),
+                    error_message: Some("the settlement task failed; query the settlement's status".into()),
+                    payer: None,
+                    transaction: String::new(),
+                    network: answer::network_of(request).to_owned(),
+                    amount: None,
                 }
             }
         }
-        self.finish(payment, signed.hash).await
     }
-
-    /// Waits for the receipt of a broadcast settlement and records the outcome.
-    async fn finish(&self, payment: &Payment, tx_hash: alloy::primitives::B256) -> SettleResponse {
-        let key = payment.key();
-        let ledger = self.verifier.ledger();
-        let check = Some((key.asset, key.payer, key.nonce));
-        match submit::await_outcome(&payment.chain, tx_hash, check, self.config.receipt_timeout).await {
-            Ok(Outcome::Confirmed) => {
-                if let Err(e) = ledger.mark_confirmed(&key, tx_hash).await {
-                    tracing::error!(%tx_hash, error = %e, "confirmed on chain but not recorded; the reconciler will");
-                }
-                success(payment, tx_hash)
-            }
-            Ok(Outcome::Reverted) => {
-                let message = "the settlement transaction reverted";
-                let _ = ledger
-                    .mark_failed(
-                        &key,
-                        reason::INVALID_EXACT_EVM_TRANSACTION_FAILED,
-                        message,
-                        Some(tx_hash),
-                    )
-                    .await;
-                failure(
-                    &payment.invalid(reason::INVALID_EXACT_EVM_TRANSACTION_FAILED, message),
-                    &key.network,
-                    Some(tx_hash),
-                )
-            }
-            Ok(Outcome::Pending) => pending(payment, tx_hash, "not confirmed within the receipt timeout".into()),
-            Err(e) => pending(payment, tx_hash, format!("reading the receipt: {e}")),
-        }
-    }
-
-    /// Answers for a payment someone else (another request, an earlier run, another replica) has taken on.
-    async fn follow(&self, row: SettlementRecord, payment: &Payment) -> SettleResponse {
-        if row.payload_hash != payment.payload_hash {
-            return failure(
-                &payment.invalid(
-                    reason::DUPLICATE_SETTLEMENT,
-                    "this nonce belongs to a different payment that was already taken on",
-                ),
-                &row.key.network,
-                row.tx_hash,
-            );
-        }
-        let deadline = tokio::time::Instant::now() + self.config.receipt_timeout;
-        let mut row = row;
-        let mut interval = Duration::from_millis(10);
-        while !row.state.is_final() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(interval).await;
-            interval = (interval * 2).min(Duration::from_millis(200));
-            match self.verifier.ledger().get(&row.key).await {
-                Ok(Some(fresh)) => row = fresh,
-                // A released reservation: the payment was never sent; the caller may settle again.
-                Ok(None) => return unexpected(payment, "the earlier attempt was abandoned before sending".into()),
-                Err(_) => {}
-            }
-        }
-        response_for_record(&row, payment.payer())
-    }
-}
-
-/// The answer a ledger row stands for.
-pub fn response_for_record(row: &SettlementRecord, payer: alloy::primitives::Address) -> SettleResponse {
-    let tx = row.tx_hash.map(|h| h.to_string()).unwrap_or_default();
-    let base = SettleResponse {
-        success: false,
-        error_reason: None,
-        error_message: None,
-        payer: Some(payer),
-        transaction: tx,
-        network: row.key.network.clone(),
-        amount: Some(row.amount),
-    };
-    match row.state {
-        SettlementState::Confirmed => SettleResponse { success: true, ..base },
-        SettlementState::Failed => SettleResponse {
-            error_reason: row
-                .error_reason
-                .clone()
-                .or_else(|| Some(reason::UNEXPECTED_SETTLE_ERROR.into())),
-            error_message: row.error_message.clone(),
-            ..base
-        },
-        SettlementState::Reserved | SettlementState::Submitted => SettleResponse {
-            error_reason: Some(reason::SETTLEMENT_PENDING.into()),
-            error_message: Some("the settlement is not final yet; settle again or query its status".into()),
-            ..base
-        },
-    }
-}
-
-fn network_of(request: &VerifyRequest) -> &str {
-    match request {
-        VerifyRequest::V1(r) => &r.payment_requirements.network,
-        VerifyRequest::V2(r) => &r.payment_requirements.network,
-    }
-}
-
-fn success(payment: &Payment, tx_hash: alloy::primitives::B256) -> SettleResponse {
-    SettleResponse {
-        success: true,
-        error_reason: None,
-        error_message: None,
-        payer: Some(payment.payer()),
-        transaction: tx_hash.to_string(),
-        network: payment.chain.caip2.to_string(),
-        amount: Some(payment.amount),
-    }
-}
-
-fn failure(invalid: &Invalid, network: &str, tx_hash: Option<alloy::primitives::B256>) -> SettleResponse {
-    SettleResponse {
-        success: false,
-        error_reason: Some(invalid.reason.to_owned()),
-        error_message: Some(invalid.message.clone()),
-        payer: invalid.payer,
-        transaction: tx_hash.map(|h| h.to_string()).unwrap_or_default(),
-        network: network.to_owned(),
-        amount: None,
-    }
-}
-
-fn pending(payment: &Payment, tx_hash: alloy::primitives::B256, message: String) -> SettleResponse {
-    SettleResponse {
-        success: false,
-        error_reason: Some(reason::SETTLEMENT_PENDING.into()),
-        error_message: Some(message),
-        payer: Some(payment.payer()),
-        transaction: tx_hash.to_string(),
-        network: payment.chain.caip2.to_string(),
-        amount: Some(payment.amount),
-    }
-}
-
-fn unexpected(payment: &Payment, message: String) -> SettleResponse {
-    failure(
-        &payment.invalid(reason::UNEXPECTED_SETTLE_ERROR, message),
-        &payment.chain.caip2,
-        None,
-    )
 }

@@ -1,19 +1,24 @@
 //! Reconciliation: finishes every payment the ledger holds unfinished — at start-up (after a crash) and then
-//! periodically (payments answered `settlement_pending`). A submitted row is settled by its own stored
-//! transaction: its receipt is read, or the same signed bytes are rebroadcast; only if the node refuses that
-//! transaction's nonce (so it can never be mined) is the same call re-signed with a fresh nonce. A stale
-//! reservation never got a signed transaction, so it is released.
+//! periodically (payments answered `settlement_pending`). Rows are taken per transaction: the rows that share
+//! one (batch) transaction are reconciled together. A mined transaction's receipt decides its rows (with
+//! `authorizationState` read before any row is failed). One that is not mined goes to its signer's nonce owner,
+//! which sends the same bytes again — or, if its nonce went to another transaction, re-signs once for all the
+//! rows still unused on chain. A transaction of a signer that is not ours (another replica's) is only sent
+//! again as it is. A stale reservation never got a signed transaction, so it is released.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
-use alloy::consensus::{Transaction, TxEnvelope};
-use alloy::eips::eip2718::Decodable2718;
-use alloy::primitives::TxKind;
+use alloy::primitives::B256;
 
 use super::Settler;
-use super::submit::{self, BroadcastError, Outcome};
+use super::calls::StoredTx;
+use super::node_error::broadcast;
+use super::signer::Placed;
+use super::submit;
+use super::verdict::{self, Target, Verdict};
+use crate::chain::ChainClient;
 use crate::ledger::{SettlementRecord, SettlementState};
-use protocol::reason;
 
 /// What one reconciliation pass did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -24,8 +29,18 @@ pub struct ReconcileReport {
     pub released: usize,
 }
 
+impl ReconcileReport {
+    fn count(&mut self, verdict: &Verdict) {
+        match verdict {
+            Verdict::Confirmed(_) => self.confirmed += 1,
+            Verdict::Failed(_) => self.failed += 1,
+            Verdict::Unknown(_) => self.still_pending += 1,
+        }
+    }
+}
+
 impl Settler {
-    /// One pass over the unfinished rows. `wait` bounds how long each rebroadcast transaction is awaited.
+    /// One pass over the unfinished rows. `wait` bounds how long each transaction sent again is awaited.
     pub async fn reconcile_once(&self, wait: Duration) -> ReconcileReport {
         let ledger = self.verifier.ledger();
         let mut report = ReconcileReport::default();
@@ -36,9 +51,12 @@ impl Settler {
                 return report;
             }
         };
+        // Oldest transaction first; each transaction's rows together.
+        let mut order: Vec<(String, B256)> = Vec::new();
+        let mut groups: HashMap<(String, B256), Vec<SettlementRecord>> = HashMap::new();
         for row in rows {
-            match row.state {
-                SettlementState::Reserved
+            match (row.state, row.tx_hash) {
+                (SettlementState::Reserved, _)
                     if ledger
                         .release_stale_reservation(&row.key, self.config.stale_reservation_secs)
                         .await
@@ -47,102 +65,143 @@ impl Settler {
                     tracing::info!(payer = %row.key.payer, nonce = %row.key.nonce, "released a stale reservation");
                     report.released += 1;
                 }
-                SettlementState::Submitted => match self.reconcile_submitted(&row, wait).await {
-                    Some(true) => report.confirmed += 1,
-                    Some(false) => report.failed += 1,
-                    None => report.still_pending += 1,
-                },
+                (SettlementState::Submitted, Some(tx)) => {
+                    let id = (row.key.network.clone(), tx);
+                    if !groups.contains_key(&id) {
+                        order.push(id.clone());
+                    }
+                    groups.entry(id).or_default().push(row);
+                }
                 _ => {}
+            }
+        }
+        for id in order {
+            if let Some(rows) = groups.remove(&id) {
+                self.reconcile_transaction(id.1, rows, wait, &mut report).await;
             }
         }
         report
     }
 
-    /// Finishes one submitted row: `Some(true)` confirmed, `Some(false)` failed, `None` still pending.
-    async fn reconcile_submitted(&self, row: &SettlementRecord, wait: Duration) -> Option<bool> {
-        let chain = self.verifier.chain(&row.key.network)?.clone();
-        let ledger = self.verifier.ledger();
-        let (tx_hash, raw) = (row.tx_hash?, row.raw_tx.clone()?);
-        let check = Some((row.key.asset, row.key.payer, row.key.nonce));
-        let mut outcome = submit::await_outcome(&chain, tx_hash, check, Duration::ZERO)
-            .await
-            .ok()?;
-        let mut current_hash = tx_hash;
-        if outcome == Outcome::Pending {
-            match submit::broadcast(&chain, &raw).await {
-                Ok(()) => {}
-                Err(BroadcastError::NonceRefused(_)) => {
-                    // Maybe mined meanwhile; if not, the nonce went to another transaction: sign again.
-                    outcome = submit::await_outcome(&chain, tx_hash, check, Duration::ZERO)
-                        .await
-                        .ok()?;
-                    if outcome == Outcome::Pending {
-                        current_hash = self.resign(row, &chain, &raw).await?;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(%tx_hash, error = %e, "reconcile: rebroadcast failed");
-                    return None;
-                }
+    /// Finishes the rows of one transaction as far as the chain allows now.
+    async fn reconcile_transaction(
+        &self,
+        tx_hash: B256,
+        rows: Vec<SettlementRecord>,
+        wait: Duration,
+        report: &mut ReconcileReport,
+    ) {
+        let Some(first) = rows.first() else { return };
+        let (Some(chain), Some(raw)) = (self.verifier.chain(&first.key.network).cloned(), first.raw_tx.clone()) else {
+            report.still_pending += rows.len();
+            return;
+        };
+        let Some(stored) = StoredTx::decode(&raw) else {
+            tracing::error!(tx = %tx_hash, "reconcile: the stored transaction cannot be decoded");
+            report.still_pending += rows.len();
+            return;
+        };
+        let targets: Vec<Target> = rows
+            .iter()
+            .map(|row| Target {
+                key: row.key.clone(),
+                amount: row.amount,
+            })
+            .collect();
+        match submit::poll_receipt(&chain, tx_hash, Duration::ZERO).await {
+            Ok(Some(mined)) => {
+                let verdicts = verdict::record_mined(
+                    &chain,
+                    self.verifier.ledger(),
+                    tx_hash,
+                    &mined,
+                    stored.call.gas,
+                    &targets,
+                    "the settlement transaction reverted",
+                )
+                .await;
+                verdicts.iter().for_each(|v| report.count(v));
+                tracing::info!(tx = %tx_hash, payments = rows.len(), "reconcile: settlement mined");
+                return;
             }
-            if outcome == Outcome::Pending {
-                outcome = submit::await_outcome(&chain, current_hash, check, wait).await.ok()?;
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(tx = %tx_hash, error = %e, "reconcile: cannot read the receipt");
+                report.still_pending += rows.len();
+                return;
             }
         }
-        match outcome {
-            Outcome::Confirmed => {
-                ledger.mark_confirmed(&row.key, current_hash).await.ok()?;
-                tracing::info!(tx = %current_hash, "reconcile: settlement confirmed");
-                Some(true)
+        let owner = first
+            .signer
+            .and_then(|address| self.pools.get(&first.key.network)?.by_address(address));
+        let placed = match owner {
+            Some(signer) => signer.resubmit(tx_hash, raw, targets.clone()).await,
+            None => {
+                // Another replica's signer: its nonces are not ours to touch; the same bytes are safe to send.
+                let placed = match broadcast(&chain, &raw).await {
+                    Err(refusal) if refusal.kind.action() != super::node_error::Action::MarkSubmitted => {
+                        tracing::warn!(tx = %tx_hash, error = %refusal, "reconcile: rebroadcast refused");
+                        Placed::Uncertain(tx_hash, refusal.message)
+                    }
+                    _ => Placed::InFlight(tx_hash),
+                };
+                vec![placed; targets.len()]
             }
-            Outcome::Reverted => {
-                let message = "the settlement transaction reverted";
-                ledger
-                    .mark_failed(
-                        &row.key,
-                        reason::INVALID_EXACT_EVM_TRANSACTION_FAILED,
-                        message,
-                        Some(current_hash),
-                    )
-                    .await
-                    .ok()?;
-                Some(false)
+        };
+        let mut carriers: Vec<(B256, Vec<Target>)> = Vec::new();
+        for (target, placed) in targets.into_iter().zip(placed) {
+            match placed {
+                Placed::InFlight(tx) => match carriers.iter_mut().find(|(t, _)| *t == tx) {
+                    Some((_, group)) => group.push(target),
+                    None => carriers.push((tx, vec![target])),
+                },
+                Placed::Finished(verdict) => report.count(&verdict),
+                Placed::Uncertain(..) | Placed::NotStored(_) | Placed::Moved | Placed::Lost(_) => {
+                    report.still_pending += 1
+                }
             }
-            Outcome::Pending => None,
+        }
+        for (tx, group) in carriers {
+            self.await_carrier(&chain, tx, group, wait, report).await;
         }
     }
 
-    /// Signs the stored call again with a fresh nonce and replaces the row's transaction.
-    async fn resign(
+    /// Waits (bounded) for the transaction now carrying `group` and records its outcome.
+    async fn await_carrier(
         &self,
-        row: &SettlementRecord,
-        chain: &crate::chain::ChainClient,
-        raw: &alloy::primitives::Bytes,
-    ) -> Option<alloy::primitives::B256> {
-        let envelope = TxEnvelope::decode_2718(&mut raw.as_ref()).ok()?;
-        let TxKind::Call(to) = envelope.kind() else { return None };
-        let pool = self.pools.get(&row.key.network)?;
-        let signer = row
-            .signer
-            .and_then(|a| pool.by_address(a))
-            .unwrap_or_else(|| pool.next());
-        signer.resync().await;
-        let fresh = submit::sign_call(chain, &signer, to, envelope.input().clone(), Some(envelope.gas_limit()))
-            .await
-            .ok()?;
-        let old = row.tx_hash?;
-        if !self
-            .verifier
-            .ledger()
-            .replace_submission(&row.key, old, fresh.hash, &fresh.raw, fresh.signer, fresh.nonce)
-            .await
-            .ok()?
-        {
-            return None;
+        chain: &ChainClient,
+        tx: B256,
+        group: Vec<Target>,
+        wait: Duration,
+        report: &mut ReconcileReport,
+    ) {
+        let ledger = self.verifier.ledger();
+        match submit::poll_receipt(chain, tx, wait).await {
+            Ok(Some(mined)) => {
+                // The gas limit of the carrier as stored (it may be a re-signed, narrower transaction).
+                let gas = match ledger.get(&group[0].key).await {
+                    Ok(Some(row)) => row
+                        .raw_tx
+                        .as_ref()
+                        .and_then(StoredTx::decode)
+                        .map_or(u64::MAX, |s| s.call.gas),
+                    _ => u64::MAX,
+                };
+                let verdicts = verdict::record_mined(
+                    chain,
+                    ledger,
+                    tx,
+                    &mined,
+                    gas,
+                    &group,
+                    "the settlement transaction reverted",
+                )
+                .await;
+                verdicts.iter().for_each(|v| report.count(v));
+                tracing::info!(%tx, payments = group.len(), "reconcile: settlement mined");
+            }
+            _ => report.still_pending += group.len(),
         }
-        submit::broadcast(chain, &fresh.raw).await.ok()?;
-        tracing::warn!(old = %old, new = %fresh.hash, "reconcile: re-signed a settlement whose nonce was taken");
-        Some(fresh.hash)
     }
 
     /// Runs [`Self::reconcile_once`] every `every` until the returned handle is aborted.

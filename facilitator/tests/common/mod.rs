@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use sqlx::Connection;
 
+pub mod fake_node;
 pub mod stack;
 
 /// A SQLite ledger URL in a fresh temporary directory.

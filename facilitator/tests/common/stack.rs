@@ -34,6 +34,12 @@ pub fn now() -> u64 {
 pub struct Options {
     pub toml: String,
     pub database_url: Option<String>,
+    /// Serve this devnet (else a fresh one).
+    pub devnet: Option<Devnet>,
+    /// Reach the devnet through this RPC URL (e.g. a fake node in front of it) instead of its own.
+    pub rpc_url: Option<String>,
+    /// Per-request RPC timeout (and no retries) instead of the defaults.
+    pub rpc_timeout_ms: Option<u64>,
 }
 
 impl Stack {
@@ -43,7 +49,10 @@ impl Stack {
 
     pub async fn start_with(options: Options) -> Stack {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let devnet = Devnet::start(DevnetConfig::default()).await.expect("devnet");
+        let devnet = match options.devnet {
+            Some(devnet) => devnet,
+            None => Devnet::start(DevnetConfig::default()).await.expect("devnet"),
+        };
         let (sqlite, dir) = super::sqlite_url("facilitator");
         let database_url = options.database_url.unwrap_or(sqlite);
         let settlement_key = devnet.signer(9).unwrap().clone();
@@ -54,7 +63,15 @@ impl Stack {
             _ => None,
         };
         let mut config = FacilitatorConfig::from_toml(&options.toml, env).expect("config");
-        config.networks.push(NetworkConfig::from_devnet(devnet.state()));
+        let mut network = NetworkConfig::from_devnet(devnet.state());
+        if let Some(url) = options.rpc_url {
+            network.rpc_url = url;
+        }
+        if let Some(ms) = options.rpc_timeout_ms {
+            network.rpc_timeout_ms = ms;
+            network.rpc_retries = 0;
+        }
+        config.networks.push(network);
         let app = Facilitator::build(config).await.expect("facilitator");
         let settler = app.settler.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -149,6 +166,59 @@ impl Stack {
         }
     }
 
+    /// The settlement signer's transaction counts on the devnet: (mined, pending).
+    pub async fn signer_nonces(&self) -> (u64, u64) {
+        use alloy::providers::Provider;
+        let provider = self.devnet.admin_provider();
+        let latest = provider.get_transaction_count(self.settlement).latest().await.unwrap();
+        let pending = provider.get_transaction_count(self.settlement).pending().await.unwrap();
+        (latest, pending)
+    }
+
+    /// The ledger row of a request's payment.
+    pub async fn row(&self, request: &VerifyRequest) -> Option<facilitator::ledger::SettlementRecord> {
+        let (payer, nonce) = payer_and_nonce(request);
+        self.settler
+            .verifier()
+            .ledger()
+            .find(payer, nonce)
+            .await
+            .unwrap()
+            .into_iter()
+            .next()
+    }
+
+    /// Waits (polling the ledger, up to `secs`) until every request's row satisfies `done`; the rows.
+    pub async fn rows_when(
+        &self,
+        requests: &[VerifyRequest],
+        secs: u64,
+        done: impl Fn(&facilitator::ledger::SettlementRecord) -> bool,
+    ) -> Vec<facilitator::ledger::SettlementRecord> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let mut rows = Vec::new();
+            for request in requests {
+                if let Some(row) = self.row(request).await {
+                    rows.push(row);
+                }
+            }
+            if rows.len() == requests.len() && rows.iter().all(&done) {
+                return rows;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "rows not there in {secs} s: {rows:#?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The settlement key (a public anvil test key), for tests that send with it behind the facilitator's back.
+    pub fn settlement_key(&self) -> PrivateKeySigner {
+        self.devnet.signer(9).unwrap().clone()
+    }
+
     pub async fn usdc_balance(&self, who: Address) -> U256 {
         let token = contracts::bindings::IEip3009::new(ARC_USDC, self.devnet.admin_provider().clone());
         token.balanceOf(who).call().await.unwrap()
@@ -161,5 +231,22 @@ impl Drop for Stack {
             server.abort();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The payer and nonce of a request's authorization.
+pub fn payer_and_nonce(request: &VerifyRequest) -> (Address, B256) {
+    let exact = match request {
+        VerifyRequest::V2(r) => r.payment_payload.payload.exact_evm().unwrap().clone(),
+        VerifyRequest::V1(r) => r.payment_payload.payload.exact_evm().unwrap().clone(),
+    };
+    (exact.authorization.from, exact.authorization.nonce)
+}
+
+/// The amount of a (v2) request.
+pub fn amount_of(request: &VerifyRequest) -> U256 {
+    match request {
+        VerifyRequest::V2(r) => r.payment_requirements.amount,
+        VerifyRequest::V1(r) => r.payment_requirements.max_amount_required,
     }
 }
