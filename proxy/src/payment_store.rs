@@ -288,9 +288,17 @@ impl PaymentStore {
         wait: Duration,
     ) -> Result<Turn, StoreError> {
         let pkey = key.text();
+        // The common case — nobody else has the payment — costs one attempt and no waker.
+        if let Some(turn) = self.try_claim(key, &pkey, meta, lease).await? {
+            return Ok(turn);
+        }
         let give_up = tokio::time::Instant::now() + wait;
         let mut poll = Duration::from_millis(5);
         loop {
+            if tokio::time::Instant::now() >= give_up {
+                return Ok(Turn::Busy);
+            }
+            // Registered before the attempt, so a wake between the attempt and the wait is not missed.
             let waker = self
                 .wakers
                 .get_with(pkey.clone(), async { Arc::new(Notify::new()) })
@@ -300,9 +308,6 @@ impl PaymentStore {
             notified.as_mut().enable();
             if let Some(turn) = self.try_claim(key, &pkey, meta, lease).await? {
                 return Ok(turn);
-            }
-            if tokio::time::Instant::now() >= give_up {
-                return Ok(Turn::Busy);
             }
             tokio::select! {
                 _ = &mut notified => {}

@@ -112,11 +112,14 @@ impl CanonicalTarget {
     }
 }
 
-/// `400 {"error": "<reason>", "reason": "<reason>", "message": …}`.
+/// `400 {"error": "<reason>", "reason": "<reason>", "message": …}`: the reason is the error, as documented.
 fn ambiguous(reason: &str, problem: &dyn std::fmt::Display) -> Response {
     let body = json!({"error": reason, "reason": reason, "message": problem.to_string()});
-    let mut response = json_error(StatusCode::BAD_REQUEST, reason, problem);
-    *response.body_mut() = Body::from(body.to_string());
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
