@@ -1,6 +1,9 @@
 //! Reading what a `402` asks for: the v2 `PAYMENT-REQUIRED` header when present, else a v1 JSON body. Each
 //! requirement becomes an [`Offer`] with its chain id resolved (CAIP-2 for v2, the network name for v1), so the
-//! policy and the signer see one shape whatever the protocol version.
+//! policy and the signer see one shape whatever the protocol version. A v2 offer also keeps each requirement's
+//! and the resource's JSON exactly as the seller sent them: the payment echoes `accepted` verbatim (the official
+//! servers compare it to their own requirement field for field, string forms included: a lower-case `payTo` must
+//! come back lower-case).
 
 use alloy::primitives::{Address, U256};
 use protocol::header::{self, DecodeError};
@@ -15,6 +18,10 @@ pub enum Offer {
         requirement: v2::PaymentRequirements,
         resource: Option<ResourceInfo>,
         chain_id: Option<u64>,
+        /// `accepts[i]` as received, unknown fields and string forms kept.
+        accepted_json: serde_json::Value,
+        /// The offer's `resource` as received.
+        resource_json: Option<serde_json::Value>,
     },
     V1 {
         requirement: v1::PaymentRequirements,
@@ -23,6 +30,18 @@ pub enum Offer {
 }
 
 impl Offer {
+    /// A v2 offer built from typed parts (its JSON is their serialisation), for offers that did not come off
+    /// the wire.
+    pub fn v2(requirement: v2::PaymentRequirements, resource: Option<ResourceInfo>) -> Self {
+        Offer::V2 {
+            chain_id: protocol::network::parse_caip2(&requirement.network).ok(),
+            accepted_json: serde_json::to_value(&requirement).unwrap_or_default(),
+            resource_json: resource.as_ref().and_then(|r| serde_json::to_value(r).ok()),
+            requirement,
+            resource,
+        }
+    }
+
     pub fn scheme(&self) -> &str {
         match self {
             Offer::V2 { requirement, .. } => &requirement.scheme,
@@ -98,21 +117,33 @@ pub enum OfferError {
 pub fn read(headers: &HeaderMap, body: &[u8], networks: &Networks) -> Result<Vec<Offer>, OfferError> {
     if let Some(value) = headers.get(header::PAYMENT_REQUIRED) {
         let offer = header::decode_payment_required_v2(value.as_bytes()).map_err(OfferError::Header)?;
-        return Ok(from_v2(offer));
+        let json = header::decode_json_header(value.as_bytes()).map_err(OfferError::Header)?;
+        return Ok(from_v2(offer, &json));
     }
     match header::decode_json::<PaymentRequired>(body) {
-        Ok(PaymentRequired::V2(offer)) => Ok(from_v2(offer)),
+        Ok(PaymentRequired::V2(offer)) => {
+            let json = serde_json::from_slice(body).unwrap_or_default();
+            Ok(from_v2(offer, &json))
+        }
         Ok(PaymentRequired::V1(offer)) => Ok(from_v1(offer, networks)),
         Err(_) => Err(OfferError::Missing),
     }
 }
 
-fn from_v2(offer: v2::PaymentRequired) -> Vec<Offer> {
+/// The typed offer's requirements, each with its JSON from `json` (the same document, parsed untyped).
+fn from_v2(offer: v2::PaymentRequired, json: &serde_json::Value) -> Vec<Offer> {
+    let resource_json = json.get("resource").cloned();
     offer
         .accepts
         .into_iter()
-        .map(|requirement| Offer::V2 {
+        .enumerate()
+        .map(|(i, requirement)| Offer::V2 {
             chain_id: protocol::network::parse_caip2(&requirement.network).ok(),
+            accepted_json: json["accepts"]
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| serde_json::to_value(&requirement).unwrap_or_default()),
+            resource_json: resource_json.clone(),
             requirement,
             resource: Some(offer.resource.clone()),
         })

@@ -141,8 +141,8 @@ mod tests {
     }
 
     fn offer_lasting(network: &str, asset: Address, amount: u64, scheme: &str, timeout: u64) -> Offer {
-        Offer::V2 {
-            requirement: v2::PaymentRequirements {
+        Offer::v2(
+            v2::PaymentRequirements {
                 scheme: scheme.into(),
                 network: network.into(),
                 amount: U256::from(amount),
@@ -151,9 +151,8 @@ mod tests {
                 max_timeout_seconds: timeout,
                 extra: Some(Extra::eip712("USDC", "2")),
             },
-            resource: None,
-            chain_id: protocol::network::parse_caip2(network).ok(),
-        }
+            None,
+        )
     }
 
     #[test]

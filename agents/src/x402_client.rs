@@ -489,12 +489,18 @@ impl X402Client {
         let signer: &(dyn Signer + Send + Sync) = self.signer.as_ref();
         match offer {
             Offer::V2 {
-                requirement, resource, ..
+                requirement,
+                resource,
+                accepted_json,
+                resource_json,
+                ..
             } => {
                 let payload = protocol::eip3009::pay(signer, requirement, resource.clone(), now, nonce)
                     .await
                     .map_err(|e| PayError::Signer(e.to_string()))?;
-                Ok((codec::PAYMENT_SIGNATURE, codec::encode(&payload)))
+                // The chosen requirement goes back exactly as the seller wrote it.
+                let echoed = payload.echoing(accepted_json, resource_json.as_ref());
+                Ok((codec::PAYMENT_SIGNATURE, codec::encode(&echoed)))
             }
             Offer::V1 { requirement, chain_id } => {
                 let chain_id = chain_id.ok_or_else(|| PayError::Unpayable {
@@ -577,13 +583,25 @@ impl X402Client {
             pay_to: offer.pay_to(),
         });
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        // A v2 seller puts its refusal in a fresh `PAYMENT-REQUIRED` (`error`), others in the body.
+        let offer_error = headers
+            .get(codec::PAYMENT_REQUIRED)
+            .and_then(|v| codec::decode_json_header(v.as_bytes()).ok())
+            .and_then(|offer| offer["error"].as_str().map(str::to_owned));
         let reason = json["reason"]
             .as_str()
             .or(settlement.as_ref().and_then(|s| s.error_reason.as_deref()))
             .or(json["error"].as_str())
+            .or(offer_error.as_deref())
             .unwrap_or(if status.as_u16() < 400 { "no_receipt" } else { "refused" })
             .to_owned();
-        let message = json["error"].as_str().unwrap_or("").to_owned();
+        let message = json["error"]
+            .as_str()
+            .or(json["message"].as_str())
+            .or(offer_error.as_deref())
+            .or(settlement.as_ref().and_then(|s| s.error_message.as_deref()))
+            .unwrap_or("the server gave no reason")
+            .to_owned();
         if let Some(receipt) = receipt {
             let note = (!status.is_success()).then(|| format!("http_{}", status.as_u16()));
             self.finish(id, SpendState::Settled, Some(&receipt.transaction), note.as_deref())

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use agents::spend_ledger::{Budgets, NewSpend, SpendKind, SpendLedger, day_start, unix_now};
 use alloy::primitives::{Address, B256};
-use sqlx::Connection;
 use tokio::sync::Barrier;
 
 const RESERVES: usize = 32;
@@ -99,28 +98,14 @@ async fn sqlite_admits_exactly_what_the_budget_fits_under_contention() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+#[path = "../../tests/support/postgres.rs"]
+mod postgres;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_admits_exactly_what_the_budget_fits_under_contention() {
-    let db = format!("nerdcabal_ledger_race_{}", alloy::primitives::B64::random()).to_lowercase();
-    let mut admin = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL)
-        .await
-        .expect("PostgreSQL at 127.0.0.1:5432");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let outcome = tokio::spawn({
-        let url = format!("postgres://postgres@127.0.0.1:5432/{db}");
-        async move { twenty_rounds(&url).await }
-    })
-    .await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await;
+    let (db, url) = postgres::create_database("ledger_race").await;
+    let outcome = tokio::spawn(async move { twenty_rounds(&url).await }).await;
+    postgres::drop_database(&db).await;
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic.into_panic());
     }

@@ -571,3 +571,107 @@ async fn a_guarded_client_screens_the_first_url_every_redirect_and_every_resolve
     assert_eq!(log.seen("inner"), 0, "no redirect reached the internal server");
     assert!(client.ledger().recent(10).await.unwrap().is_empty());
 }
+
+/// A seller like the official middlewares: it compares `accepted` with its own requirement as JSON, exactly,
+/// and refuses a mismatch with `No matching payment requirements` in a fresh `PAYMENT-REQUIRED`.
+async fn strict_seller(accepted: serde_json::Value) -> String {
+    let offer = json!({
+        "x402Version": 2,
+        "error": "Payment required",
+        "resource": {"url": "http://seller/paid", "description": "d", "mimeType": "application/json", "x-kept": 1},
+        "accepts": [accepted.clone()],
+    });
+    serve(axum::Router::new().fallback(move |headers: HeaderMap| {
+        let (offer, accepted) = (offer.clone(), accepted.clone());
+        async move {
+            let encode = |doc: &serde_json::Value| codec::encode(doc);
+            if let Some(payment) = headers.get(codec::PAYMENT_SIGNATURE) {
+                let sent = codec::decode_json_header(payment.as_bytes()).unwrap();
+                if sent["accepted"] == accepted && sent["resource"] == offer["resource"] {
+                    return (StatusCode::OK, "paid").into_response();
+                }
+                let mut refusal = offer.clone();
+                refusal["error"] = json!("No matching payment requirements");
+                return (
+                    StatusCode::PAYMENT_REQUIRED,
+                    [(codec::PAYMENT_REQUIRED, encode(&refusal))],
+                    axum::Json(json!({})),
+                )
+                    .into_response();
+            }
+            (
+                StatusCode::PAYMENT_REQUIRED,
+                [(codec::PAYMENT_REQUIRED, encode(&offer))],
+                axum::Json(json!({})),
+            )
+                .into_response()
+        }
+    }))
+    .await
+}
+
+fn arc_requirement_json(pay_to: &str) -> serde_json::Value {
+    json!({
+        "scheme": "exact",
+        "network": "eip155:5042002",
+        "amount": "1000",
+        "asset": format!("{:#x}", protocol::network::ARC_USDC),
+        "payTo": pay_to,
+        "maxTimeoutSeconds": 60,
+        "extra": {"name": "USDC", "version": "2", "sellerNote": {"kept": true}},
+        "futureField": [1, 2]
+    })
+}
+
+#[tokio::test]
+async fn the_chosen_requirement_is_echoed_exactly_as_the_seller_wrote_it() {
+    let lower = "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc";
+    let checksummed = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
+    for pay_to in [lower, checksummed] {
+        let seller = strict_seller(arc_requirement_json(pay_to)).await;
+        let client = client(SpendingPolicy::default()).await;
+        let outcome = client
+            .call(&CallRequest::get(format!("{seller}/paid").parse().unwrap()))
+            .await
+            .unwrap_or_else(|e| panic!("payTo {pay_to}: {e}"));
+        assert_eq!(outcome.status, StatusCode::OK, "payTo {pay_to}");
+        assert_eq!(&outcome.body[..], b"paid");
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_names_the_sellers_own_error() {
+    // The seller's requirement differs from what it offered, so every payment is refused.
+    let offered = arc_requirement_json("0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc");
+    let mut expected = offered.clone();
+    expected["amount"] = json!("999");
+    let seller = serve(axum::Router::new().fallback(move |headers: HeaderMap| {
+        let (offered, expected) = (offered.clone(), expected.clone());
+        async move {
+            let accepts = if headers.contains_key(codec::PAYMENT_SIGNATURE) { expected } else { offered };
+            let error = if headers.contains_key(codec::PAYMENT_SIGNATURE) {
+                "No matching payment requirements"
+            } else {
+                "Payment required"
+            };
+            let doc = json!({"x402Version": 2, "error": error, "resource": {"url": "http://s/p"}, "accepts": [accepts]});
+            (
+                StatusCode::PAYMENT_REQUIRED,
+                [(codec::PAYMENT_REQUIRED, codec::encode(&doc))],
+                axum::Json(json!({})),
+            )
+                .into_response()
+        }
+    }))
+    .await;
+    let client = client(SpendingPolicy::default()).await;
+    let error = client
+        .call(&CallRequest::get(format!("{seller}/paid").parse().unwrap()))
+        .await
+        .unwrap_err();
+    assert!(matches!(error, PayError::Refused { status: 402, .. }), "{error}");
+    assert!(
+        error.to_string().contains("No matching payment requirements"),
+        "the seller's error is shown: {error}"
+    );
+}

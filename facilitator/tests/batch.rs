@@ -83,18 +83,29 @@ async fn a_hundred_payments_settle_in_few_transactions_with_their_own_outcomes()
 #[tokio::test]
 async fn a_payment_that_fails_inside_a_batch_gets_its_own_failure() {
     // Drive the engine directly so a payment whose funds vanish between verify and the batch can be placed in
-    // the same batch as good ones.
+    // the same batch as good ones. No clock decides the order: the batch holds exactly two payments (its window
+    // is a minute, so it leaves when the second joins), the chain mines only when told, and the drain is
+    // ordered ahead of the batch in the same block by its fee.
+    use alloy::network::TransactionBuilder;
+    use alloy::providers::Provider;
     let stack = Stack::start_with(Options {
-        toml: "[batch]\nenabled = true\nmax_wait_ms = 1000\nmax_items = 100\n".into(),
+        toml: "[batch]\nenabled = true\nmax_wait_ms = 60000\nmax_items = 2\n".into(),
         database_url: None,
         ..Default::default()
     })
     .await;
+    let admin = stack.devnet.admin_provider().clone();
     let seller0 = stack.usdc_balance(stack.seller).await;
     let good = stack.payment(10_000).await;
     let poor = PrivateKeySigner::random();
     stack.devnet.mint(poor.address(), U256::from(10_000u64)).await.unwrap();
     let bad = stack.payment_from(&poor, 10_000).await;
+    admin
+        .anvil_set_balance(poor.address(), U256::from(10u64).pow(U256::from(18u64)))
+        .await
+        .unwrap();
+    let (start, _) = stack.signer_nonces().await;
+    admin.anvil_set_auto_mine(false).await.unwrap();
 
     let settler = stack.settler.clone();
     let (good_task, bad_task) = {
@@ -105,31 +116,44 @@ async fn a_payment_that_fails_inside_a_batch_gets_its_own_failure() {
             tokio::spawn(async move { s2.settle(&b, common::stack::now()).await }),
         )
     };
-    // While the batch window is open, the poor buyer's funds leave by an ordinary transfer.
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // Both were verified (the poor buyer still funded) and the batch is in the node's pool, unmined.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while stack.signer_nonces().await != (start, start + 1) {
+        assert!(std::time::Instant::now() < deadline, "the batch never reached the node");
+        tokio::task::yield_now().await;
+    }
+    // Now the poor buyer's funds leave by an ordinary transfer that pays more for its place in the block.
     let poor_provider = {
         let url = stack.devnet.rpc_url().parse().unwrap();
         alloy::providers::ProviderBuilder::new()
             .wallet(alloy::network::EthereumWallet::from(poor.clone()))
             .connect_http(url)
     };
-    stack
-        .devnet
-        .admin_provider()
-        .anvil_set_balance(poor.address(), U256::from(10u64).pow(U256::from(18u64)))
-        .await
-        .unwrap();
-    let token = contracts::bindings::USDC::new(protocol::network::ARC_USDC, poor_provider);
-    token
+    let token = contracts::bindings::USDC::new(protocol::network::ARC_USDC, poor_provider.clone());
+    let drain = token
         .transfer(stack.devnet.signer(7).unwrap().address(), U256::from(10_000u64))
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+        .into_transaction_request()
+        // No estimate: the node would estimate against its pending block, where the batch already took the funds.
+        .with_gas_limit(100_000)
+        .with_max_fee_per_gas(1_000_000_000_000)
+        .with_max_priority_fee_per_gas(500_000_000_000);
+    let drain = poor_provider.send_transaction(drain).await.unwrap();
+    admin.evm_mine(None).await.unwrap();
+    admin.anvil_set_auto_mine(true).await.unwrap();
+    let drained = drain.get_receipt().await.unwrap();
+    assert!(drained.status(), "the drain went through");
 
     let (good_answer, bad_answer) = (good_task.await.unwrap(), bad_task.await.unwrap());
+    assert_eq!(
+        drained.block_number,
+        admin
+            .get_transaction_receipt(good_answer.transaction.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .block_number,
+        "the drain and the batch were mined in one block, the drain first"
+    );
     assert!(good_answer.success, "{good_answer:?}");
     assert!(!bad_answer.success, "{bad_answer:?}");
     // Its call failed inside the batch; the chain says why: the payer's balance had gone.

@@ -118,6 +118,12 @@ pub fn decode_payment_required_v2(value: &[u8]) -> Result<v2::PaymentRequired, D
     }
 }
 
+/// Any header's JSON, untyped: for keeping a document exactly as it came (a v2 payment echoes the chosen
+/// requirement verbatim).
+pub fn decode_json_header(value: &[u8]) -> Result<serde_json::Value, DecodeError> {
+    decode_plain(value)
+}
+
 /// `PAYMENT-RESPONSE` or `X-PAYMENT-RESPONSE`: a settlement receipt (the same shape in both versions).
 pub fn decode_payment_response(value: &[u8]) -> Result<SettleResponse, DecodeError> {
     decode_plain(value)

@@ -1,6 +1,6 @@
 //! Prometheus metrics of the proxy, served on the admin listener: requests by route and outcome (free, 402,
 //! paid, refused, upstream error…), settled volume in atomic units per network and asset, latency
-//! histograms per route, and how many payments are paid but undelivered.
+//! histograms per route, how many payments are paid but undelivered, and route reloads by outcome.
 
 use std::sync::Arc;
 
@@ -36,6 +36,13 @@ pub struct Metrics {
     pub settled_volume: Family<VolumeLabels, Counter>,
     /// Payments that settled and whose content was never delivered (the seller owes a refund or a resend).
     pub paid_undelivered: Gauge,
+    /// SIGHUP reloads by outcome (`applied`, `refused`).
+    pub reloads: Family<ReloadLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    pub outcome: &'static str,
 }
 
 impl Default for Metrics {
@@ -59,7 +66,10 @@ impl Default for Metrics {
             "Payments settled whose answer was never delivered (listed at /payments?state=paid_undelivered)",
             paid_undelivered.clone(),
         );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register("reloads", "Route reloads on SIGHUP by outcome", reloads.clone());
         Metrics {
+            reloads,
             registry,
             requests,
             latency,
@@ -89,6 +99,10 @@ impl Metrics {
                 asset: asset.to_checksum(None),
             })
             .inc_by(amount);
+    }
+
+    pub fn reloaded(&self, outcome: &'static str) {
+        self.reloads.get_or_create(&ReloadLabels { outcome }).inc();
     }
 
     pub fn encode(&self) -> String {

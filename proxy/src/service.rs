@@ -107,8 +107,20 @@ pub struct ProxyOptions {
     pub facilitator_config: Option<FacilitatorConfig>,
 }
 
+/// What SIGHUP reloads came to: for the log, `/metrics`, and whoever waits on one (a test, a supervisor).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadStatus {
+    /// The SIGHUP handler is installed: a hang-up from now on is seen.
+    pub listening: bool,
+    /// Reloads attempted so far.
+    pub attempts: u64,
+    /// The last attempt's outcome: how many routes are in force, or why the file was refused.
+    pub last: Option<Result<usize, String>>,
+}
+
 pub struct Proxy {
     pub state: Arc<ProxyState>,
+    reloads: tokio::sync::watch::Sender<ReloadStatus>,
     config: ProxyConfig,
     config_path: Option<PathBuf>,
     networks: Networks,
@@ -190,6 +202,7 @@ impl Proxy {
         let tls = config.tls.as_ref().map(TlsCerts::load).transpose()?.map(Arc::new);
         Ok(Proxy {
             state: Arc::new(state),
+            reloads: tokio::sync::watch::Sender::new(ReloadStatus::default()),
             config,
             config_path: options.config_path,
             networks,
@@ -212,6 +225,11 @@ impl Proxy {
             .route("/health", get(health))
             .route("/payments", get(payments))
             .with_state(self.state.clone())
+    }
+
+    /// Follows SIGHUP reloads as they happen.
+    pub fn reload_status(&self) -> tokio::sync::watch::Receiver<ReloadStatus> {
+        self.reloads.subscribe()
     }
 
     /// Re-reads the configuration file and swaps in its routes. An invalid file changes nothing.
@@ -330,20 +348,32 @@ impl Proxy {
 
 #[cfg(unix)]
 fn spawn_reload_on_hangup(proxy: Arc<Proxy>) -> tokio::task::JoinHandle<()> {
+    // Installed before `serve` goes on, so a hang-up once the proxy serves is never missed.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     tokio::spawn(async move {
-        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+        let Ok(mut hangups) = hangups else {
             tracing::warn!("cannot listen for SIGHUP; routes will not reload");
             return;
         };
+        proxy.reloads.send_modify(|status| status.listening = true);
         while hangups.recv().await.is_some() {
             // The certificate first, so new routes being in force means the certificate was read too.
             if let Some(certs) = &proxy.tls {
                 certs.reload_logged();
             }
-            match proxy.reload() {
+            let outcome = proxy.reload();
+            match &outcome {
                 Ok(count) => tracing::info!(routes = count, "routes reloaded"),
                 Err(e) => tracing::error!(error = %e, "reload refused; the old routes stay"),
             }
+            proxy
+                .state
+                .metrics
+                .reloaded(if outcome.is_ok() { "applied" } else { "refused" });
+            proxy.reloads.send_modify(|status| {
+                status.attempts += 1;
+                status.last = Some(outcome.map_err(|e| e.to_string()));
+            });
         }
     })
 }

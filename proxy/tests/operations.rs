@@ -133,6 +133,7 @@ async fn a_route_rate_limit_answers_429_with_retry_after() {
     let h = Harness::start(ROUTES, Link::Real).await;
     let first = h.http.get(h.url("/limited")).send().await.unwrap();
     assert_eq!(first.status(), 200);
+    let refused_at = tokio::time::Instant::now();
     let second = h.http.get(h.url("/limited")).send().await.unwrap();
     assert_eq!(second.status(), 429);
     let wait: u64 = second.headers()[reqwest::header::RETRY_AFTER]
@@ -144,8 +145,13 @@ async fn a_route_rate_limit_answers_429_with_retry_after() {
     let body: Value = second.json().await.unwrap();
     assert_eq!(body["reason"], "rate_limited");
     assert_eq!(h.upstream.calls("/limited"), 1);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    assert_eq!(h.http.get(h.url("/limited")).send().await.unwrap().status(), 200);
+    // The answer names when to come back; at that moment (not before a guess of ours) the call passes.
+    tokio::time::sleep_until(refused_at + std::time::Duration::from_secs(wait)).await;
+    assert_eq!(
+        h.http.get(h.url("/limited")).send().await.unwrap().status(),
+        200,
+        "a retry after the announced {wait} s passes"
+    );
 }
 
 #[tokio::test]

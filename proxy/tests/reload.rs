@@ -1,5 +1,7 @@
 //! Route reload on SIGHUP, in a test binary of its own (the signal goes to the whole process): a valid new
-//! file replaces the routes at once; an invalid one is refused and the old routes stay.
+//! file replaces the routes at once; an invalid one is refused and the old routes stay. Each step waits on
+//! the proxy's own reload status (attempt counted, outcome given), so the test cannot pass unless the signal
+//! handler ran the reload.
 
 mod common;
 
@@ -38,6 +40,40 @@ fn hang_up() {
     assert!(status.success());
 }
 
+/// Sends SIGHUP and waits (bounded) for the proxy to finish reload number `attempt`; its outcome.
+async fn reload_by_signal(h: &Harness, attempt: u64) -> Result<usize, String> {
+    let mut status = h.proxy.reload_status();
+    tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| s.listening))
+        .await
+        .expect("the SIGHUP handler is installed")
+        .unwrap();
+    hang_up();
+    let done = tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| s.attempts >= attempt))
+        .await
+        .expect("the proxy reloads on SIGHUP")
+        .unwrap()
+        .clone();
+    assert_eq!(done.attempts, attempt, "one reload per hang-up");
+    done.last.expect("an outcome")
+}
+
+async fn reloads_counted(h: &Harness, outcome: &str) -> u64 {
+    let text = h
+        .http
+        .get(format!("{}/metrics", h.admin_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let needle = format!("proxy_reloads_total{{outcome=\"{outcome}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(needle.as_str()))
+        .map(|n| n.trim().parse().unwrap())
+        .unwrap_or(0)
+}
+
 async fn price_of(h: &Harness) -> U256 {
     h.offer("/data").await.accepts[0].amount
 }
@@ -56,17 +92,10 @@ async fn sighup_swaps_in_valid_routes_and_keeps_the_old_ones_on_error() {
         proxy_toml(&h.devnet, h.seller, &h.upstream_url, link, AFTER),
     )
     .unwrap();
-    hang_up();
-    let mut reloaded = false;
-    for _ in 0..50 {
-        if price_of(&h).await == U256::from(20_000) {
-            reloaded = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(reloaded, "the new price applies after SIGHUP");
+    assert_eq!(reload_by_signal(&h, 1).await, Ok(2), "the new file's two routes are in force");
+    assert_eq!(price_of(&h).await, U256::from(20_000), "the new price applies after SIGHUP");
     assert_eq!(h.http.get(h.url("/extra")).send().await.unwrap().status(), 200);
+    assert_eq!(reloads_counted(&h, "applied").await, 1);
 
     let broken = AFTER.replace("price = \"$0.02\"", "price = \"$0.03\"\npay_to = \"0xnot-an-address\"");
     std::fs::write(
@@ -74,9 +103,9 @@ async fn sighup_swaps_in_valid_routes_and_keeps_the_old_ones_on_error() {
         proxy_toml(&h.devnet, h.seller, &h.upstream_url, link, &broken),
     )
     .unwrap();
-    assert!(h.proxy.reload().is_err(), "the broken file is refused");
-    hang_up();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let refused = reload_by_signal(&h, 2).await.expect_err("the broken file is refused");
+    assert!(refused.contains("pay_to"), "the refusal names the bad key: {refused}");
     assert_eq!(price_of(&h).await, U256::from(20_000), "the old routes stay");
     assert_eq!(h.http.get(h.url("/extra")).send().await.unwrap().status(), 200);
+    assert_eq!(reloads_counted(&h, "refused").await, 1);
 }

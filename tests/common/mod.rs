@@ -15,7 +15,6 @@ use protocol::network::ARC_USDC;
 use protocol::version::Version;
 use protocol::wire::{Extra, v2};
 use protocol::{VerifyRequest, eip3009};
-use sqlx::Connection;
 
 pub mod dev;
 
@@ -146,30 +145,16 @@ pub async fn usdc_balance(devnet: &Devnet, who: Address) -> U256 {
         .unwrap()
 }
 
-pub const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+#[path = "../support/postgres.rs"]
+pub mod postgres;
 
 /// A freshly created PostgreSQL database (name, URL).
 pub async fn postgres_database(name: &str) -> (String, String) {
-    let db = format!("nerdcabal_{name}_{}", alloy::primitives::B64::random()).to_lowercase();
-    let mut admin = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL)
-        .await
-        .expect("PostgreSQL at 127.0.0.1:5432");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let url = format!("postgres://postgres@127.0.0.1:5432/{db}");
-    (db, url)
+    postgres::create_database(name).await
 }
 
 pub async fn drop_postgres(db: &str) {
-    if let Ok(mut admin) = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-        )))
-        .execute(&mut admin)
-        .await;
-    }
+    postgres::drop_database(db).await
 }
 
 /// A child process that is stopped (SIGTERM, then SIGKILL) when the test lets go of it, pass or fail.

@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 
-use sqlx::Connection;
 
 pub mod fake_node;
 pub mod stack;
@@ -21,27 +20,15 @@ pub fn sqlite_url(name: &str) -> (String, PathBuf) {
     (format!("sqlite://{}", dir.join("ledger.db").display()), dir)
 }
 
-pub const POSTGRES_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+#[path = "../../../tests/support/postgres.rs"]
+pub mod postgres;
 
-/// A freshly created PostgreSQL database; dropped by [`drop_postgres`].
+/// A freshly created PostgreSQL database (URL, name); dropped by [`drop_postgres`].
 pub async fn postgres_url(name: &str) -> (String, String) {
-    let db = format!("nerdcabal_{name}_{}", alloy::primitives::B64::random()).to_lowercase();
-    let mut admin = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL)
-        .await
-        .expect("PostgreSQL at 127.0.0.1:5432");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
-        .execute(&mut admin)
-        .await
-        .expect("create db");
-    (format!("postgres://postgres@127.0.0.1:5432/{db}"), db)
+    let (db, url) = postgres::create_database(name).await;
+    (url, db)
 }
 
 pub async fn drop_postgres(db: &str) {
-    if let Ok(mut admin) = sqlx::PgConnection::connect(POSTGRES_ADMIN_URL).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
-        )))
-        .execute(&mut admin)
-        .await;
-    }
+    postgres::drop_database(db).await
 }

@@ -66,6 +66,21 @@ pub struct PaymentPayload {
     pub extensions: Option<JsonObject>,
 }
 
+impl PaymentPayload {
+    /// This payment as JSON with `accepted` (and `resource`, when given) replaced by the seller's own JSON:
+    /// what a buyer sends, so the seller finds its requirement exactly as it wrote it.
+    pub fn echoing(&self, accepted: &serde_json::Value, resource: Option<&serde_json::Value>) -> serde_json::Value {
+        let mut json = serde_json::to_value(self).unwrap_or_default();
+        if let Some(object) = json.as_object_mut() {
+            object.insert("accepted".into(), accepted.clone());
+            if let Some(resource) = resource {
+                object.insert("resource".into(), resource.clone());
+            }
+        }
+        json
+    }
+}
+
 /// `/verify` and `/settle` request body for a v2 payment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
