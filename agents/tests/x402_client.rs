@@ -648,13 +648,18 @@ async fn a_refusal_names_the_sellers_own_error() {
     let seller = serve(axum::Router::new().fallback(move |headers: HeaderMap| {
         let (offered, expected) = (offered.clone(), expected.clone());
         async move {
-            let accepts = if headers.contains_key(codec::PAYMENT_SIGNATURE) { expected } else { offered };
+            let accepts = if headers.contains_key(codec::PAYMENT_SIGNATURE) {
+                expected
+            } else {
+                offered
+            };
             let error = if headers.contains_key(codec::PAYMENT_SIGNATURE) {
                 "No matching payment requirements"
             } else {
                 "Payment required"
             };
-            let doc = json!({"x402Version": 2, "error": error, "resource": {"url": "http://s/p"}, "accepts": [accepts]});
+            let doc =
+                json!({"x402Version": 2, "error": error, "resource": {"url": "http://s/p"}, "accepts": [accepts]});
             (
                 StatusCode::PAYMENT_REQUIRED,
                 [(codec::PAYMENT_REQUIRED, codec::encode(&doc))],

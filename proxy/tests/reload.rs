@@ -92,8 +92,16 @@ async fn sighup_swaps_in_valid_routes_and_keeps_the_old_ones_on_error() {
         proxy_toml(&h.devnet, h.seller, &h.upstream_url, link, AFTER),
     )
     .unwrap();
-    assert_eq!(reload_by_signal(&h, 1).await, Ok(2), "the new file's two routes are in force");
-    assert_eq!(price_of(&h).await, U256::from(20_000), "the new price applies after SIGHUP");
+    assert_eq!(
+        reload_by_signal(&h, 1).await,
+        Ok(2),
+        "the new file's two routes are in force"
+    );
+    assert_eq!(
+        price_of(&h).await,
+        U256::from(20_000),
+        "the new price applies after SIGHUP"
+    );
     assert_eq!(h.http.get(h.url("/extra")).send().await.unwrap().status(), 200);
     assert_eq!(reloads_counted(&h, "applied").await, 1);
 

@@ -43,8 +43,10 @@ pub async fn create_database(name: &str) -> (String, String) {
 /// Drops a database made by [`create_database`] (best effort: a test's own failure matters more).
 pub async fn drop_database(db: &str) {
     if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url()).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")))
-            .execute(&mut admin)
-            .await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await;
     }
 }

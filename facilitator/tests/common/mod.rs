@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 
-
 pub mod fake_node;
 pub mod stack;
 
