@@ -229,6 +229,10 @@ enum BenchTarget {
         /// Paid requests, each with its own payment.
         #[arg(long, default_value_t = 2000)]
         paid: usize,
+        /// The proxy's state database: a SQLite file in a temporary directory unless given (`:memory:`, a
+        /// `postgres://` URL), to see what durability costs.
+        #[arg(long)]
+        state_database: Option<String>,
     },
     /// The facilitator over HTTP on a fresh devnet: verify/s, settle/s (single and batch), p50/p99.
     Facilitator {
@@ -390,12 +394,19 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
         }
         Command::Bench {
-            target: BenchTarget::Proxy { clients, seconds, paid },
+            target:
+                BenchTarget::Proxy {
+                    clients,
+                    seconds,
+                    paid,
+                    state_database,
+                },
         } => {
             let config = proxy::bench::BenchConfig {
                 clients,
                 duration: std::time::Duration::from_secs(seconds),
                 paid_requests: paid,
+                state_database,
             };
             println!("{}", proxy::bench::run(config).await?);
         }

@@ -24,6 +24,8 @@ pub struct BenchConfig {
     pub duration: Duration,
     /// Paid requests, each with its own payment.
     pub paid_requests: usize,
+    /// The proxy's state database; `None`: a SQLite file in the run's temporary directory.
+    pub state_database: Option<String>,
 }
 
 impl Default for BenchConfig {
@@ -32,6 +34,7 @@ impl Default for BenchConfig {
             clients: 32,
             duration: Duration::from_secs(5),
             paid_requests: 2_000,
+            state_database: None,
         }
     }
 }
@@ -112,7 +115,10 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
         "state_database = \"{}\"\n[facilitator]\nembedded = true\n[defaults]\nnetwork = \"{}\"\npay_to = \"{seller}\"\nmax_timeout_seconds = 300\n\
          [[route]]\npath = \"/free\"\nupstream = \"{upstream_url}\"\nfree = true\n\
          [[route]]\npath = \"/paid\"\nupstream = \"{upstream_url}\"\nprice = \"$0.001\"\n",
-        dir.join("proxy-state.db").display(),
+        config
+            .state_database
+            .clone()
+            .unwrap_or_else(|| dir.join("proxy-state.db").display().to_string()),
         state.network
     );
     let proxy_config = ProxyConfig::from_toml(&text, |_| None).map_err(setup)?;

@@ -27,5 +27,6 @@ pub mod pipeline;
 pub mod rate_limits;
 pub mod route_table;
 pub mod service;
+pub mod store_writer;
 pub mod tls_listener;
 pub mod upstream;

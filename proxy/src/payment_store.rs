@@ -20,6 +20,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::AnyPool;
 use tokio::sync::Notify;
 
+use crate::store_writer::{Advance, NewClaim, StoreWriter};
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the proxy state database: {0}")]
@@ -178,6 +180,8 @@ pub enum Turn {
 #[derive(Clone)]
 pub struct PaymentStore {
     pool: AnyPool,
+    /// Claims and advances, committed in groups.
+    writer: StoreWriter,
     wakers: moka::future::Cache<String, Arc<Notify>>,
     /// The database URL, shown redacted by `Debug`.
     url: Arc<str>,
@@ -265,6 +269,7 @@ impl PaymentStore {
             sqlx::query(statement).execute(&pool).await?;
         }
         Ok(PaymentStore {
+            writer: StoreWriter::spawn(pool.clone()),
             pool,
             wakers: moka::future::Cache::builder()
                 .max_capacity(100_000)
@@ -328,22 +333,21 @@ impl PaymentStore {
         let owner = uuid::Uuid::new_v4().to_string();
         let t = now_ms();
         let until = t.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-        let inserted = sqlx::query(
-            "INSERT INTO proxy_payments (pkey, stage, owner, lease_until, route, network, payer, amount, expires_at, created_at, updated_at) \
-             VALUES ($1, 'claimed', $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (pkey) DO NOTHING",
-        )
-        .bind(pkey)
-        .bind(&owner)
-        .bind(until)
-        .bind(&meta.route)
-        .bind(&key.network)
-        .bind(format!("{:#x}", key.payer))
-        .bind(&meta.amount)
-        .bind(secs(meta.expires_at))
-        .bind(t)
-        .execute(&self.pool)
-        .await?;
-        if inserted.rows_affected() == 1 {
+        let inserted = self
+            .writer
+            .claim(NewClaim {
+                pkey: pkey.to_owned(),
+                owner: owner.clone(),
+                lease_until: until,
+                route: meta.route.clone(),
+                network: key.network.clone(),
+                payer: format!("{:#x}", key.payer),
+                amount: meta.amount.clone(),
+                expires_at: secs(meta.expires_at),
+                now_ms: t,
+            })
+            .await?;
+        if inserted {
             return Ok(Some(Turn::Owned(Claim {
                 key: key.clone(),
                 owner,
@@ -417,23 +421,20 @@ impl PaymentStore {
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let t = now_ms();
-        let done = sqlx::query(
-            "UPDATE proxy_payments SET stage = $1, answer = COALESCE($2, answer), settlement = COALESCE($3, settlement), \
-             lease_until = CASE WHEN $4 = 1 THEN lease_until ELSE 0 END, updated_at = $5 \
-             WHERE pkey = $6 AND owner = $7",
-        )
-        .bind(stage.as_str())
-        .bind(answer)
-        .bind(settlement)
-        .bind(i64::from(keep_lease))
-        .bind(t)
-        .bind(claim.key.text())
-        .bind(&claim.owner)
-        .execute(&self.pool)
-        .await?;
+        let done = self
+            .writer
+            .advance(Advance {
+                pkey: claim.key.text(),
+                owner: claim.owner.clone(),
+                stage: stage.as_str(),
+                answer,
+                settlement,
+                keep_lease,
+                now_ms: now_ms(),
+            })
+            .await?;
         self.wake(&claim.key).await;
-        Ok(done.rows_affected() == 1)
+        Ok(done)
     }
 
     /// Gives the payment up: nothing was charged, so the row goes and a resend starts afresh. Only a
