@@ -167,3 +167,38 @@ async fn a_batch_whose_nonce_was_taken_is_resigned_once_for_all_its_payments() {
         "each payment once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_settlements_take_consecutive_nonces_and_each_mines_once() {
+    // Submissions that queue at the nonce owner are signed and stored together; whatever the grouping, every
+    // payment gets its own nonce, no nonce is skipped or used twice, and each transfer happens once.
+    let stack = Arc::new(Stack::start().await);
+    let seller0 = stack.usdc_balance(stack.seller).await;
+    let (start, _) = stack.signer_nonces().await;
+    let mut requests = Vec::new();
+    for i in 0..40u64 {
+        requests.push(stack.payment(1_000 + i).await);
+    }
+    let tasks: Vec<_> = requests
+        .iter()
+        .map(|request| {
+            let (stack, request) = (stack.clone(), request.clone());
+            tokio::spawn(async move { stack.settler.settle(&request, now()).await })
+        })
+        .collect();
+    let mut hashes = std::collections::HashSet::new();
+    for task in tasks {
+        let answer = task.await.unwrap();
+        assert!(answer.success, "{answer:?}");
+        assert!(hashes.insert(answer.transaction.clone()), "one transaction each");
+    }
+    let rows = stack
+        .rows_when(&requests, 5, |r| r.state == SettlementState::Confirmed)
+        .await;
+    let mut nonces: Vec<u64> = rows.iter().map(|r| r.signer_nonce.unwrap()).collect();
+    nonces.sort_unstable();
+    assert_eq!(nonces, (start..start + 40).collect::<Vec<_>>());
+    assert_eq!(stack.signer_nonces().await, (start + 40, start + 40));
+    let total: U256 = requests.iter().map(amount_of).sum();
+    assert_eq!(stack.usdc_balance(stack.seller).await, seller0 + total);
+}

@@ -10,4 +10,4 @@ mod store;
 
 pub use pool::{Durability, open_pool};
 pub use record::{Failure, NewSettlement, SettlementKey, SettlementRecord, SettlementState};
-pub use store::{Ledger, LedgerError, Reservation};
+pub use store::{Ledger, LedgerError, Reservation, SubmittedTx};

@@ -53,6 +53,46 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// One signed transaction and the payments it carries, for [`Ledger::mark_transactions_submitted`].
+#[derive(Debug, Clone, Copy)]
+pub struct SubmittedTx<'a> {
+    pub keys: &'a [SettlementKey],
+    pub tx_hash: B256,
+    pub raw_tx: &'a Bytes,
+    pub signer_nonce: u64,
+}
+
+/// reserved → submitted for `keys`, inside `tx`; how many rows moved.
+async fn submit_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    keys: &[SettlementKey],
+    tx_hash: B256,
+    raw_tx: &Bytes,
+    signer: Address,
+    signer_nonce: u64,
+) -> Result<usize, LedgerError> {
+    let (hash, raw, signer, t) = (tx_hash.to_string(), raw_tx.to_string(), address_text(signer), now());
+    let mut moved = 0;
+    for key in keys {
+        let done = sqlx::query(
+            "UPDATE settlements SET state = $1, tx_hash = $2, raw_tx = $3, signer = $4, signer_nonce = $5, updated_at = $6 \
+             WHERE network = $7 AND asset = $8 AND payer = $9 AND nonce = $10 AND state = $11",
+        )
+        .bind(SettlementState::Submitted.as_str())
+        .bind(&hash)
+        .bind(&raw)
+        .bind(&signer)
+        .bind(signer_nonce as i64)
+        .bind(t)
+        .bind_key(key)
+        .bind(SettlementState::Reserved.as_str())
+        .execute(&mut **tx)
+        .await?;
+        moved += done.rows_affected() as usize;
+    }
+    Ok(moved)
+}
+
 impl Ledger {
     /// Opens (creating if needed) the database at `url` — `sqlite://path` (or `sqlite::memory:`) or
     /// `postgres://…` — and applies the embedded migrations.
@@ -115,27 +155,28 @@ impl Ledger {
         signer_nonce: u64,
     ) -> Result<usize, LedgerError> {
         let mut tx = self.pool.begin().await?;
-        let (hash, raw, signer, t) = (tx_hash.to_string(), raw_tx.to_string(), address_text(signer), now());
-        let mut moved = 0;
-        for key in keys {
-            let done = sqlx::query(
-                "UPDATE settlements SET state = $1, tx_hash = $2, raw_tx = $3, signer = $4, signer_nonce = $5, updated_at = $6 \
-                 WHERE network = $7 AND asset = $8 AND payer = $9 AND nonce = $10 AND state = $11",
-            )
-            .bind(SettlementState::Submitted.as_str())
-            .bind(&hash)
-            .bind(&raw)
-            .bind(&signer)
-            .bind(signer_nonce as i64)
-            .bind(t)
-            .bind_key(key)
-            .bind(SettlementState::Reserved.as_str())
-            .execute(&mut *tx)
-            .await?;
-            moved += done.rows_affected() as usize;
-        }
+        let moved = submit_rows(&mut tx, keys, tx_hash, raw_tx, signer, signer_nonce).await?;
         tx.commit().await?;
         Ok(moved)
+    }
+
+    /// reserved → submitted for several transactions of one signer, in one database transaction (one commit
+    /// for all). All or nothing: if any transaction finds none of its rows still reserved, nothing is written
+    /// and `false` comes back, so no nonce is left allocated without a stored transaction behind it.
+    pub async fn mark_transactions_submitted(
+        &self,
+        signer: Address,
+        transactions: &[SubmittedTx<'_>],
+    ) -> Result<bool, LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        for t in transactions {
+            if submit_rows(&mut tx, t.keys, t.tx_hash, t.raw_tx, signer, t.signer_nonce).await? == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Final states of one mined transaction, in one database transaction: `confirmed` keys succeeded,

@@ -2,7 +2,8 @@
 //! it has in flight, fed by a channel. It learns its starting point from the chain (pending count) and the
 //! ledger (this signer's submitted rows), so after a restart it knows what it had sent. Commands are handled
 //! one at a time, each to the end, so no nonce is ever allocated twice or left allocated without a stored
-//! transaction behind it.
+//! transaction behind it; submissions that queued up meanwhile are handled as one: consecutive nonces, one fee
+//! reading and one ledger commit for all, then each broadcast in nonce order.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -14,10 +15,16 @@ use tokio::time::Instant;
 
 use super::{Command, Placed, SignerHandle, SignerOptions};
 use crate::chain::ChainClient;
-use crate::ledger::{Ledger, SettlementKey, SettlementState};
+use crate::ledger::{Ledger, SettlementKey, SettlementState, SubmittedTx};
 use crate::settle::calls::StoredTx;
 use crate::settle::submit::{self, Call, Fees};
 use crate::settle::verdict::Target;
+
+/// At most this many queued submissions are signed and stored together.
+const MAX_GROUP: usize = 32;
+
+/// A submission waiting for the owner: the call, the payments it carries, and where to answer.
+type Submission = (Call, Vec<Target>, tokio::sync::oneshot::Sender<Vec<Placed>>);
 
 /// One transaction this owner has signed and not yet seen mined.
 #[derive(Debug, Clone)]
@@ -66,12 +73,106 @@ impl Owner {
         loop {
             tokio::select! {
                 command = receiver.recv() => match command {
+                    Some(Command::Submit { call, targets, reply }) => {
+                        // Submissions already waiting go with this one: consecutive nonces, one commit.
+                        let mut group = vec![(call, targets, reply)];
+                        let mut after = None;
+                        while group.len() < MAX_GROUP {
+                            match receiver.try_recv() {
+                                Ok(Command::Submit { call, targets, reply }) => group.push((call, targets, reply)),
+                                Ok(other) => {
+                                    after = Some(other);
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        self.submit_group(group).await;
+                        if let Some(command) = after {
+                            self.handle(command).await;
+                        }
+                    }
                     Some(command) => self.handle(command).await,
                     None => break,
                 },
                 _ = tick.tick() => self.check_gap().await,
             }
         }
+    }
+
+    /// Submits several calls at consecutive nonces: one fee reading, every transaction signed, all of them
+    /// stored in one ledger commit, then each broadcast in nonce order and answered as soon as it is placed.
+    /// If the group cannot be stored as a whole, each call goes alone (the single path decides per call).
+    async fn submit_group(&mut self, group: Vec<Submission>) {
+        if group.len() == 1 {
+            for (call, targets, reply) in group {
+                let placed = self.submit(call, targets).await;
+                let _ = reply.send(placed);
+            }
+            return;
+        }
+        match self.store_group(&group).await {
+            Some(first) => {
+                for (i, (_, _, reply)) in group.into_iter().enumerate() {
+                    let placed = self.push(first + i as u64).await;
+                    let _ = reply.send(placed);
+                }
+            }
+            None => {
+                for (call, targets, reply) in group {
+                    let placed = self.submit(call, targets).await;
+                    let _ = reply.send(placed);
+                }
+            }
+        }
+    }
+
+    /// Signs and stores the group's transactions; on success they are in flight from the returned nonce on.
+    async fn store_group(&mut self, group: &[Submission]) -> Option<u64> {
+        let first = self.ensure_ready().await.ok()?;
+        let fees: Fees = self.chain.fees().await.ok()?.into();
+        let mut signed = Vec::with_capacity(group.len());
+        for (i, (call, _, _)) in group.iter().enumerate() {
+            signed.push(self.sign_at(call, first + i as u64, Some(fees)).await.ok()?);
+        }
+        let keys: Vec<Vec<SettlementKey>> = group
+            .iter()
+            .map(|(_, targets, _)| targets.iter().map(|t| t.key.clone()).collect())
+            .collect();
+        let transactions: Vec<SubmittedTx<'_>> = signed
+            .iter()
+            .zip(&keys)
+            .map(|(s, keys)| SubmittedTx {
+                keys,
+                tx_hash: s.hash,
+                raw_tx: &s.raw,
+                signer_nonce: s.nonce,
+            })
+            .collect();
+        if !matches!(
+            self.ledger
+                .mark_transactions_submitted(self.address, &transactions)
+                .await,
+            Ok(true)
+        ) {
+            return None;
+        }
+        let now = Instant::now();
+        for ((call, targets, _), s) in group.iter().zip(signed) {
+            self.in_flight.insert(
+                s.nonce,
+                InFlight {
+                    hash: s.hash,
+                    raw: s.raw,
+                    call: call.clone(),
+                    fees: s.fees,
+                    targets: targets.clone(),
+                    sent_at: now,
+                },
+            );
+        }
+        self.next = Some(first + group.len() as u64);
+        Some(first)
     }
 
     async fn handle(&mut self, command: Command) {
