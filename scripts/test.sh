@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # All tests, from a fresh clone: installs the pinned chain toolchain (npm), builds and tests the Solidity,
-# checks the committed artifacts are fresh, then rustfmt, clippy and every Rust test.
+# checks the committed artifacts are fresh, installs the pinned official x402 SDKs for the interop tests (into a
+# cache outside the clone), then rustfmt, clippy and every Rust test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nerdcabal/target}"
@@ -16,6 +17,9 @@ step "forge build + committed artifacts are fresh"
 
 step "forge test"
 (cd contracts && npm test --silent)
+
+step "official x402 SDKs for tests/interop.rs (npm @x402/*, PyPI x402; pinned, cached)"
+bash tests/interop/setup.sh
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
