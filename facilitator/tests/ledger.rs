@@ -1,9 +1,8 @@
-//! The settlement ledger on SQLite and on PostgreSQL: a key is reserved once however many callers race for it,
-//! transitions only move forward, stale reservations are released, and in-flight amounts add up.
+//! The settlement ledger on SQLite and on PostgreSQL: a key is reserved once however many callers race for it
+//! (across replicas, inside group commits), transitions only move forward, stale reservations are released,
+//! and in-flight amounts add up.
 
 mod common;
-
-use std::sync::Arc;
 
 use alloy::primitives::{Address, B256, Bytes, U256};
 use facilitator::ledger::{Ledger, NewSettlement, Reservation, SettlementKey, SettlementState};
@@ -123,22 +122,35 @@ async fn lifecycle(ledger: Ledger) {
     );
 }
 
-async fn race(ledger: Ledger) {
-    let ledger = Arc::new(ledger);
-    let new = settlement(Address::random(), B256::random(), 1);
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let (ledger, new) = (ledger.clone(), new.clone());
-            tokio::spawn(async move { ledger.reserve(&new).await.unwrap() })
+/// Keys reserved by each race.
+const RACED_KEYS: usize = 32;
+
+/// 32 keys, 8 callers each, all at once, spread over `ledgers` (replicas on one database): reservations share
+/// group commits, yet exactly one caller reserves each key, and each row holds its own payment.
+async fn race(ledgers: &[Ledger]) {
+    let payments: Vec<NewSettlement> = (0..RACED_KEYS)
+        .map(|i| settlement(Address::random(), B256::random(), 1 + i as u64))
+        .collect();
+    let tasks: Vec<_> = (0..8)
+        .flat_map(|copy| payments.iter().enumerate().map(move |(i, new)| (copy, i, new.clone())))
+        .map(|(copy, i, new)| {
+            let ledger = ledgers[copy % ledgers.len()].clone();
+            tokio::spawn(async move { (i, ledger.reserve(&new).await.unwrap()) })
         })
         .collect();
-    let mut won = 0;
+    let mut won = vec![0; RACED_KEYS];
     for task in tasks {
-        if task.await.unwrap() == Reservation::Reserved {
-            won += 1;
+        let (i, reservation) = task.await.unwrap();
+        match reservation {
+            Reservation::Reserved => won[i] += 1,
+            Reservation::Existing(row) => assert_eq!(row.amount, payments[i].amount, "key {i}'s own row"),
         }
     }
-    assert_eq!(won, 1, "exactly one caller reserves a key");
+    assert_eq!(won, vec![1; RACED_KEYS], "exactly one caller reserves each key");
+    for new in &payments {
+        let row = ledgers[0].get(&new.key).await.unwrap().unwrap();
+        assert_eq!((row.state, row.amount), (SettlementState::Reserved, new.amount));
+    }
 }
 
 #[tokio::test]
@@ -146,15 +158,15 @@ async fn sqlite_lifecycle_and_race() {
     let (url, dir) = common::sqlite_url("ledger");
     let ledger = Ledger::connect(&url).await.unwrap();
     lifecycle(ledger.clone()).await;
-    race(ledger.clone()).await;
+    race(std::slice::from_ref(&ledger)).await;
     ledger.close().await;
     // Reopening applies no migration twice and keeps the rows.
     let reopened = Ledger::connect(&url).await.unwrap();
     assert!(reopened.ping().await);
     assert_eq!(
         reopened.unfinished(0).await.unwrap().len(),
-        1,
-        "the race's reservation survived the reopen"
+        RACED_KEYS,
+        "the race's reservations survived the reopen"
     );
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -164,10 +176,10 @@ async fn postgres_lifecycle_and_race() {
     let (url, db) = common::postgres_url("ledger").await;
     let ledger = Ledger::connect(&url).await.unwrap();
     lifecycle(ledger.clone()).await;
-    race(ledger.clone()).await;
-    // A second pool on the same database (another replica) sees the same rows and cannot re-reserve them.
+    race(std::slice::from_ref(&ledger)).await;
+    // A second pool on the same database (another replica): the two race for the same keys.
     let replica = Ledger::connect(&url).await.unwrap();
-    race(replica.clone()).await;
+    race(&[ledger.clone(), replica.clone()]).await;
     ledger.close().await;
     replica.close().await;
     common::drop_postgres(&db).await;

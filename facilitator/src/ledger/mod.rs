@@ -6,6 +6,7 @@
 
 mod pool;
 mod record;
+mod reserve_group;
 mod store;
 
 pub use pool::{Durability, open_pool};

@@ -33,6 +33,7 @@ pub enum Reservation {
 #[derive(Debug, Clone)]
 pub struct Ledger {
     pool: AnyPool,
+    reservations: super::reserve_group::ReserveGroups,
 }
 
 /// `SELECT <every column> FROM settlements <tail>`, as a static string (sqlx audits dynamic SQL).
@@ -99,29 +100,17 @@ impl Ledger {
     pub async fn connect(url: &str) -> Result<Self, LedgerError> {
         let pool = super::pool::open_pool(url, super::pool::Durability::PowerLoss, 8).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Ledger { pool })
+        Ok(Ledger {
+            reservations: super::reserve_group::ReserveGroups::spawn(pool.clone()),
+            pool,
+        })
     }
 
     /// Takes the payment's key, or reports who has it. Nothing is ever overwritten.
     pub async fn reserve(&self, new: &NewSettlement) -> Result<Reservation, LedgerError> {
-        let t = now();
-        let inserted = sqlx::query(
-            "INSERT INTO settlements (network, asset, payer, nonce, payload_hash, pay_to, amount, state, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-        )
-        .bind(&new.key.network)
-        .bind(address_text(new.key.asset))
-        .bind(address_text(new.key.payer))
-        .bind(new.key.nonce.to_string())
-        .bind(new.payload_hash.to_string())
-        .bind(address_text(new.pay_to))
-        .bind(new.amount.to_string())
-        .bind(SettlementState::Reserved.as_str())
-        .bind(t)
-        .bind(t)
-        .execute(&self.pool)
-        .await?;
-        if inserted.rows_affected() == 1 {
+        // Concurrent reservations share one statement and one commit.
+        let inserted = self.reservations.reserve(new, now()).await?;
+        if inserted {
             return Ok(Reservation::Reserved);
         }
         match self.get(&new.key).await? {
