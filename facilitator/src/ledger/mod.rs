@@ -4,6 +4,7 @@
 //! broadcast, and ends *confirmed* or *failed* (a retryable failure may be taken on again by a later settle);
 //! so after a crash every payment in flight can be found and finished, and none can be sent twice.
 
+pub mod group_commit;
 mod pool;
 mod record;
 mod reserve_group;

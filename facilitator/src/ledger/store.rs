@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use alloy::primitives::{Address, B256, Bytes, U256};
 use sqlx::{AnyPool, FromRow};
 
+use super::group_commit::GroupCommit;
 use super::record::{Failure, NewSettlement, SettlementKey, SettlementRecord, SettlementState};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +34,7 @@ pub enum Reservation {
 #[derive(Debug, Clone)]
 pub struct Ledger {
     pool: AnyPool,
-    reservations: super::reserve_group::ReserveGroups,
+    reservations: GroupCommit<super::reserve_group::Reservation>,
 }
 
 /// `SELECT <every column> FROM settlements <tail>`, as a static string (sqlx audits dynamic SQL).
@@ -101,7 +102,7 @@ impl Ledger {
         let pool = super::pool::open_pool(url, super::pool::Durability::PowerLoss, 8).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Ledger {
-            reservations: super::reserve_group::ReserveGroups::spawn(pool.clone()),
+            reservations: super::reserve_group::spawn(pool.clone()),
             pool,
         })
     }
@@ -109,7 +110,10 @@ impl Ledger {
     /// Takes the payment's key, or reports who has it. Nothing is ever overwritten.
     pub async fn reserve(&self, new: &NewSettlement) -> Result<Reservation, LedgerError> {
         // Concurrent reservations share one statement and one commit.
-        let inserted = self.reservations.reserve(new, now()).await?;
+        let inserted = self
+            .reservations
+            .write(super::reserve_group::Reservation::new(new, now()))
+            .await?;
         if inserted {
             return Ok(Reservation::Reserved);
         }
