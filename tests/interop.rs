@@ -16,9 +16,7 @@ use std::time::Duration;
 use alloy::primitives::{Address, U256};
 use common::KillOnDrop;
 use common::dev::Dev;
-use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
-use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
 use serde_json::{Value, json};
 
 /// What the official servers charge for `GET /paid`, atomic USDC ($0.0015).
@@ -222,22 +220,7 @@ async fn mcp_fetch(dev: &Dev, url: &str, ledger: &str) -> Value {
     let config = dev.dir.join(format!("buyer-{}.toml", unique()));
     let authority = url.trim_start_matches("http://").split('/').next().unwrap().to_owned();
     std::fs::write(&config, format!("[fetch]\nallow_hosts = [\"{authority}\"]\n")).unwrap();
-    let args = [
-        "mcp".to_owned(),
-        "--devnet".to_owned(),
-        dev.state_file.display().to_string(),
-        "--ledger".to_owned(),
-        ledger.to_owned(),
-        "--config".to_owned(),
-        config.display().to_string(),
-    ];
-    let transport = TokioChildProcess::new(tokio::process::Command::new(env!("CARGO_BIN_EXE_nerdcabal")).configure(
-        |c| {
-            c.args(&args).env_remove("NERDCABAL_BUYER_KEY").stderr(Stdio::null());
-        },
-    ))
-    .unwrap();
-    let client = ().serve(transport).await.expect("MCP over stdio");
+    let client = dev.mcp_stdio(ledger, &["--config", config.to_str().unwrap()]).await;
     let arguments = json!({"url": url, "max_price": "$0.01"});
     let result = client
         .call_tool(CallToolRequestParams::new("x402_fetch").with_arguments(arguments.as_object().cloned().unwrap()))

@@ -17,33 +17,10 @@ use rmcp::model::{
     ElicitationAction, Implementation,
 };
 use rmcp::service::{RequestContext, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{ConfigureCommandExt, StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, ErrorData, RoleClient, ServiceExt};
 use serde_json::{Value, json};
-
-fn mcp_args(dev: &Dev, ledger: &str, extra: &[&str]) -> Vec<String> {
-    let mut args = vec![
-        "mcp".to_owned(),
-        "--devnet".to_owned(),
-        dev.state_file.display().to_string(),
-        "--ledger".to_owned(),
-        ledger.to_owned(),
-    ];
-    args.extend(extra.iter().map(|a| (*a).to_owned()));
-    args
-}
-
-async fn stdio_client(dev: &Dev, ledger: &str, extra: &[&str]) -> RunningService<RoleClient, ()> {
-    let args = mcp_args(dev, ledger, extra);
-    let transport = TokioChildProcess::new(tokio::process::Command::new(env!("CARGO_BIN_EXE_nerdcabal")).configure(
-        |c| {
-            c.args(&args).env_remove("NERDCABAL_BUYER_KEY").stderr(Stdio::null());
-        },
-    ))
-    .unwrap();
-    ().serve(transport).await.expect("MCP over stdio")
-}
 
 async fn call<S: rmcp::service::Service<RoleClient>>(
     client: &RunningService<RoleClient, S>,
@@ -70,12 +47,9 @@ async fn stdio_tools_quote_pay_report_refuse_and_wait_for_approval() {
     let paid_url = dev.state["paid_url"].as_str().unwrap().to_owned();
     let dear_url = dev.state["dear_url"].as_str().unwrap().to_owned();
     let dear: U256 = dev.state["dear_price"].as_str().unwrap().parse().unwrap();
-    let client = stdio_client(
-        &dev,
-        &ledger,
-        &["--daily-budget", "$0.10", "--approval-threshold", "$0.01"],
-    )
-    .await;
+    let client = dev
+        .mcp_stdio(&ledger, &["--daily-budget", "$0.10", "--approval-threshold", "$0.01"])
+        .await;
 
     let info = client.peer_info().unwrap();
     assert_eq!(
@@ -191,7 +165,7 @@ async fn stdio_tools_quote_pay_report_refuse_and_wait_for_approval() {
         over["error"], "approval_required",
         "the threshold is checked before budgets: {over}"
     );
-    let limited = stdio_client(&dev, &ledger, &["--daily-budget", "$0.061"]).await;
+    let limited = dev.mcp_stdio(&ledger, &["--daily-budget", "$0.061"]).await;
     let refused = call(&limited, "x402_fetch", json!({"url": paid_url})).await;
     assert_eq!(refused.is_error, Some(true));
     let refused = structured(&refused);
@@ -284,8 +258,7 @@ async fn http_transport_pays_and_asks_a_person_through_elicitation() {
     let dev = Dev::start().await;
     let ledger = dev.ledger("mcp-http");
     let port = free_port();
-    let args = mcp_args(
-        &dev,
+    let args = dev.mcp_args(
         &ledger,
         &[
             "--http",
@@ -395,7 +368,7 @@ async fn the_fetch_policy_refuses_internal_addresses_allows_the_devnet_proxy_and
     let authority = internal.trim_start_matches("http://");
     std::fs::write(&config, format!("[fetch]\nallow_hosts = [\"{authority}\"]\n")).unwrap();
     let ledger = dev.ledger("fetch-policy");
-    let client = stdio_client(&dev, &ledger, &["--config", config.to_str().unwrap()]).await;
+    let client = dev.mcp_stdio(&ledger, &["--config", config.to_str().unwrap()]).await;
     let refusal = |result: CallToolResult| {
         assert_eq!(result.is_error, Some(true), "{result:?}");
         let error = structured(&result);

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 
-use facilitator::ledger::group_commit::{GroupCommit, GroupLimits, GroupWrite, row_placeholders};
+use facilitator::ledger::group_commit::{GroupCommit, GroupLimits, GroupWrite, placeholders, row_placeholders};
 use sqlx::AnyPool;
 
 /// At most this many writes go in one statement (well under both databases' bind-parameter limits).
@@ -125,13 +125,12 @@ async fn update_advances(pool: AnyPool, advances: Vec<Advance>) -> Result<HashSe
     // The first row names the columns; the others follow in the same order.
     let selects: Vec<String> = (0..advances.len())
         .map(|r| {
-            let tuple = row_placeholders(r, ADVANCE_COLUMNS.len(), &[]);
-            let values = tuple.trim_start_matches('(').trim_end_matches(')');
+            let values = placeholders(r, ADVANCE_COLUMNS.len());
             if r > 0 {
-                return format!("SELECT {values}");
+                return format!("SELECT {}", values.join(", "));
             }
             let named: Vec<String> = values
-                .split(", ")
+                .iter()
                 .zip(ADVANCE_COLUMNS)
                 .map(|(value, name)| format!("{value} AS {name}"))
                 .collect();

@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 
 use alloy::primitives::{Address, U256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use rmcp::service::RunningService;
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use rmcp::{RoleClient, ServiceExt};
 use serde_json::Value;
 
 use super::{KillOnDrop, free_port, temp_dir};
@@ -125,6 +128,33 @@ impl Dev {
             String::from_utf8_lossy(&output.stdout).into_owned(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
         )
+    }
+}
+
+impl Dev {
+    /// `mcp --devnet <state> --ledger <ledger> <extra…>`.
+    pub fn mcp_args(&self, ledger: &str, extra: &[&str]) -> Vec<String> {
+        let mut args = vec![
+            "mcp".to_owned(),
+            "--devnet".to_owned(),
+            self.state_file.display().to_string(),
+            "--ledger".to_owned(),
+            ledger.to_owned(),
+        ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
+        args
+    }
+
+    /// `nerdcabal mcp` over stdio, as an MCP client.
+    pub async fn mcp_stdio(&self, ledger: &str, extra: &[&str]) -> RunningService<RoleClient, ()> {
+        let args = self.mcp_args(ledger, extra);
+        let transport = TokioChildProcess::new(
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_nerdcabal")).configure(|c| {
+                c.args(&args).env_remove("NERDCABAL_BUYER_KEY").stderr(Stdio::null());
+            }),
+        )
+        .unwrap();
+        ().serve(transport).await.expect("MCP over stdio")
     }
 }
 

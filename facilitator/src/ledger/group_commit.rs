@@ -127,10 +127,15 @@ async fn commit<W: GroupWrite>(pool: &AnyPool, statement: Statement<W>, group: V
     }
 }
 
-/// `($a, $b, …)` for row `row` (from 0) of rows `width` values wide, with `literals` spliced in at their
-/// positions (`(index, sql)`, index counted in the finished tuple).
+/// The parameters `$n` of row `row` (from 0) of rows `width` values wide, in order.
+pub fn placeholders(row: usize, width: usize) -> Vec<String> {
+    (1..=width).map(|c| format!("${}", row * width + c)).collect()
+}
+
+/// `($a, $b, …)` for row `row`, with `literals` spliced in at their positions (`(index, sql)`, index counted
+/// in the finished tuple).
 pub fn row_placeholders(row: usize, width: usize, literals: &[(usize, &str)]) -> String {
-    let mut parts: Vec<String> = (1..=width).map(|c| format!("${}", row * width + c)).collect();
+    let mut parts = placeholders(row, width);
     for (index, sql) in literals {
         parts.insert(*index, (*sql).to_owned());
     }

@@ -9,6 +9,7 @@ use sqlx::AnyPool;
 
 use super::group_commit::{GroupCommit, GroupLimits, GroupWrite, row_placeholders};
 use super::record::NewSettlement;
+use super::store::address_text;
 
 /// A reserved row in its stored text forms, and the time it is written.
 #[derive(Debug, Clone)]
@@ -53,11 +54,11 @@ impl Reservation {
     pub(super) fn new(new: &NewSettlement, now: i64) -> Self {
         Reservation {
             network: new.key.network.clone(),
-            asset: format!("{:#x}", new.key.asset),
-            payer: format!("{:#x}", new.key.payer),
+            asset: address_text(new.key.asset),
+            payer: address_text(new.key.payer),
             nonce: new.key.nonce.to_string(),
             payload_hash: new.payload_hash.to_string(),
-            pay_to: format!("{:#x}", new.pay_to),
+            pay_to: address_text(new.pay_to),
             amount: new.amount.to_string(),
             at: now,
         }

@@ -489,7 +489,7 @@ impl<'q> BindKey<'q> for sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArgumen
 }
 
 /// Addresses are stored lowercase so that lookups never depend on checksum casing.
-fn address_text(address: Address) -> String {
+pub(super) fn address_text(address: Address) -> String {
     format!("{address:#x}")
 }
 

@@ -26,6 +26,20 @@ const MAX_GROUP: usize = 32;
 /// A submission waiting for the owner: the call, the payments it carries, and where to answer.
 type Submission = (Call, Vec<Target>, tokio::sync::oneshot::Sender<Vec<Placed>>);
 
+/// `first` and the submissions already queued behind it (consecutive nonces, one commit), up to the first
+/// other command, which is handed back to run after them.
+fn with_queued(first: Submission, receiver: &mut mpsc::Receiver<Command>) -> (Vec<Submission>, Option<Command>) {
+    let mut group = vec![first];
+    while group.len() < MAX_GROUP {
+        match receiver.try_recv() {
+            Ok(Command::Submit { call, targets, reply }) => group.push((call, targets, reply)),
+            Ok(other) => return (group, Some(other)),
+            Err(_) => break,
+        }
+    }
+    (group, None)
+}
+
 /// One transaction this owner has signed and not yet seen mined.
 #[derive(Debug, Clone)]
 pub(super) struct InFlight {
@@ -74,19 +88,7 @@ impl Owner {
             tokio::select! {
                 command = receiver.recv() => match command {
                     Some(Command::Submit { call, targets, reply }) => {
-                        // Submissions already waiting go with this one: consecutive nonces, one commit.
-                        let mut group = vec![(call, targets, reply)];
-                        let mut after = None;
-                        while group.len() < MAX_GROUP {
-                            match receiver.try_recv() {
-                                Ok(Command::Submit { call, targets, reply }) => group.push((call, targets, reply)),
-                                Ok(other) => {
-                                    after = Some(other);
-                                    break;
-                                }
-                                Err(_) => break,
-                            }
-                        }
+                        let (group, after) = with_queued((call, targets, reply), &mut receiver);
                         self.submit_group(group).await;
                         if let Some(command) = after {
                             self.handle(command).await;
@@ -104,14 +106,12 @@ impl Owner {
     /// stored in one ledger commit, then each broadcast in nonce order and answered as soon as it is placed.
     /// If the group cannot be stored as a whole, each call goes alone (the single path decides per call).
     async fn submit_group(&mut self, group: Vec<Submission>) {
-        if group.len() == 1 {
-            for (call, targets, reply) in group {
-                let placed = self.submit(call, targets).await;
-                let _ = reply.send(placed);
-            }
-            return;
-        }
-        match self.store_group(&group).await {
+        let stored = if group.len() > 1 {
+            self.store_group(&group).await
+        } else {
+            None
+        };
+        match stored {
             Some(first) => {
                 for (i, (_, _, reply)) in group.into_iter().enumerate() {
                     let placed = self.push(first + i as u64).await;
@@ -177,10 +177,7 @@ impl Owner {
 
     async fn handle(&mut self, command: Command) {
         match command {
-            Command::Submit { call, targets, reply } => {
-                let placed = self.submit(call, targets).await;
-                let _ = reply.send(placed);
-            }
+            Command::Submit { call, targets, reply } => self.submit_group(vec![(call, targets, reply)]).await,
             Command::Resubmit {
                 tx_hash,
                 raw,
