@@ -302,7 +302,7 @@ async fn main() -> anyhow::Result<()> {
             admin_port,
             api_port,
         } => {
-            let options = proxy::dev_stack::DevOptions {
+            let options = devstack::dev_stack::DevOptions {
                 state_file,
                 rpc_port,
                 facilitator_port,
@@ -310,7 +310,7 @@ async fn main() -> anyhow::Result<()> {
                 admin_port,
                 api_port,
             };
-            proxy::dev_stack::run(options, contracts::run::shutdown_signal()).await?;
+            devstack::dev_stack::run(options, contracts::run::shutdown_signal()).await?;
         }
         Command::Pay {
             url,
@@ -402,13 +402,13 @@ async fn main() -> anyhow::Result<()> {
                     state_database,
                 },
         } => {
-            let config = proxy::bench::BenchConfig {
+            let config = devstack::bench::proxy::BenchConfig {
                 clients,
                 duration: std::time::Duration::from_secs(seconds),
                 paid_requests: paid,
                 state_database,
             };
-            println!("{}", proxy::bench::run(config).await?);
+            println!("{}", devstack::bench::proxy::run(config).await?);
         }
         Command::Bench {
             target:
@@ -419,13 +419,13 @@ async fn main() -> anyhow::Result<()> {
                     batch,
                 },
         } => {
-            let config = facilitator::bench::BenchConfig {
+            let config = devstack::bench::facilitator::BenchConfig {
                 clients,
                 duration: std::time::Duration::from_secs(seconds),
                 single_payments: single,
                 batch_payments: batch,
             };
-            println!("{}", facilitator::bench::run(config).await?);
+            println!("{}", devstack::bench::facilitator::run(config).await?);
         }
     }
     Ok(())

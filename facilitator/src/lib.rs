@@ -2,7 +2,6 @@
 //! token state and submits settlements, the durable settlement ledger (sqlx, SQLite or PostgreSQL) that makes
 //! every payment settle exactly once, and the HTTP service (`/verify`, `/settle`, `/supported`).
 
-pub mod bench;
 pub mod chain;
 pub mod config;
 pub mod exposure;

@@ -7,13 +7,10 @@
 //! certificate) reload on SIGHUP.
 
 pub mod access_token;
-pub mod bench;
 pub mod call_counter;
 pub mod canonical_path;
 pub mod client_ip;
 pub mod config;
-pub mod demo_api;
-pub mod dev_stack;
 pub mod error_response;
 pub mod facilitator_link;
 pub mod metrics;

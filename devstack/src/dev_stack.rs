@@ -16,8 +16,8 @@ use protocol::money::format_usd;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
-use crate::config::ProxyConfig;
-use crate::service::{Proxy, ProxyOptions};
+use proxy::config::ProxyConfig;
+use proxy::service::{Proxy, ProxyOptions};
 
 /// The cheap route's price, atomic units ($0.001).
 pub const WEATHER_PRICE: u64 = 1_000;
@@ -43,9 +43,9 @@ pub enum DevError {
     #[error("facilitator configuration: {0}")]
     FacilitatorConfig(#[from] facilitator::config::ConfigError),
     #[error("proxy: {0}")]
-    Proxy(#[from] crate::service::ProxyError),
+    Proxy(#[from] proxy::service::ProxyError),
     #[error("proxy configuration: {0}")]
-    ProxyConfig(#[from] crate::config::ConfigError),
+    ProxyConfig(#[from] proxy::config::ConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("{0}")]

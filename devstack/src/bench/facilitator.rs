@@ -15,10 +15,10 @@ use protocol::version::Version;
 use protocol::wire::{Extra, v2};
 use protocol::{VerifyRequest, eip3009};
 
-use crate::chain::SnapshotRequest;
-use crate::config::FacilitatorConfig;
-use crate::service::Facilitator;
-use crate::verify::payment_from_request;
+use facilitator::chain::SnapshotRequest;
+use facilitator::config::FacilitatorConfig;
+use facilitator::service::Facilitator;
+use facilitator::verify::payment_from_request;
 
 /// Benchmark settings.
 #[derive(Debug, Clone)]
@@ -193,9 +193,9 @@ pub enum BenchError {
     #[error("devnet: {0}")]
     Devnet(#[from] contracts::DevnetError),
     #[error("facilitator: {0}")]
-    Service(#[from] crate::service::ServiceError),
+    Service(#[from] facilitator::service::ServiceError),
     #[error("configuration: {0}")]
-    Config(#[from] crate::config::ConfigError),
+    Config(#[from] facilitator::config::ConfigError),
     #[error("set-up: {0}")]
     Setup(String),
 }
@@ -219,7 +219,7 @@ async fn start_facilitator(devnet: &Devnet, toml: &str) -> Result<Running, Bench
     let dir = std::env::temp_dir().join(format!("nerdcabal-bench-{}-{}", std::process::id(), B256::random()));
     std::fs::create_dir_all(&dir).map_err(|e| BenchError::Setup(e.to_string()))?;
     let database_url = format!("sqlite://{}", dir.join("ledger.db").display());
-    let env = move |name: &str| (name == crate::config::ENV_DATABASE_URL).then(|| database_url.clone());
+    let env = move |name: &str| (name == facilitator::config::ENV_DATABASE_URL).then(|| database_url.clone());
     let mut config = FacilitatorConfig::from_toml(toml, env)?;
     config.add_devnet(devnet.state())?;
     let app = Facilitator::build(config).await?;
@@ -332,7 +332,7 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
         .cloned()
         .ok_or_else(|| BenchError::Setup("the devnet chain is not configured".into()))?;
     let simulate_from = single.app.settler.verifier().settlement_address();
-    let bare_payments: Arc<Vec<crate::verify::Payment>> = Arc::new(
+    let bare_payments: Arc<Vec<facilitator::verify::Payment>> = Arc::new(
         verify_pool
             .iter()
             .filter_map(|r| payment_from_request(r, |_| Some(chain.clone())).ok())
@@ -373,7 +373,11 @@ pub async fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
                 let (verifier, pool) = (verifier.clone(), pool.clone());
                 async move {
                     verifier
-                        .verify(&pool[i % pool.len()], now(), crate::verify::LedgerCheck::RefuseReserved)
+                        .verify(
+                            &pool[i % pool.len()],
+                            now(),
+                            facilitator::verify::LedgerCheck::RefuseReserved,
+                        )
                         .await
                         .is_ok()
                 }

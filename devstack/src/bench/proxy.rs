@@ -6,16 +6,16 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::facilitator::{Limit, Series, measure};
 use alloy::primitives::{B256, U256};
 use alloy::signers::local::PrivateKeySigner;
 use contracts::{Devnet, DevnetConfig};
-use facilitator::bench::{Limit, Series, measure};
 use facilitator::config::FacilitatorConfig;
 use protocol::header as codec;
 use protocol::wire::v2;
 
-use crate::config::ProxyConfig;
-use crate::service::{Proxy, ProxyOptions};
+use proxy::config::ProxyConfig;
+use proxy::service::{Proxy, ProxyOptions};
 
 #[derive(Debug, Clone)]
 pub struct BenchConfig {
@@ -67,7 +67,7 @@ pub enum BenchError {
     #[error("devnet: {0}")]
     Devnet(#[from] contracts::DevnetError),
     #[error("proxy: {0}")]
-    Proxy(#[from] crate::service::ProxyError),
+    Proxy(#[from] proxy::service::ProxyError),
     #[error("set-up: {0}")]
     Setup(String),
 }

@@ -1,0 +1,7 @@
+//! The local world around the libraries: `nerdcabal dev` (devnet, facilitator, paywall proxy and the demo API on
+//! loopback from one command), the demo API itself, and the benchmarks with their load drivers and baselines.
+//! Nothing here is a library of the product: the product's crates use it only as a dev-dependency.
+
+pub mod bench;
+pub mod demo_api;
+pub mod dev_stack;
