@@ -216,38 +216,76 @@ enum SpendCommand {
     },
 }
 
+/// What every benchmark takes.
+#[derive(clap::Args)]
+struct BenchArgs {
+    /// Concurrent connections of the read series.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Seconds each read round runs.
+    #[arg(long, default_value_t = 3)]
+    seconds: u64,
+    /// Rounds per series, alternating with their baselines (medians and min–max are printed).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Delay every JSON-RPC call by this many milliseconds (a relay in front of anvil), as a remote node would.
+    #[arg(long)]
+    rpc_latency: Option<u64>,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl BenchArgs {
+    fn options(&self) -> devstack::bench::Options {
+        devstack::bench::Options {
+            connections: self.connections,
+            duration: std::time::Duration::from_secs(self.seconds),
+            rounds: self.rounds.max(1),
+            rpc_latency: self.rpc_latency.map(std::time::Duration::from_millis),
+        }
+    }
+
+    fn print(&self, report: &devstack::bench::sample::Report) {
+        if self.json {
+            println!("{}", report.to_json());
+        } else {
+            print!("{report}");
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum BenchTarget {
-    /// The proxy on a fresh devnet: a free route vs the upstream direct, 402 offers/s, paid requests/s.
+    /// The proxy as its own process on one core: a free route against the upstream direct and nginx, 402
+    /// offers, paid requests end to end (single and batched settlement), RSS at 1,000 idle connections.
     Proxy {
-        /// Concurrent clients (paid requests use at least 256).
-        #[arg(long, default_value_t = 32)]
-        clients: usize,
-        /// Seconds each read benchmark runs.
-        #[arg(long, default_value_t = 5)]
-        seconds: u64,
-        /// Paid requests, each with its own payment.
+        #[command(flatten)]
+        args: BenchArgs,
+        /// Paid requests per round through the single-transaction proxy.
+        #[arg(long, default_value_t = 200)]
+        single: usize,
+        /// Paid requests per round through the batching proxy.
         #[arg(long, default_value_t = 2000)]
         paid: usize,
-        /// The proxy's state database: a SQLite file in a temporary directory unless given (`:memory:`, a
-        /// `postgres://` URL), to see what durability costs.
-        #[arg(long)]
-        state_database: Option<String>,
     },
-    /// The facilitator over HTTP on a fresh devnet: verify/s, settle/s (single and batch), p50/p99.
+    /// The facilitator as its own process on one core: verify against the bare chain calls it replaces, single
+    /// and batched settlement against the same multicall transactions sent directly.
     Facilitator {
-        /// Concurrent clients.
-        #[arg(long, default_value_t = 32)]
-        clients: usize,
-        /// Seconds each read benchmark runs.
-        #[arg(long, default_value_t = 5)]
-        seconds: u64,
-        /// Payments settled one transaction each.
-        #[arg(long, default_value_t = 300)]
+        #[command(flatten)]
+        args: BenchArgs,
+        /// Payments per round settled one transaction each.
+        #[arg(long, default_value_t = 200)]
         single: usize,
-        /// Payments settled in batches.
+        /// Payments per round settled in batches (and sent directly for the floor).
         #[arg(long, default_value_t = 2000)]
         batch: usize,
+    },
+    /// The load driver the benchmarks run as a separate process: runs a job file, prints one JSON sample.
+    #[command(hide = true)]
+    Drive {
+        #[arg(long)]
+        job: PathBuf,
     },
 }
 
@@ -394,38 +432,22 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
         }
         Command::Bench {
-            target:
-                BenchTarget::Proxy {
-                    clients,
-                    seconds,
-                    paid,
-                    state_database,
-                },
+            target: BenchTarget::Proxy { args, single, paid },
         } => {
-            let config = devstack::bench::proxy::BenchConfig {
-                clients,
-                duration: std::time::Duration::from_secs(seconds),
-                paid_requests: paid,
-                state_database,
-            };
-            println!("{}", devstack::bench::proxy::run(config).await?);
+            let counts = devstack::bench::proxy::PaidCounts { single, batched: paid };
+            args.print(&devstack::bench::proxy::run(args.options(), counts).await?);
         }
         Command::Bench {
-            target:
-                BenchTarget::Facilitator {
-                    clients,
-                    seconds,
-                    single,
-                    batch,
-                },
+            target: BenchTarget::Facilitator { args, single, batch },
         } => {
-            let config = devstack::bench::facilitator::BenchConfig {
-                clients,
-                duration: std::time::Duration::from_secs(seconds),
-                single_payments: single,
-                batch_payments: batch,
-            };
-            println!("{}", devstack::bench::facilitator::run(config).await?);
+            let counts = devstack::bench::facilitator::SettleCounts { single, batch };
+            args.print(&devstack::bench::facilitator::run(args.options(), counts).await?);
+        }
+        Command::Bench {
+            target: BenchTarget::Drive { job },
+        } => {
+            let sample = devstack::bench::driver::run_file(&job).await?;
+            println!("{}", serde_json::to_string(&sample)?);
         }
     }
     Ok(())

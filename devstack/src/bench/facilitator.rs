@@ -1,445 +1,402 @@
-//! `nerdcabal bench facilitator`: measures the facilitator over real HTTP against a fresh devnet — verify/s,
-//! single settle/s and batched settle/s with p50/p99 latency — and, in the same run and at the same
-//! concurrency, the bare chain calls one verify needs (`eth_getCode`, the Multicall3 read, the settlement
-//! simulation) made straight to the node, so the ratio shows the facilitator's own overhead.
+//! `nerdcabal bench facilitator`: the facilitator as its own process against a fresh devnet. Read rounds
+//! alternate the bare chain calls a verify makes (the same Multicall3 `aggregate3` eth_call, sent by wrk straight
+//! to the node) with `/verify` over HTTP; settlement rounds alternate single-transaction settles, batched
+//! settles, and the bare floor — the same multicall settlement transactions signed and sent directly to the node.
 
-use std::future::Future;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::time::Instant;
 
-use alloy::primitives::{B256, U256};
-use alloy::signers::local::PrivateKeySigner;
+use alloy::network::TransactionBuilder;
+use alloy::primitives::{Address, U256};
+use alloy::providers::Provider;
+use alloy::rpc::types::TransactionRequest;
+use alloy::sol_types::SolCall;
 use contracts::{Devnet, DevnetConfig};
+use facilitator::chain::token::{IFiatToken, IMulticall3, transfer_with_authorization_calldata};
+use protocol::VerifyRequest;
 use protocol::network::ARC_USDC;
 use protocol::version::Version;
-use protocol::wire::{Extra, v2};
-use protocol::{VerifyRequest, eip3009};
+use protocol::wire::{Extra, SchemePayload, v2};
 
-use facilitator::chain::SnapshotRequest;
-use facilitator::config::FacilitatorConfig;
-use facilitator::service::Facilitator;
-use facilitator::verify::payment_from_request;
+use super::cores::Cores;
+use super::driver::{Job, JobLimit, JobRequest};
+use super::process::{ServerProcess, drive, free_port, start_server};
+use super::sample::{Report, Sample, Series};
+use super::{BenchError, Options, WorkDir, payments, progress, setup};
 
-/// Benchmark settings.
+/// Payments per settlement round.
 #[derive(Debug, Clone)]
-pub struct BenchConfig {
-    /// Concurrent HTTP clients.
-    pub clients: usize,
-    /// How long each read benchmark (verify, bare chain calls) runs.
-    pub duration: Duration,
-    /// Payments settled one transaction each.
-    pub single_payments: usize,
-    /// Payments settled in batches.
-    pub batch_payments: usize,
+pub struct SettleCounts {
+    pub single: usize,
+    pub batch: usize,
 }
 
-impl Default for BenchConfig {
+impl Default for SettleCounts {
     fn default() -> Self {
-        BenchConfig {
-            clients: 32,
-            duration: Duration::from_secs(5),
-            single_payments: 300,
-            batch_payments: 2_000,
+        SettleCounts {
+            single: 200,
+            batch: 2_000,
         }
     }
 }
 
-/// One measured series.
-#[derive(Debug, Clone)]
-pub struct Series {
-    pub name: &'static str,
-    pub operations: usize,
-    pub failures: usize,
-    pub elapsed: Duration,
-    pub p50: Duration,
-    pub p99: Duration,
+const BATCH_ITEMS: usize = 200;
+
+struct Facilitators {
+    single: (ServerProcess, String),
+    batched: (ServerProcess, String),
 }
 
-impl Series {
-    pub fn per_second(&self) -> f64 {
-        self.operations as f64 / self.elapsed.as_secs_f64().max(1e-9)
-    }
-}
-
-impl std::fmt::Display for Series {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:<28} {:>9.0}/s  p50 {:>7.2} ms  p99 {:>7.2} ms  ({} ok, {} failed, {:.2} s)",
-            self.name,
-            self.per_second(),
-            self.p50.as_secs_f64() * 1e3,
-            self.p99.as_secs_f64() * 1e3,
-            self.operations,
-            self.failures,
-            self.elapsed.as_secs_f64()
-        )
-    }
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// Runs `operation(i)` from `clients` workers, either for `duration` or until `count` operations were taken.
-pub async fn measure<F, Fut>(name: &'static str, clients: usize, limit: Limit, operation: F) -> Series
-where
-    F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = bool> + Send,
-{
-    let operation = Arc::new(operation);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::with_capacity(clients);
-    for _ in 0..clients {
-        let (operation, next) = (operation.clone(), next.clone());
-        workers.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut failures = 0;
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                match limit {
-                    Limit::Count(n) if i >= n => break,
-                    Limit::Duration(d) if started.elapsed() >= d => break,
-                    _ => {}
-                }
-                let t = Instant::now();
-                if operation(i).await {
-                    latencies.push(t.elapsed());
-                } else {
-                    failures += 1;
-                }
-            }
-            (latencies, failures)
-        }));
-    }
-    let mut latencies = Vec::new();
-    let mut failures = 0;
-    for worker in workers {
-        if let Ok((l, f)) = worker.await {
-            latencies.extend(l);
-            failures += f;
-        }
-    }
-    let elapsed = started.elapsed();
-    latencies.sort_unstable();
-    Series {
-        name,
-        operations: latencies.len(),
-        failures,
-        elapsed,
-        p50: percentile(&latencies, 0.50),
-        p99: percentile(&latencies, 0.99),
-    }
-}
-
-/// How long [`measure`] runs: a number of operations, or a time.
-#[derive(Debug, Clone, Copy)]
-pub enum Limit {
-    Count(usize),
-    Duration(Duration),
-}
-
-/// The benchmark's findings.
-#[derive(Debug, Clone)]
-pub struct BenchReport {
-    pub bare_chain: Series,
-    pub verify_engine: Series,
-    pub verify: Series,
-    pub settle_single: Series,
-    pub settle_batch: Series,
-}
-
-impl std::fmt::Display for BenchReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "{}", self.bare_chain)?;
-        writeln!(f, "{}", self.verify_engine)?;
-        writeln!(f, "{}", self.verify)?;
-        writeln!(
-            f,
-            "  engine / bare chain calls  {:.2}x throughput, p50 {:.2}x",
-            self.verify_engine.per_second() / self.bare_chain.per_second().max(1e-9),
-            self.verify_engine.p50.as_secs_f64() / self.bare_chain.p50.as_secs_f64().max(1e-9)
-        )?;
-        writeln!(
-            f,
-            "  verify / bare chain calls  {:.2}x throughput, p50 {:.2}x",
-            self.verify.per_second() / self.bare_chain.per_second().max(1e-9),
-            self.verify.p50.as_secs_f64() / self.bare_chain.p50.as_secs_f64().max(1e-9)
-        )?;
-        writeln!(f, "{}", self.settle_single)?;
-        writeln!(f, "{}", self.settle_batch)?;
-        write!(
-            f,
-            "  batch / single settlement  {:.2}x throughput",
-            self.settle_batch.per_second() / self.settle_single.per_second().max(1e-9)
-        )
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    #[error("devnet: {0}")]
-    Devnet(#[from] contracts::DevnetError),
-    #[error("facilitator: {0}")]
-    Service(#[from] facilitator::service::ServiceError),
-    #[error("configuration: {0}")]
-    Config(#[from] facilitator::config::ConfigError),
-    #[error("set-up: {0}")]
-    Setup(String),
-}
-
-struct Running {
-    url: String,
-    app: Arc<Facilitator>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    _dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-async fn start_facilitator(devnet: &Devnet, toml: &str) -> Result<Running, BenchError> {
-    let dir = std::env::temp_dir().join(format!("nerdcabal-bench-{}-{}", std::process::id(), B256::random()));
-    std::fs::create_dir_all(&dir).map_err(|e| BenchError::Setup(e.to_string()))?;
-    let database_url = format!("sqlite://{}", dir.join("ledger.db").display());
-    let env = move |name: &str| (name == facilitator::config::ENV_DATABASE_URL).then(|| database_url.clone());
-    let mut config = FacilitatorConfig::from_toml(toml, env)?;
-    config.add_devnet(devnet.state())?;
-    let app = Facilitator::build(config).await?;
-    let router = app.router();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| BenchError::Setup(e.to_string()))?;
-    let url = format!(
-        "http://{}",
-        listener.local_addr().map_err(|e| BenchError::Setup(e.to_string()))?
+async fn start_facilitator(
+    cores: &Cores,
+    work: &WorkDir,
+    devnet_file: &std::path::Path,
+    name: &str,
+    extra: &str,
+) -> Result<(ServerProcess, String), BenchError> {
+    let port = free_port()?;
+    let db = work.path().join(format!("{name}.db"));
+    let config = format!(
+        "listen = \"127.0.0.1:{port}\"\ndatabase_url = \"sqlite://{}\"\n\
+         [limits]\nper_ip_per_second = 100000000\nper_key_per_second = 100000000\n{extra}",
+        db.display()
     );
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = stopped.await;
-        })
-        .await;
-    });
-    Ok(Running {
-        url,
-        app: Arc::new(app),
-        stop: Some(stop),
-        _dir: TempDir(dir),
-    })
+    let file = work.path().join(format!("{name}.toml"));
+    std::fs::write(&file, config).map_err(setup)?;
+    let (config_arg, devnet_arg) = (file.display().to_string(), devnet_file.display().to_string());
+    let server = start_server(
+        cores,
+        name,
+        &["facilitator", "--config", &config_arg, "--devnet", &devnet_arg],
+        &[],
+        &work.path().join(format!("{name}.log")),
+        port,
+    )
+    .await?;
+    Ok((server, format!("127.0.0.1:{port}")))
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
-
-/// `count` signed payments from `buyers` (round-robin) to `pay_to`, each for `amount`.
-async fn sign_payments(
-    devnet: &Devnet,
-    buyers: &[PrivateKeySigner],
-    count: usize,
-    amount: u64,
-) -> Vec<Arc<VerifyRequest>> {
-    let state = devnet.state();
-    let pay_to = state.accounts.get(2).map(|a| a.address).unwrap_or_default();
-    let requirement = v2::PaymentRequirements {
+fn requirement(network: &str, pay_to: Address, amount: u64) -> v2::PaymentRequirements {
+    v2::PaymentRequirements {
         scheme: protocol::SCHEME_EXACT.into(),
-        network: state.network.clone(),
+        network: network.to_owned(),
         amount: U256::from(amount),
         asset: ARC_USDC,
         pay_to,
-        max_timeout_seconds: 300,
+        max_timeout_seconds: 600,
         extra: Some(Extra::eip712("USDC", "2")),
-    };
-    let mut out = Vec::with_capacity(count);
-    for i in 0..count {
-        let buyer = &buyers[i % buyers.len()];
-        if let Ok(payload) = eip3009::pay(buyer, &requirement, None, now(), B256::random()).await {
-            out.push(Arc::new(VerifyRequest::V2(v2::VerifyRequest {
-                x402_version: Version,
-                payment_payload: payload,
-                payment_requirements: requirement.clone(),
-            })));
+    }
+}
+
+fn verify_body(payload: &v2::PaymentPayload, requirement: &v2::PaymentRequirements) -> String {
+    let request = VerifyRequest::V2(v2::VerifyRequest {
+        x402_version: Version,
+        payment_payload: payload.clone(),
+        payment_requirements: requirement.clone(),
+    });
+    serde_json::to_string(&request).unwrap_or_default()
+}
+
+fn exact(payload: &v2::PaymentPayload) -> Option<&protocol::ExactEvmPayload> {
+    match &payload.payload {
+        SchemePayload::ExactEvm(p) => Some(p),
+        _ => None,
+    }
+}
+
+fn call3(target: Address, data: Vec<u8>) -> IMulticall3::Call3 {
+    IMulticall3::Call3 {
+        target,
+        allowFailure: true,
+        callData: data.into(),
+    }
+}
+
+/// The JSON-RPC eth_call a verify made for one payment before the chain-state mirror: every read, then the
+/// simulated settlement, in one Multicall3 `aggregate3` from the settlement address.
+fn bare_verify_call(payload: &v2::PaymentPayload, multicall3: Address, from: Address, id: usize) -> Option<String> {
+    let p = exact(payload)?;
+    let a = &p.authorization;
+    let calls = vec![
+        call3(
+            ARC_USDC,
+            IFiatToken::authorizationStateCall {
+                authorizer: a.from,
+                nonce: a.nonce,
+            }
+            .abi_encode(),
+        ),
+        call3(ARC_USDC, IFiatToken::balanceOfCall { account: a.from }.abi_encode()),
+        call3(ARC_USDC, IFiatToken::isBlacklistedCall { account: a.from }.abi_encode()),
+        call3(ARC_USDC, IFiatToken::isBlacklistedCall { account: a.to }.abi_encode()),
+        call3(ARC_USDC, IFiatToken::pausedCall {}.abi_encode()),
+        call3(ARC_USDC, transfer_with_authorization_calldata(a, &p.signature).to_vec()),
+    ];
+    let data = IMulticall3::aggregate3Call { calls }.abi_encode();
+    Some(
+        serde_json::json!({
+            "jsonrpc": "2.0", "id": id, "method": "eth_call",
+            "params": [{"from": from, "to": multicall3, "data": alloy::primitives::Bytes::from(data)}, "latest"],
+        })
+        .to_string(),
+    )
+}
+
+fn settle_job(address: &str, connections: usize, bodies: Vec<String>) -> Job {
+    Job {
+        address: address.to_owned(),
+        connections,
+        limit: JobLimit::EachOnce,
+        expect: vec![200],
+        requests: bodies
+            .into_iter()
+            .map(|body| JobRequest {
+                method: "POST".into(),
+                path: "/settle".into(),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body,
+            })
+            .collect(),
+    }
+}
+
+/// The floor for batched settlement: the same Multicall3 transactions of transferWithAuthorization calls, signed
+/// by a funded account of the bench and sent straight to the node; the seller's balance must rise by every
+/// payment. A payment's latency runs from the start to its transaction's receipt.
+async fn bare_settlement_floor(
+    devnet: &Devnet,
+    rpc_url: &str,
+    signer_index: usize,
+    payments: &[v2::PaymentPayload],
+    pay_to: Address,
+) -> Result<Sample, BenchError> {
+    let signer = devnet
+        .signer(signer_index)
+        .cloned()
+        .ok_or_else(|| setup("the devnet has too few accounts"))?;
+    let from = alloy::signers::Signer::address(&signer);
+    let provider = alloy::providers::ProviderBuilder::new()
+        .wallet(alloy::network::EthereumWallet::from(signer))
+        .connect_http(rpc_url.parse().map_err(setup)?);
+    let multicall3 = devnet.state().multicall3;
+    let before = balance(devnet, pay_to).await?;
+    let started = Instant::now();
+    let mut nonce = provider.get_transaction_count(from).await.map_err(setup)?;
+    let chain_id = devnet.state().chain_id;
+    let gas_price = provider.get_gas_price().await.map_err(setup)?;
+    let mut pending = Vec::new();
+    for chunk in payments.chunks(BATCH_ITEMS) {
+        let calls: Vec<_> = chunk
+            .iter()
+            .filter_map(exact)
+            .map(|p| {
+                call3(
+                    ARC_USDC,
+                    transfer_with_authorization_calldata(&p.authorization, &p.signature).to_vec(),
+                )
+            })
+            .collect();
+        let data = IMulticall3::aggregate3Call { calls }.abi_encode();
+        let tx = TransactionRequest::default()
+            .with_from(from)
+            .with_to(multicall3)
+            .with_input(data)
+            .with_nonce(nonce)
+            .with_chain_id(chain_id)
+            .with_gas_limit(60_000 * chunk.len() as u64 + 100_000)
+            .with_gas_price(gas_price * 2);
+        nonce += 1;
+        let sent = provider.send_transaction(tx).await.map_err(setup)?;
+        pending.push((chunk.len(), sent));
+    }
+    let mut latencies = Vec::with_capacity(payments.len());
+    for (count, sent) in pending {
+        let receipt = sent.get_receipt().await.map_err(setup)?;
+        if receipt.status() {
+            let at = started.elapsed().as_micros() as u64;
+            latencies.extend(std::iter::repeat_n(at, count));
         }
     }
-    out
+    let elapsed = started.elapsed();
+    let moved = balance(devnet, pay_to).await?.saturating_sub(before);
+    let amount = payments
+        .first()
+        .and_then(exact)
+        .map(|p| p.authorization.value)
+        .unwrap_or_default();
+    let settled = if amount.is_zero() {
+        0
+    } else {
+        (moved / amount).to::<u64>() as usize
+    };
+    latencies.truncate(settled);
+    let failed = (payments.len() - latencies.len()) as u64;
+    Ok(Sample::from_latencies(latencies, failed, elapsed))
 }
 
-async fn post_ok(client: &reqwest::Client, url: &str, body: &VerifyRequest, field: &str) -> bool {
-    match client.post(url).json(body).send().await {
-        Ok(response) => match response.json::<serde_json::Value>().await {
-            Ok(answer) => answer[field] == serde_json::Value::Bool(true),
-            Err(_) => false,
-        },
-        Err(_) => false,
-    }
+async fn balance(devnet: &Devnet, who: Address) -> Result<U256, BenchError> {
+    let token = IFiatToken::new(ARC_USDC, devnet.admin_provider().clone());
+    token.balanceOf(who).call().await.map_err(setup)
 }
 
-/// Runs every measurement and returns the report.
-pub async fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+/// Runs the facilitator benchmark.
+pub async fn run(options: Options, counts: SettleCounts) -> Result<Report, BenchError> {
+    super::tools::ensure_installed()?;
+    let cores = Cores::pin_this_process();
+    let work = WorkDir::new("facilitator")?;
+    progress("starting the devnet");
     let devnet = Devnet::start(DevnetConfig {
         accounts: 10,
         ..DevnetConfig::default()
     })
     .await?;
-    // Fresh buyers, funded by the devnet faucet.
-    let buyers: Vec<PrivateKeySigner> = (0..64).map(|_| PrivateKeySigner::random()).collect();
-    for buyer in &buyers {
-        devnet.mint(buyer.address(), U256::from(1_000_000_000u64)).await?;
+    let rpc_url = match options.rpc_latency {
+        Some(latency) => super::relay::start(devnet.rpc_url(), latency).await?,
+        None => devnet.rpc_url().to_owned(),
+    };
+    let mut state = devnet.state().clone();
+    state.rpc_url = rpc_url.clone();
+    let devnet_file = work.path().join("devnet.json");
+    state.write(&devnet_file).map_err(setup)?;
+    let settlement_address = state
+        .accounts
+        .last()
+        .map(|a| a.address)
+        .ok_or_else(|| setup("the devnet has no accounts"))?;
+    let pay_to = state.accounts.get(2).map(|a| a.address).unwrap_or_default();
+
+    progress("starting the facilitators (single, batched)");
+    let batch = format!("[batch]\nenabled = true\nmax_wait_ms = 25\nmax_items = {BATCH_ITEMS}\n");
+    let facilitators = Facilitators {
+        single: start_facilitator(&cores, &work, &devnet_file, "facilitator-single", "").await?,
+        batched: start_facilitator(&cores, &work, &devnet_file, "facilitator-batched", &batch).await?,
+    };
+    let buyers = payments::buyers(&devnet, 64, 1_000_000_000).await?;
+    let req = requirement(&state.network, pay_to, 1_000);
+    let pool = payments::sign(&buyers, &req, None, 256).await?;
+    let verify_bodies: Vec<String> = pool.iter().map(|p| verify_body(p, &req)).collect();
+    let bare_bodies: Vec<String> = pool
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| bare_verify_call(p, state.multicall3, settlement_address, i))
+        .collect();
+
+    // Each read series must answer what it claims before it is timed.
+    let http = reqwest::Client::new();
+    let probe = |url: String, body: String| {
+        let http = http.clone();
+        async move {
+            let answer: serde_json::Value = http
+                .post(&url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .map_err(setup)?
+                .json()
+                .await
+                .map_err(setup)?;
+            Ok::<_, BenchError>(answer)
+        }
+    };
+    let answer = probe(rpc_url.clone(), bare_bodies.first().cloned().unwrap_or_default()).await?;
+    if answer.get("result").is_none() {
+        return Err(setup(format!("the bare verify call failed: {answer}")));
     }
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(config.clients * 2)
-        .build()
-        .map_err(|e| BenchError::Setup(e.to_string()))?;
-
-    // Reads: the same pool of payments is verified again and again (verify writes nothing).
-    // The benchmark client is one IP: lift the per-IP limit so it measures the engine, not the limiter.
-    const LIMITS: &str = "[limits]\nper_ip_per_second = 100000000\nper_key_per_second = 100000000\n";
-    let single = start_facilitator(&devnet, LIMITS).await?;
-    let verify_pool = Arc::new(sign_payments(&devnet, &buyers, 256, 1_000).await);
-
-    let chain = single
-        .app
-        .settler
-        .verifier()
-        .chain(&devnet.state().network)
-        .cloned()
-        .ok_or_else(|| BenchError::Setup("the devnet chain is not configured".into()))?;
-    let simulate_from = single.app.settler.verifier().settlement_address();
-    let bare_payments: Arc<Vec<facilitator::verify::Payment>> = Arc::new(
-        verify_pool
-            .iter()
-            .filter_map(|r| payment_from_request(r, |_| Some(chain.clone())).ok())
-            .collect(),
-    );
-    let bare_chain = {
-        let (chain, payments) = (chain.clone(), bare_payments.clone());
-        measure(
-            "bare chain calls of a verify",
-            config.clients,
-            Limit::Duration(config.duration),
-            move |i| {
-                let (chain, payments) = (chain.clone(), payments.clone());
-                async move {
-                    let p = &payments[i % payments.len()];
-                    chain
-                        .snapshot(SnapshotRequest {
-                            asset: p.asset.address,
-                            authorization: &p.authorization,
-                            signature: &p.signature,
-                            signing_hash: p.signing_hash,
-                            simulate_from,
-                        })
-                        .await
-                        .is_ok()
-                }
-            },
-        )
-        .await
-    };
-    let verify_engine = {
-        let (verifier, pool) = (single.app.settler.verifier().clone(), verify_pool.clone());
-        measure(
-            "verify (engine, in-process)",
-            config.clients,
-            Limit::Duration(config.duration),
-            move |i| {
-                let (verifier, pool) = (verifier.clone(), pool.clone());
-                async move {
-                    verifier
-                        .verify(
-                            &pool[i % pool.len()],
-                            now(),
-                            facilitator::verify::LedgerCheck::RefuseReserved,
-                        )
-                        .await
-                        .is_ok()
-                }
-            },
-        )
-        .await
-    };
-    let verify = {
-        let (client, url, pool) = (client.clone(), format!("{}/verify", single.url), verify_pool.clone());
-        measure(
-            "verify (HTTP)",
-            config.clients,
-            Limit::Duration(config.duration),
-            move |i| {
-                let (client, url, pool) = (client.clone(), url.clone(), pool.clone());
-                async move { post_ok(&client, &url, &pool[i % pool.len()], "isValid").await }
-            },
-        )
-        .await
-    };
-
-    let singles = Arc::new(sign_payments(&devnet, &buyers, config.single_payments, 1_000).await);
-    let settle_single = {
-        let (client, url, pool) = (client.clone(), format!("{}/settle", single.url), singles.clone());
-        measure(
-            "settle, one tx each (HTTP)",
-            config.clients,
-            Limit::Count(pool.len()),
-            move |i| {
-                let (client, url, pool) = (client.clone(), url.clone(), pool.clone());
-                async move { post_ok(&client, &url, &pool[i], "success").await }
-            },
-        )
-        .await
-    };
-    drop(single);
-
-    let batched = start_facilitator(
-        &devnet,
-        &format!("{LIMITS}[batch]\nenabled = true\nmax_wait_ms = 25\nmax_items = 200\n"),
+    let answer = probe(
+        format!("http://{}/verify", facilitators.single.1),
+        verify_bodies.first().cloned().unwrap_or_default(),
     )
     .await?;
-    let batch_pool = Arc::new(sign_payments(&devnet, &buyers, config.batch_payments, 1_000).await);
-    let settle_batch = {
-        let (client, url, pool) = (client.clone(), format!("{}/settle", batched.url), batch_pool.clone());
-        measure(
-            "settle, batched (HTTP)",
-            config.clients.max(256),
-            Limit::Count(pool.len()),
-            move |i| {
-                let (client, url, pool) = (client.clone(), url.clone(), pool.clone());
-                async move { post_ok(&client, &url, &pool[i], "success").await }
+    if answer["isValid"] != serde_json::Value::Bool(true) {
+        return Err(setup(format!("a bench payment does not verify: {answer}")));
+    }
+
+    let mut series: HashMap<&str, Series> = HashMap::new();
+    const BARE: &str = "bare chain calls of a verify (eth_call)";
+    const VERIFY: &str = "verify (HTTP)";
+    const SINGLE: &str = "settle, one transaction each (HTTP)";
+    const BATCHED: &str = "settle, batched (HTTP)";
+    const FLOOR: &str = "bare floor: the same multicall txs, direct";
+    for name in [BARE, VERIFY, SINGLE, BATCHED, FLOOR] {
+        series.insert(name, Series::new(name));
+    }
+    let verify_url = format!("http://{}/verify", facilitators.single.1);
+    for round in 0..options.rounds {
+        progress(format!("read round {}/{}", round + 1, options.rounds));
+        let headers = [("content-type", "application/json")];
+        let bare = super::wrk::run(
+            &cores,
+            work.path(),
+            &super::wrk::WrkJob {
+                url: &rpc_url,
+                connections: options.connections,
+                duration: options.duration,
+                method: "POST",
+                headers: &headers,
+                bodies: &bare_bodies,
+                expect_402: false,
             },
+        )?;
+        push(&mut series, BARE, bare);
+        let verify = super::wrk::run(
+            &cores,
+            work.path(),
+            &super::wrk::WrkJob {
+                url: &verify_url,
+                connections: options.connections,
+                duration: options.duration,
+                method: "POST",
+                headers: &headers,
+                bodies: &verify_bodies,
+                expect_402: false,
+            },
+        )?;
+        push(&mut series, VERIFY, verify);
+    }
+    for round in 0..options.rounds {
+        progress(format!("settlement round {}/{}", round + 1, options.rounds));
+        let singles = payments::sign(&buyers, &req, None, counts.single).await?;
+        let bodies = singles.iter().map(|p| verify_body(p, &req)).collect();
+        let sample = drive(
+            &cores,
+            work.path(),
+            &settle_job(&facilitators.single.1, options.connections, bodies),
         )
-        .await
-    };
-    drop(batched);
-    Ok(BenchReport {
-        bare_chain,
-        verify_engine,
-        verify,
-        settle_single,
-        settle_batch,
-    })
+        .await?;
+        push(&mut series, SINGLE, sample);
+        let batched = payments::sign(&buyers, &req, None, counts.batch).await?;
+        let bodies = batched.iter().map(|p| verify_body(p, &req)).collect();
+        let sample = drive(&cores, work.path(), &settle_job(&facilitators.batched.1, 256, bodies)).await?;
+        push(&mut series, BATCHED, sample);
+        let direct = payments::sign(&buyers, &req, None, counts.batch).await?;
+        let sample = bare_settlement_floor(&devnet, &rpc_url, 3, &direct, pay_to).await?;
+        push(&mut series, FLOOR, sample);
+    }
+    drop(facilitators);
+
+    let mut report = Report::default();
+    report.setup.push(cores.describe());
+    report.setup.push(format!(
+        "{} rounds; reads {} connections × {:?} (wrk); settlements {} single, {} batched ({} per batch; our driver, 256 connections)",
+        options.rounds, options.connections, options.duration, counts.single, counts.batch, BATCH_ITEMS
+    ));
+    report.setup.push(match options.rpc_latency {
+        Some(l) => format!("every JSON-RPC call delayed {l:?} by a relay"),
+        None => "JSON-RPC straight to anvil".into(),
+    });
+    let mut take = |name: &str| series.remove(name).unwrap_or_else(|| Series::new(name));
+    for name in [BARE, VERIFY, SINGLE, BATCHED, FLOOR] {
+        report.add(take(name));
+    }
+    report.compare(VERIFY, BARE);
+    report.compare(BATCHED, FLOOR);
+    report.compare(BATCHED, SINGLE);
+    Ok(report)
+}
+
+fn push(series: &mut HashMap<&str, Series>, name: &str, sample: Sample) {
+    if let Some(s) = series.get_mut(name) {
+        s.samples.push(sample);
+    }
 }

@@ -1,247 +1,289 @@
-//! `nerdcabal bench proxy`: on a fresh devnet, in one run — a free route through the proxy against the same
-//! upstream called directly (the ratio is the proxy's overhead), unpaid requests answered 402 per second, and
-//! paid requests end to end (offer matched, verified, upstream run, settled in batches by the embedded
-//! facilitator) per second, each with p50/p99.
+//! `nerdcabal bench proxy`: the paywall proxy as its own process in front of an upstream, beside the upstream
+//! direct and nginx in front of the same upstream — a free route, unpaid requests answered 402, and paid requests
+//! end to end (settle-after with single transactions and with batches, each request its own payment) — plus the
+//! facilitator's `/verify` for reference and the proxy's memory at 1,000 idle keep-alive connections.
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::collections::HashMap;
+use std::time::Duration;
 
-use super::facilitator::{Limit, Series, measure};
-use alloy::primitives::{B256, U256};
-use alloy::signers::local::PrivateKeySigner;
+use alloy::primitives::Address;
 use contracts::{Devnet, DevnetConfig};
-use facilitator::config::FacilitatorConfig;
 use protocol::header as codec;
-use protocol::wire::v2;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use proxy::config::ProxyConfig;
-use proxy::service::{Proxy, ProxyOptions};
+use super::cores::Cores;
+use super::driver::{Job, JobLimit, JobRequest};
+use super::process::{ServerProcess, drive, free_port, start_server};
+use super::sample::{Reading, Report, Sample, Series};
+use super::wrk::WrkJob;
+use super::{BenchError, Options, WorkDir, payments, progress, setup};
 
+/// Paid requests per round.
 #[derive(Debug, Clone)]
-pub struct BenchConfig {
-    pub clients: usize,
-    /// How long each read benchmark runs.
-    pub duration: Duration,
-    /// Paid requests, each with its own payment.
-    pub paid_requests: usize,
-    /// The proxy's state database; `None`: a SQLite file in the run's temporary directory.
-    pub state_database: Option<String>,
+pub struct PaidCounts {
+    /// Through the proxy whose facilitator settles one transaction per payment.
+    pub single: usize,
+    /// Through the proxy whose facilitator batches.
+    pub batched: usize,
 }
 
-impl Default for BenchConfig {
+impl Default for PaidCounts {
     fn default() -> Self {
-        BenchConfig {
-            clients: 32,
-            duration: Duration::from_secs(5),
-            paid_requests: 2_000,
-            state_database: None,
+        PaidCounts {
+            single: 200,
+            batched: 2_000,
         }
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct BenchReport {
-    pub direct: Series,
-    pub free: Series,
-    pub offers: Series,
-    pub paid: Series,
+struct ProxyProcess {
+    server: ServerProcess,
+    address: String,
 }
 
-impl std::fmt::Display for BenchReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "{}", self.direct)?;
-        writeln!(f, "{}", self.free)?;
-        writeln!(
-            f,
-            "  free via proxy / direct     {:.2}x throughput, p50 {:.2}x",
-            self.free.per_second() / self.direct.per_second().max(1e-9),
-            self.free.p50.as_secs_f64() / self.direct.p50.as_secs_f64().max(1e-9)
-        )?;
-        writeln!(f, "{}", self.offers)?;
-        write!(f, "{}", self.paid)
-    }
+/// What every proxy of the run shares.
+struct Stack<'a> {
+    cores: &'a Cores,
+    work: &'a WorkDir,
+    devnet_file: &'a std::path::Path,
+    upstream: &'a str,
+    network: &'a str,
+    pay_to: Address,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    #[error("devnet: {0}")]
-    Devnet(#[from] contracts::DevnetError),
-    #[error("proxy: {0}")]
-    Proxy(#[from] proxy::service::ProxyError),
-    #[error("set-up: {0}")]
-    Setup(String),
-}
-
-fn setup<E: std::fmt::Display>(e: E) -> BenchError {
-    BenchError::Setup(e.to_string())
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-async fn status_is(request: reqwest::RequestBuilder, want: u16) -> bool {
-    match request.send().await {
-        Ok(response) => response.status().as_u16() == want && response.bytes().await.is_ok(),
-        Err(_) => false,
-    }
-}
-
-pub async fn run(config: BenchConfig) -> Result<BenchReport, BenchError> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let devnet = Devnet::start(DevnetConfig::default()).await?;
-    let dir = std::env::temp_dir().join(format!(
-        "nerdcabal-proxy-bench-{}-{}",
-        std::process::id(),
-        B256::random()
-    ));
-    std::fs::create_dir_all(&dir).map_err(setup)?;
-    let _cleanup = RemoveOnDrop(dir.clone());
-
-    // The upstream: a small JSON answer, as an API would give.
-    let upstream = axum::Router::new()
-        .fallback(|| async { axum::Json(serde_json::json!({"temperature": 21.5, "city": "Paris"})) });
-    let upstream_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(setup)?;
-    let upstream_url = format!("http://{}", upstream_listener.local_addr().map_err(setup)?);
-    tokio::spawn(async move { axum::serve(upstream_listener, upstream).await });
-
-    // The proxy, with the facilitator engine inside settling in batches.
-    let state = devnet.state();
-    let seller = state.accounts.get(2).map(|a| a.address).unwrap_or_default();
-    let text = format!(
-        "state_database = \"{}\"\n[facilitator]\nembedded = true\n[defaults]\nnetwork = \"{}\"\npay_to = \"{seller}\"\nmax_timeout_seconds = 300\n\
-         [[route]]\npath = \"/free\"\nupstream = \"{upstream_url}\"\nfree = true\n\
-         [[route]]\npath = \"/paid\"\nupstream = \"{upstream_url}\"\nprice = \"$0.001\"\n",
-        config
-            .state_database
-            .clone()
-            .unwrap_or_else(|| dir.join("proxy-state.db").display().to_string()),
-        state.network
+/// A proxy with the facilitator engine inside; `batch` settles in batches.
+async fn start_proxy(stack: &Stack<'_>, name: &str, batch: bool) -> Result<ProxyProcess, BenchError> {
+    let Stack {
+        cores,
+        work,
+        devnet_file,
+        upstream,
+        network,
+        pay_to,
+    } = *stack;
+    let (port, admin) = (free_port()?, free_port()?);
+    let dir = work.path();
+    let engine = format!(
+        "database_url = \\\"sqlite://{}\\\"\\n{}",
+        dir.join(format!("{name}-ledger.db")).display(),
+        if batch {
+            "[batch]\\nenabled = true\\nmax_wait_ms = 25\\nmax_items = 200\\n"
+        } else {
+            ""
+        }
     );
-    let proxy_config = ProxyConfig::from_toml(&text, |_| None).map_err(setup)?;
-    let database_url = format!("sqlite://{}", dir.join("ledger.db").display());
-    let env = move |name: &str| (name == facilitator::config::ENV_DATABASE_URL).then(|| database_url.clone());
-    // The proxy adds the devnet (and its settlement key) to the engine's configuration.
-    let engine = FacilitatorConfig::from_toml("[batch]\nenabled = true\nmax_wait_ms = 25\nmax_items = 200\n", env)
-        .map_err(setup)?;
-    let proxy = Proxy::build(
-        proxy_config,
-        ProxyOptions {
-            config_path: None,
-            devnet: Some(state.clone()),
-            facilitator_config: Some(engine),
-        },
+    let config = format!(
+        "listen = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\nstate_database = \"{}\"\n\
+         [facilitator]\nembedded = true\nconfig = \"{engine}\"\n\
+         [defaults]\nnetwork = \"{network}\"\npay_to = \"{pay_to}\"\nmax_timeout_seconds = 600\n\
+         [[route]]\npath = \"/free\"\nupstream = \"http://{upstream}\"\nfree = true\n\
+         [[route]]\npath = \"/paid\"\nupstream = \"http://{upstream}\"\nprice = \"$0.001\"\n",
+        dir.join(format!("{name}-state.db")).display()
+    );
+    let file = dir.join(format!("{name}.toml"));
+    std::fs::write(&file, config).map_err(setup)?;
+    let (config_arg, devnet_arg) = (file.display().to_string(), devnet_file.display().to_string());
+    let server = start_server(
+        cores,
+        name,
+        &["proxy", "--config", &config_arg, "--devnet", &devnet_arg],
+        &[],
+        &dir.join(format!("{name}.log")),
+        port,
     )
     .await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(setup)?;
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(setup)?;
-    let proxy_url = format!("http://{}", listener.local_addr().map_err(setup)?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = tokio::spawn(Arc::new(proxy).serve(listener, admin, async move {
-        let _ = stopped.await;
-    }));
-
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(config.clients.max(256) * 2)
-        .tcp_nodelay(true)
-        .build()
-        .map_err(setup)?;
-    let timed = Limit::Duration(config.duration);
-    let get = |url: String, want: u16| {
-        let client = client.clone();
-        move |_| {
-            let (client, url) = (client.clone(), url.clone());
-            async move { status_is(client.get(&url), want).await }
-        }
-    };
-    let direct = measure(
-        "free route, upstream direct",
-        config.clients,
-        timed,
-        get(format!("{upstream_url}/free"), 200),
-    )
-    .await;
-    let free = measure(
-        "free route, via the proxy",
-        config.clients,
-        timed,
-        get(format!("{proxy_url}/free"), 200),
-    )
-    .await;
-    let offers = measure(
-        "unpaid → 402 offer",
-        config.clients,
-        timed,
-        get(format!("{proxy_url}/paid"), 402),
-    )
-    .await;
-
-    // Paid: every request carries its own payment, signed before the clock starts, by 64 funded buyers.
-    let offer_response = client.get(format!("{proxy_url}/paid")).send().await.map_err(setup)?;
-    let offer = offer_response
-        .headers()
-        .get(codec::PAYMENT_REQUIRED)
-        .ok_or_else(|| setup("no PAYMENT-REQUIRED header"))
-        .and_then(|h| codec::decode_payment_required_v2(h.as_bytes()).map_err(setup))?;
-    let payments = Arc::new(sign(&devnet, &offer, config.paid_requests).await?);
-    let paid = {
-        let (client, url, payments) = (client.clone(), format!("{proxy_url}/paid"), payments.clone());
-        measure(
-            "paid end to end (batched)",
-            config.clients.max(256),
-            Limit::Count(payments.len()),
-            move |i| {
-                let (client, url, payments) = (client.clone(), url.clone(), payments.clone());
-                async move {
-                    let request = client.get(&url).header(codec::PAYMENT_SIGNATURE, &payments[i]);
-                    status_is(request, 200).await
-                }
-            },
-        )
-        .await
-    };
-    let _ = stop.send(());
-    let _ = serving.await;
-    Ok(BenchReport {
-        direct,
-        free,
-        offers,
-        paid,
+    Ok(ProxyProcess {
+        server,
+        address: format!("127.0.0.1:{port}"),
     })
 }
 
-async fn sign(devnet: &Devnet, offer: &v2::PaymentRequired, count: usize) -> Result<Vec<String>, BenchError> {
-    let buyers: Vec<PrivateKeySigner> = (0..64).map(|_| PrivateKeySigner::random()).collect();
-    for buyer in &buyers {
-        devnet.mint(buyer.address(), U256::from(1_000_000_000u64)).await?;
-    }
+/// Signed PAYMENT-SIGNATURE headers for the proxy's `/paid` offer.
+async fn paid_job(
+    proxy: &ProxyProcess,
+    buyers: &std::sync::Arc<Vec<alloy::signers::local::PrivateKeySigner>>,
+    count: usize,
+) -> Result<Job, BenchError> {
+    let offer = reqwest::get(format!("http://{}/paid", proxy.address))
+        .await
+        .map_err(setup)?;
+    let offer = offer
+        .headers()
+        .get(codec::PAYMENT_REQUIRED)
+        .ok_or_else(|| setup("the proxy's 402 has no PAYMENT-REQUIRED header"))
+        .and_then(|h| codec::decode_payment_required_v2(h.as_bytes()).map_err(setup))?;
     let requirement = offer
         .accepts
         .first()
         .ok_or_else(|| setup("the offer accepts nothing"))?;
+    let signed = payments::sign(buyers, requirement, Some(offer.resource.clone()), count).await?;
+    Ok(Job {
+        address: proxy.address.clone(),
+        connections: 256,
+        limit: JobLimit::EachOnce,
+        expect: vec![200],
+        requests: signed
+            .iter()
+            .map(|p| JobRequest {
+                method: "GET".into(),
+                path: "/paid".into(),
+                headers: vec![(codec::PAYMENT_SIGNATURE.into(), codec::encode(p))],
+                body: String::new(),
+            })
+            .collect(),
+    })
+}
+
+/// RSS of a process, from /proc.
+fn rss_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Opens `count` keep-alive connections to `address`, each having made one request and read its answer.
+async fn idle_connections(address: &str, count: usize) -> Result<Vec<tokio::net::TcpStream>, BenchError> {
     let mut out = Vec::with_capacity(count);
-    for i in 0..count {
-        let payload = protocol::eip3009::pay(
-            &buyers[i % buyers.len()],
-            requirement,
-            Some(offer.resource.clone()),
-            now(),
-            B256::random(),
-        )
-        .await
-        .map_err(setup)?;
-        out.push(codec::encode(&payload));
+    for _ in 0..count {
+        let mut stream = tokio::net::TcpStream::connect(address).await.map_err(setup)?;
+        stream
+            .write_all(format!("GET /free HTTP/1.1\r\nHost: {address}\r\n\r\n").as_bytes())
+            .await
+            .map_err(setup)?;
+        let mut buffer = [0u8; 1024];
+        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+            .await
+            .map_err(setup)?
+            .map_err(setup)?;
+        if read == 0 {
+            return Err(setup("a connection closed before answering"));
+        }
+        out.push(stream);
     }
     Ok(out)
 }
 
-struct RemoveOnDrop(std::path::PathBuf);
+/// Runs the proxy benchmark.
+pub async fn run(options: Options, counts: PaidCounts) -> Result<Report, BenchError> {
+    super::tools::ensure_installed()?;
+    let cores = Cores::pin_this_process();
+    let work = WorkDir::new("proxy")?;
+    progress("starting the devnet");
+    let devnet = Devnet::start(DevnetConfig::default()).await?;
+    let rpc_url = match options.rpc_latency {
+        Some(latency) => super::relay::start(devnet.rpc_url(), latency).await?,
+        None => devnet.rpc_url().to_owned(),
+    };
+    let mut state = devnet.state().clone();
+    state.rpc_url = rpc_url;
+    let devnet_file = work.path().join("devnet.json");
+    state.write(&devnet_file).map_err(setup)?;
+    let pay_to = state.accounts.get(2).map(|a| a.address).unwrap_or_default();
 
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+    progress("starting the upstream, nginx and the proxies (single, batched)");
+    let upstream = super::upstream::start().await?;
+    let nginx = super::nginx::start(&cores, work.path(), &upstream).await?;
+    let stack = Stack {
+        cores: &cores,
+        work: &work,
+        devnet_file: &devnet_file,
+        upstream: &upstream,
+        network: &state.network,
+        pay_to,
+    };
+    let batched = start_proxy(&stack, "proxy-batched", true).await?;
+    let single = start_proxy(&stack, "proxy-single", false).await?;
+    let buyers = payments::buyers(&devnet, 64, 1_000_000_000).await?;
+
+    const DIRECT: &str = "free route, upstream direct";
+    const NGINX: &str = "free route, nginx → upstream";
+    const FREE: &str = "free route, our proxy → upstream";
+    const OFFER: &str = "unpaid → 402 offer";
+    const PAID_SINGLE: &str = "paid, settle-after, one tx each";
+    const PAID_BATCHED: &str = "paid, settle-after, batched";
+    let names = [DIRECT, NGINX, FREE, OFFER, PAID_SINGLE, PAID_BATCHED];
+    let mut series: HashMap<&str, Series> = names.iter().map(|n| (*n, Series::new(*n))).collect();
+    let mut push = |name: &str, sample: Sample| {
+        if let Some(s) = series.get_mut(name) {
+            s.samples.push(sample);
+        }
+    };
+    let get = |url: String, expect_402: bool| -> Result<Sample, BenchError> {
+        super::wrk::run(
+            &cores,
+            work.path(),
+            &WrkJob {
+                url: &url,
+                connections: options.connections,
+                duration: options.duration,
+                method: "GET",
+                headers: &[],
+                bodies: &[],
+                expect_402,
+            },
+        )
+    };
+    for round in 0..options.rounds {
+        progress(format!("round {}/{}: free and 402", round + 1, options.rounds));
+        // Alternate the order within a round too, so neither side always runs first.
+        if round % 2 == 0 {
+            push(NGINX, get(format!("{}/free", nginx.url), false)?);
+            push(FREE, get(format!("http://{}/free", batched.address), false)?);
+        } else {
+            push(FREE, get(format!("http://{}/free", batched.address), false)?);
+            push(NGINX, get(format!("{}/free", nginx.url), false)?);
+        }
+        push(DIRECT, get(format!("http://{upstream}/free"), false)?);
+        push(OFFER, get(format!("http://{}/paid", batched.address), true)?);
+        progress(format!("round {}/{}: paid", round + 1, options.rounds));
+        let job = paid_job(&single, &buyers, counts.single).await?;
+        push(PAID_SINGLE, drive(&cores, work.path(), &job).await?);
+        let job = paid_job(&batched, &buyers, counts.batched).await?;
+        push(PAID_BATCHED, drive(&cores, work.path(), &job).await?);
     }
+
+    progress("memory at 1,000 idle keep-alive connections");
+    let mut readings = Vec::new();
+    let pid = batched.server.pid();
+    let nginx_pid = nginx.pid();
+    let before = rss_mib(pid);
+    let held = idle_connections(&batched.address, 1_000).await?;
+    let nginx_held = idle_connections(nginx.url.trim_start_matches("http://"), 1_000).await?;
+    for (name, value) in [
+        ("proxy RSS, after the run, no connections", before),
+        ("proxy RSS at 1,000 idle keep-alive connections", rss_mib(pid)),
+        ("nginx RSS at 1,000 idle keep-alive connections", rss_mib(nginx_pid)),
+    ] {
+        if let Some(value) = value {
+            readings.push(Reading {
+                name: name.into(),
+                value,
+                unit: "MiB".into(),
+            });
+        }
+    }
+    drop((held, nginx_held));
+    drop((single, batched, nginx));
+
+    let mut report = Report::default();
+    report.setup.push(cores.describe());
+    report.setup.push(format!(
+        "{} rounds; reads {} connections × {:?} (wrk); paid per round {} single, {} batched (our driver, 256 connections)",
+        options.rounds, options.connections, options.duration, counts.single, counts.batched
+    ));
+    report.setup.push(match options.rpc_latency {
+        Some(l) => format!("every JSON-RPC call delayed {l:?} by a relay"),
+        None => "JSON-RPC straight to anvil".into(),
+    });
+    for name in names {
+        report.add(series.remove(name).unwrap_or_else(|| Series::new(name)));
+    }
+    report.compare(FREE, NGINX);
+    report.compare(FREE, DIRECT);
+    report.compare(NGINX, DIRECT);
+    report.compare(PAID_BATCHED, PAID_SINGLE);
+    report.readings = readings;
+    report.readings.extend(super::routes::lookup_costs()?);
+    Ok(report)
 }

@@ -1,0 +1,109 @@
+//! The server under test as its own process: `nerdcabal facilitator|proxy` started from this executable on the
+//! server core, waited for until it listens, killed (and reaped) when dropped; and the load driver run the same
+//! way on the load core.
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use super::BenchError;
+use super::cores::Cores;
+use super::driver::Job;
+use super::sample::Sample;
+
+pub struct ServerProcess {
+    child: Child,
+}
+
+impl ServerProcess {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn exe() -> Result<std::path::PathBuf, BenchError> {
+    std::env::current_exe().map_err(|e| BenchError::Setup(format!("finding this executable: {e}")))
+}
+
+/// Starts `nerdcabal <args>` on the server core with `env`, logging to `log`, and waits for `port`.
+pub async fn start_server(
+    cores: &Cores,
+    name: &str,
+    args: &[&str],
+    env: &[(&str, String)],
+    log: &Path,
+    port: u16,
+) -> Result<ServerProcess, BenchError> {
+    let exe = exe()?;
+    let log_file = std::fs::File::create(log).map_err(super::setup)?;
+    let mut command = cores.server_command(&exe.display().to_string());
+    command
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log_file);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let child = command
+        .spawn()
+        .map_err(|e| BenchError::Setup(format!("starting {name}: {e}")))?;
+    let mut server = ServerProcess { child };
+    if let Err(e) = wait_for_port(port).await {
+        let _ = server.child.kill();
+        let tail = std::fs::read_to_string(log).unwrap_or_default();
+        return Err(BenchError::Setup(format!(
+            "{name} did not start ({e}); its log:\n{tail}"
+        )));
+    }
+    if let Ok(Some(status)) = server.child.try_wait() {
+        return Err(BenchError::Setup(format!("{name} exited at once: {status}")));
+    }
+    Ok(server)
+}
+
+/// A loopback port nobody listens on now.
+pub fn free_port() -> Result<u16, BenchError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(super::setup)
+}
+
+/// Waits (up to 60 s) until something accepts connections on the port.
+pub async fn wait_for_port(port: u16) -> Result<(), BenchError> {
+    for _ in 0..600 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(BenchError::Setup(format!("nothing listens on port {port} after 60 s")))
+}
+
+/// Runs a job in the load driver process (`nerdcabal bench drive`) on the load core.
+pub async fn drive(cores: &Cores, work: &Path, job: &Job) -> Result<Sample, BenchError> {
+    let file = work.join("driver-job.json");
+    std::fs::write(&file, serde_json::to_vec(job).map_err(super::setup)?).map_err(super::setup)?;
+    let mut command = tokio::process::Command::from(cores.load_command(&exe()?.display().to_string()));
+    let output = command
+        .args(["bench", "drive", "--job"])
+        .arg(&file)
+        .output()
+        .await
+        .map_err(|e| BenchError::Setup(format!("running the load driver: {e}")))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim()).map_err(|e| {
+        BenchError::Setup(format!(
+            "the load driver's answer `{stdout}`: {e}; {}",
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    })
+}
