@@ -22,6 +22,7 @@ pub mod payment_store;
 pub mod paywall_page;
 pub mod pipeline;
 pub mod rate_limits;
+pub mod route_index;
 pub mod route_table;
 pub mod service;
 pub mod store_writer;

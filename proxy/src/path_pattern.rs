@@ -18,6 +18,14 @@ pub struct PathPattern {
     segments: Vec<Segment>,
 }
 
+/// A pattern's segment as the route index sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatternSegment<'a> {
+    Literal(&'a str),
+    Param,
+    Rest,
+}
+
 /// What a match captured: `:name` values and the `*` remainder.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Captures {
@@ -61,6 +69,15 @@ impl PathPattern {
             segments.push(segment);
         }
         Ok(PathPattern { segments })
+    }
+
+    /// The segments, in order (a `*` only last).
+    pub fn segments(&self) -> impl Iterator<Item = PatternSegment<'_>> {
+        self.segments.iter().map(|s| match s {
+            Segment::Literal(l) => PatternSegment::Literal(l),
+            Segment::Param(_) => PatternSegment::Param,
+            Segment::Rest => PatternSegment::Rest,
+        })
     }
 
     /// The captures when `path` (no query) matches. One trailing slash is ignored unless the pattern ends in

@@ -16,6 +16,7 @@ use protocol::{Asset, Network, Networks};
 use crate::access_token;
 use crate::config::{AccessConfig, ConfigError, PriceConfig, ProxyConfig, RouteConfig, SettleTiming, check_http_url};
 use crate::path_pattern::PathPattern;
+use crate::route_index::RouteIndex;
 
 /// What a priced route sells, per request.
 #[derive(Debug, Clone)]
@@ -30,6 +31,9 @@ pub struct Pricing {
     /// What the route sells (host, path pattern, amount, network, asset, payTo) as one hash: access tokens
     /// carry it, so a token is good only where the same thing is sold (see [`access_token::route_fingerprint`]).
     pub fingerprint: String,
+    /// Its 402 answers already built, per resource URL and refusal (the route is rebuilt on reload, and the
+    /// cache with it).
+    pub offers: crate::offer::OfferCache,
 }
 
 /// What one payment buys on a route with an access window.
@@ -68,6 +72,7 @@ pub struct Matched<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
     routes: Vec<Route>,
+    index: RouteIndex,
     /// For unmatched requests when they pass through.
     pub unmatched_upstream: Option<String>,
 }
@@ -95,37 +100,40 @@ impl RouteTable {
             _ => None,
         };
         Ok(Arc::new(RouteTable {
+            index: RouteIndex::build(routes.iter().map(|r| &r.pattern)),
             routes,
             unmatched_upstream,
         }))
     }
 
-    /// The first route matching host, method and path, with its upstream URL (query kept).
+    /// The first route matching host, method and path, with its upstream URL (query kept). The index walks
+    /// the path's segments; each candidate is checked exactly, lowest position first.
     pub fn find(&self, host: Option<&str>, method: &Method, path: &str, query: Option<&str>) -> Option<Matched<'_>> {
         let host = host.map(|h| h.split(':').next().unwrap_or(h));
-        for (index, route) in self.routes.iter().enumerate() {
-            if let Some(want) = &route.host
-                && !host.is_some_and(|h| h.eq_ignore_ascii_case(want))
-            {
-                continue;
-            }
-            if !route.allows(method) {
-                continue;
-            }
-            let Some(captures) = route.pattern.matches(path) else {
-                continue;
-            };
-            let upstream_url = match &route.rewrite {
-                Some(template) => join(&route.upstream, &captures.fill(template), query),
-                None => join(&route.upstream, path, query),
-            };
-            return Some(Matched {
-                index,
-                upstream_url,
-                route,
-            });
-        }
-        None
+        let index = self.index.first(path, &mut |i| {
+            let route = &self.routes[i];
+            route.serves_host(host) && route.allows(method) && route.pattern.matches(path).is_some()
+        })?;
+        let route = &self.routes[index];
+        let captures = route.pattern.matches(path)?;
+        let upstream_url = match &route.rewrite {
+            Some(template) => join(&route.upstream, &captures.fill(template), query),
+            None => join(&route.upstream, path, query),
+        };
+        Some(Matched {
+            index,
+            upstream_url,
+            route,
+        })
+    }
+
+    /// The first match by a scan of every route in order: what [`RouteTable::find`] must agree with.
+    #[cfg(test)]
+    fn find_by_scan(&self, host: Option<&str>, method: &Method, path: &str) -> Option<usize> {
+        let host = host.map(|h| h.split(':').next().unwrap_or(h));
+        self.routes
+            .iter()
+            .position(|r| r.serves_host(host) && r.allows(method) && r.pattern.matches(path).is_some())
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -134,6 +142,13 @@ impl RouteTable {
 }
 
 impl Route {
+    fn serves_host(&self, host: Option<&str>) -> bool {
+        match &self.host {
+            Some(want) => host.is_some_and(|h| h.eq_ignore_ascii_case(want)),
+            None => true,
+        }
+    }
+
     /// Empty method list: any. A `HEAD` matches wherever `GET` does.
     fn allows(&self, method: &Method) -> bool {
         self.methods.is_empty()
@@ -332,6 +347,7 @@ fn pricing(
         asset,
         settle: raw.settle,
         access,
+        offers: crate::offer::OfferCache::default(),
     })
 }
 
@@ -526,5 +542,75 @@ mod tests {
         ] {
             assert_ne!(fingerprint(&changed), same, "{changed}");
         }
+    }
+
+    fn pattern_strategy() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let segment = prop_oneof![Just("a"), Just("b"), Just("c"), Just(":p"), Just(":q")];
+        (proptest::collection::vec(segment, 0..4), any::<bool>()).prop_map(|(parts, rest)| {
+            let mut pattern = String::new();
+            for (i, part) in parts.iter().enumerate() {
+                // A parameter name is used once per pattern.
+                let part = if part.starts_with(':') {
+                    format!("{part}{i}")
+                } else {
+                    (*part).to_owned()
+                };
+                pattern.push('/');
+                pattern.push_str(&part);
+            }
+            if rest {
+                pattern.push_str("/*");
+            }
+            if pattern.is_empty() { "/".to_owned() } else { pattern }
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_index_finds_what_a_scan_finds(
+            patterns in proptest::collection::vec((pattern_strategy(), proptest::option::of(proptest::prop_oneof![proptest::strategy::Just("x.example"), proptest::strategy::Just("y.example")]), proptest::bool::ANY), 1..12),
+            paths in proptest::collection::vec("(/(a|b|c|d|)){0,5}/?", 1..20),
+            host in proptest::option::of(proptest::prop_oneof![proptest::strategy::Just("x.example"), proptest::strategy::Just("Y.example:8080")]),
+        ) {
+            let mut routes = String::new();
+            for (i, (pattern, route_host, post_only)) in patterns.iter().enumerate() {
+                routes.push_str(&format!("[[route]]\nname = \"r{i}\"\npath = \"{pattern}\"\nupstream = \"http://u\"\nfree = true\n"));
+                if let Some(h) = route_host {
+                    routes.push_str(&format!("host = \"{h}\"\n"));
+                }
+                if *post_only {
+                    routes.push_str("methods = [\"post\"]\n");
+                }
+            }
+            let t = table(&routes).unwrap();
+            for path in &paths {
+                let path = if path.is_empty() { "/" } else { path.as_str() };
+                for method in [Method::GET, Method::POST] {
+                    let found = t.find(host, &method, path, None).map(|m| m.index);
+                    proptest::prop_assert_eq!(found, t.find_by_scan(host, &method, path), "path {} method {}", path, method);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_lookup_among_ten_thousand_routes_finds_the_right_one() {
+        let mut routes = String::new();
+        for i in 0..10_000 {
+            routes.push_str(&format!(
+                "[[route]]\npath = \"/api/v{}/item{i}/:id\"\nupstream = \"http://u\"\nfree = true\n",
+                i % 7
+            ));
+        }
+        routes.push_str("[[route]]\npath = \"/*\"\nupstream = \"http://fallback\"\nfree = true\n");
+        let t = table(&routes).unwrap();
+        let m = t.find(None, &Method::GET, "/api/v2/item9998/42", None).unwrap();
+        assert_eq!(m.index, 9998);
+        assert_eq!(m.upstream_url, "http://u/api/v2/item9998/42");
+        assert_eq!(
+            t.find(None, &Method::GET, "/api/v4/item9998/42", None).unwrap().index,
+            10_000
+        );
     }
 }
