@@ -64,14 +64,17 @@ async fn start_proxy(stack: &Stack<'_>, name: &str, batch: bool) -> Result<Proxy
     let (port, admin) = (free_port()?, free_port()?);
     let dir = work.path();
     let engine = format!(
-        "database_url = \\\"sqlite://{}\\\"\\n{}",
+        "database_url = \"sqlite://{}\"\n{}",
         dir.join(format!("{name}-ledger.db")).display(),
         if batch {
-            "[batch]\\nenabled = true\\nmax_wait_ms = 25\\nmax_items = 200\\n"
+            "[batch]\nenabled = true\nmax_wait_ms = 25\nmax_items = 200\n"
         } else {
             ""
         }
     );
+    let engine_file = dir.join(format!("{name}-facilitator.toml"));
+    std::fs::write(&engine_file, engine).map_err(setup)?;
+    let engine = engine_file.display().to_string();
     let config = format!(
         "listen = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin}\"\nstate_database = \"{}\"\n\
          [facilitator]\nembedded = true\nconfig = \"{engine}\"\n\
