@@ -110,12 +110,18 @@ impl RouteTable {
     /// the path's segments; each candidate is checked exactly, lowest position first.
     pub fn find(&self, host: Option<&str>, method: &Method, path: &str, query: Option<&str>) -> Option<Matched<'_>> {
         let host = host.map(|h| h.split(':').next().unwrap_or(h));
+        // The index only offers a candidate below the best so far, so the last one accepted wins: keep its
+        // captures rather than matching the winner again.
+        let mut captures = None;
         let index = self.index.first(path, &mut |i| {
             let route = &self.routes[i];
-            route.serves_host(host) && route.allows(method) && route.pattern.matches(path).is_some()
+            if !route.serves(host, method) {
+                return false;
+            }
+            captures = route.pattern.matches(path);
+            captures.is_some()
         })?;
-        let route = &self.routes[index];
-        let captures = route.pattern.matches(path)?;
+        let (route, captures) = (&self.routes[index], captures?);
         let upstream_url = match &route.rewrite {
             Some(template) => join(&route.upstream, &captures.fill(template), query),
             None => join(&route.upstream, path, query),
@@ -133,7 +139,7 @@ impl RouteTable {
         let host = host.map(|h| h.split(':').next().unwrap_or(h));
         self.routes
             .iter()
-            .position(|r| r.serves_host(host) && r.allows(method) && r.pattern.matches(path).is_some())
+            .position(|r| r.serves(host, method) && r.pattern.matches(path).is_some())
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -142,11 +148,13 @@ impl RouteTable {
 }
 
 impl Route {
-    fn serves_host(&self, host: Option<&str>) -> bool {
-        match &self.host {
+    /// Whether the route is for this host (port removed) and method; the path is the index's part.
+    fn serves(&self, host: Option<&str>, method: &Method) -> bool {
+        let host_ok = match &self.host {
             Some(want) => host.is_some_and(|h| h.eq_ignore_ascii_case(want)),
             None => true,
-        }
+        };
+        host_ok && self.allows(method)
     }
 
     /// Empty method list: any. A `HEAD` matches wherever `GET` does.

@@ -322,37 +322,26 @@ pub async fn run(options: Options, counts: SettleCounts) -> Result<Report, Bench
         series.insert(name, Series::new(name));
     }
     let verify_url = format!("http://{}/verify", facilitators.single.1);
+    // wrk posting a pool of JSON bodies round and round.
+    let post_pool = |url: &str, bodies: &[String]| {
+        super::wrk::run(
+            &cores,
+            work.path(),
+            &super::wrk::WrkJob {
+                url,
+                connections: options.connections,
+                duration: options.duration,
+                method: "POST",
+                headers: &[("content-type", "application/json")],
+                bodies,
+                expect_402: false,
+            },
+        )
+    };
     for round in 0..options.rounds {
         progress(format!("read round {}/{}", round + 1, options.rounds));
-        let headers = [("content-type", "application/json")];
-        let bare = super::wrk::run(
-            &cores,
-            work.path(),
-            &super::wrk::WrkJob {
-                url: &rpc_url,
-                connections: options.connections,
-                duration: options.duration,
-                method: "POST",
-                headers: &headers,
-                bodies: &bare_bodies,
-                expect_402: false,
-            },
-        )?;
-        push(&mut series, BARE, bare);
-        let verify = super::wrk::run(
-            &cores,
-            work.path(),
-            &super::wrk::WrkJob {
-                url: &verify_url,
-                connections: options.connections,
-                duration: options.duration,
-                method: "POST",
-                headers: &headers,
-                bodies: &verify_bodies,
-                expect_402: false,
-            },
-        )?;
-        push(&mut series, VERIFY, verify);
+        push(&mut series, BARE, post_pool(&rpc_url, &bare_bodies)?);
+        push(&mut series, VERIFY, post_pool(&verify_url, &verify_bodies)?);
     }
     for round in 0..options.rounds {
         progress(format!("settlement round {}/{}", round + 1, options.rounds));

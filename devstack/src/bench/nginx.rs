@@ -57,10 +57,11 @@ pub async fn start(cores: &Cores, dir: &Path, upstream: &str) -> Result<Nginx, B
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| BenchError::Setup(format!("starting nginx: {e}")))?;
-    let nginx = Nginx {
+    let mut nginx = Nginx {
         child,
         url: format!("http://127.0.0.1:{port}"),
     };
-    wait_for_port(port).await?;
+    let child = &mut nginx.child;
+    wait_for_port(port, &mut || child.try_wait().ok().flatten().is_some()).await?;
     Ok(nginx)
 }

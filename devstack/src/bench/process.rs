@@ -56,15 +56,13 @@ pub async fn start_server(
         .spawn()
         .map_err(|e| BenchError::Setup(format!("starting {name}: {e}")))?;
     let mut server = ServerProcess { child };
-    if let Err(e) = wait_for_port(port).await {
+    let child = &mut server.child;
+    if let Err(e) = wait_for_port(port, &mut || child.try_wait().ok().flatten().is_some()).await {
         let _ = server.child.kill();
         let tail = std::fs::read_to_string(log).unwrap_or_default();
         return Err(BenchError::Setup(format!(
             "{name} did not start ({e}); its log:\n{tail}"
         )));
-    }
-    if let Ok(Some(status)) = server.child.try_wait() {
-        return Err(BenchError::Setup(format!("{name} exited at once: {status}")));
     }
     Ok(server)
 }
@@ -77,11 +75,15 @@ pub fn free_port() -> Result<u16, BenchError> {
         .map_err(super::setup)
 }
 
-/// Waits (up to 60 s) until something accepts connections on the port.
-pub async fn wait_for_port(port: u16) -> Result<(), BenchError> {
+/// Waits (up to 60 s) until something accepts connections on the port; gives up at once when `exited` says
+/// the process that should listen there has ended.
+pub async fn wait_for_port(port: u16, exited: &mut dyn FnMut() -> bool) -> Result<(), BenchError> {
     for _ in 0..600 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             return Ok(());
+        }
+        if exited() {
+            return Err(BenchError::Setup("the process exited before it listened".into()));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
