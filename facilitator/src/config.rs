@@ -92,6 +92,20 @@ struct FileConfig {
     limits: Option<LimitsSection>,
     verify: Option<VerifySection>,
     batch: Option<BatchSection>,
+    mirror: Option<MirrorSection>,
+}
+
+/// `[mirror]`: the live chain-state mirror verify reads first (off unless `enabled`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MirrorSection {
+    enabled: Option<bool>,
+    poll_interval_ms: Option<u64>,
+    max_entry_age_secs: Option<u64>,
+    max_balance_age_blocks: Option<u64>,
+    max_gap_blocks: Option<u64>,
+    nonce_lookback_blocks: Option<u64>,
+    max_entries: Option<usize>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -140,6 +154,43 @@ struct VerifySection {
     clock_skew_secs: Option<u64>,
     #[serde(default)]
     erc6492_factories: Vec<Address>,
+    /// How long a settle reuses the verify of the same payload (0: never).
+    reuse_secs: Option<u64>,
+}
+
+/// The mirror's settings when `[mirror] enabled = true`, every bound checked.
+fn mirror_config(section: MirrorSection) -> Result<Option<crate::chain::mirror::MirrorConfig>, ConfigError> {
+    if !section.enabled.unwrap_or(false) {
+        return Ok(None);
+    }
+    let defaults = crate::chain::mirror::MirrorConfig::default();
+    let positive = |value: Option<u64>, default: u64, key: &str| match value {
+        Some(0) => Err(invalid(format!("mirror.{key}"), "must be positive")),
+        Some(v) => Ok(v),
+        None => Ok(default),
+    };
+    let max_entries = section.max_entries.unwrap_or(defaults.max_entries);
+    if max_entries == 0 {
+        return Err(invalid("mirror.max_entries", "must be positive"));
+    }
+    Ok(Some(crate::chain::mirror::MirrorConfig {
+        poll_interval: Duration::from_millis(positive(
+            section.poll_interval_ms,
+            defaults.poll_interval.as_millis() as u64,
+            "poll_interval_ms",
+        )?),
+        max_entry_age: Duration::from_secs(positive(
+            section.max_entry_age_secs,
+            defaults.max_entry_age.as_secs(),
+            "max_entry_age_secs",
+        )?),
+        max_balance_age_blocks: section
+            .max_balance_age_blocks
+            .unwrap_or(defaults.max_balance_age_blocks),
+        max_gap_blocks: positive(section.max_gap_blocks, defaults.max_gap_blocks, "max_gap_blocks")?,
+        nonce_lookback_blocks: section.nonce_lookback_blocks.unwrap_or(defaults.nonce_lookback_blocks),
+        max_entries,
+    }))
 }
 
 /// The validated configuration.
@@ -166,6 +217,9 @@ pub struct FacilitatorConfig {
     pub erc6492_factories: Vec<Address>,
     /// Batch settlement settings, when batching is on.
     pub batch: Option<crate::settle::batch::BatchConfig>,
+    pub verify_reuse_secs: u64,
+    /// The chain-state mirror's settings, when it is on.
+    pub mirror: Option<crate::chain::mirror::MirrorConfig>,
 }
 
 impl std::fmt::Debug for FacilitatorConfig {
@@ -331,6 +385,7 @@ impl FacilitatorConfig {
             )?,
         };
         let reconcile_interval = millis(settlement.reconcile_interval_ms, 2_000, "reconcile_interval_ms")?;
+        let mirror = mirror_config(file.mirror.unwrap_or_default())?;
         Ok(FacilitatorConfig {
             listen,
             database_url,
@@ -349,6 +404,8 @@ impl FacilitatorConfig {
             clock_skew_secs: verify.clock_skew_secs.unwrap_or(30),
             erc6492_factories: verify.erc6492_factories,
             batch,
+            verify_reuse_secs: verify.reuse_secs.unwrap_or(10),
+            mirror,
         })
     }
 
@@ -432,7 +489,28 @@ mod tests {
         assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 4020)));
         assert!(config.database_url.starts_with("sqlite:"));
         assert!(config.batch.is_none());
+        assert!(config.mirror.is_none(), "the mirror is off unless enabled");
+        assert_eq!(config.verify_reuse_secs, 10);
         assert_eq!(config.receipt_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn the_mirror_section_is_read_and_checked() {
+        let text = "[mirror]\nenabled = true\npoll_interval_ms = 50\nmax_gap_blocks = 7\n[verify]\nreuse_secs = 0\n";
+        let config = FacilitatorConfig::from_toml(text, |_| None).unwrap();
+        let mirror = config.mirror.unwrap();
+        assert_eq!(mirror.poll_interval, Duration::from_millis(50));
+        assert_eq!(mirror.max_gap_blocks, 7);
+        assert_eq!(mirror.nonce_lookback_blocks, 10_000);
+        assert_eq!(config.verify_reuse_secs, 0);
+        assert_eq!(
+            bad_key("[mirror]\nenabled = true\npoll_interval_ms = 0\n", |_| None),
+            "mirror.poll_interval_ms"
+        );
+        assert!(matches!(
+            FacilitatorConfig::from_toml("[mirror]\nenable = true\n", |_| None),
+            Err(ConfigError::Parse(_))
+        ));
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub struct Metrics {
     pub latency: Family<EndpointLabels, Histogram>,
     /// Gas balance in gwei (fits a gauge; wei would not).
     pub signer_gas_gwei: Family<SignerLabels, Gauge>,
+    /// The chain-state mirror's hits, misses (by reason), loads, blocks and resyncs.
+    pub mirror_events: crate::chain::mirror::MirrorEvents,
+    /// Verifies by where their chain facts came from: `mirror`, `chain`, `reused`.
+    pub verify_sources: crate::verify::reuse::VerifySources,
 }
 
 impl Default for Metrics {
@@ -57,11 +61,25 @@ impl Default for Metrics {
             "Native gas balance of each settlement signer",
             signer_gas_gwei.clone(),
         );
+        let mirror_events = crate::chain::mirror::MirrorEvents::default();
+        registry.register(
+            "mirror_events",
+            "Chain-state mirror events: hit, miss_* by reason, load, block, resync",
+            mirror_events.clone(),
+        );
+        let verify_sources = crate::verify::reuse::VerifySources::default();
+        registry.register(
+            "verify_source",
+            "Verifies by where their chain facts came from: mirror, chain, reused (a settle after its verify)",
+            verify_sources.clone(),
+        );
         Metrics {
             registry,
             outcomes,
             latency,
             signer_gas_gwei,
+            mirror_events,
+            verify_sources,
         }
     }
 }

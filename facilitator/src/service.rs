@@ -50,6 +50,7 @@ impl Facilitator {
             return Err(ServiceError::NoNetworks);
         }
         let ledger = Ledger::connect(&config.database_url).await?;
+        let metrics = Arc::new(Metrics::default());
         let mut chains = Vec::new();
         let mut pools = HashMap::new();
         for (network, settings) in config.network_definitions().into_iter().zip(&config.networks) {
@@ -57,7 +58,10 @@ impl Facilitator {
                 timeout: Duration::from_millis(settings.rpc_timeout_ms),
                 retries: settings.rpc_retries,
             };
-            let chain = ChainClient::connect(network, &settings.rpc_url, settings.multicall3, rpc)?;
+            let mut chain = ChainClient::connect(network, &settings.rpc_url, settings.multicall3, rpc)?;
+            if let Some(mirror) = config.mirror {
+                chain = chain.with_mirror(mirror, metrics.mirror_events.clone());
+            }
             let keys = config.settlement_keys.clone();
             if let Some(pool) = SignerPool::spawn(keys, chain.clone(), ledger.clone(), config.signer) {
                 pools.insert(chain.caip2.to_string(), pool);
@@ -76,8 +80,10 @@ impl Facilitator {
             VerifyConfig {
                 clock_skew_secs: config.clock_skew_secs,
                 erc6492_factories: config.erc6492_factories.clone(),
+                reuse_secs: config.verify_reuse_secs,
             },
-        );
+        )
+        .counting_into(metrics.verify_sources.clone());
         let settler = Settler::new(
             verifier,
             pools,
@@ -89,7 +95,7 @@ impl Facilitator {
         );
         Ok(Facilitator {
             settler,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             config,
         })
     }

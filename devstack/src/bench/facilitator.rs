@@ -45,6 +45,7 @@ const BATCH_ITEMS: usize = 200;
 struct Facilitators {
     single: (ServerProcess, String),
     batched: (ServerProcess, String),
+    mirrored: (ServerProcess, String),
 }
 
 async fn start_facilitator(
@@ -265,11 +266,13 @@ pub async fn run(options: Options, counts: SettleCounts) -> Result<Report, Bench
         .ok_or_else(|| setup("the devnet has no accounts"))?;
     let pay_to = state.accounts.get(2).map(|a| a.address).unwrap_or_default();
 
-    progress("starting the facilitators (single, batched)");
+    progress("starting the facilitators (single, batched, mirrored)");
     let batch = format!("[batch]\nenabled = true\nmax_wait_ms = 25\nmax_items = {BATCH_ITEMS}\n");
+    let mirror = "[mirror]\nenabled = true\n";
     let facilitators = Facilitators {
         single: start_facilitator(&cores, &work, &devnet_file, "facilitator-single", "").await?,
         batched: start_facilitator(&cores, &work, &devnet_file, "facilitator-batched", &batch).await?,
+        mirrored: start_facilitator(&cores, &work, &devnet_file, "facilitator-mirrored", mirror).await?,
     };
     let buyers = payments::buyers(&devnet, 64, 1_000_000_000).await?;
     let req = requirement(&state.network, pay_to, 1_000);
@@ -312,13 +315,24 @@ pub async fn run(options: Options, counts: SettleCounts) -> Result<Report, Bench
         return Err(setup(format!("a bench payment does not verify: {answer}")));
     }
 
+    let mirrored_url = format!("http://{}/verify", facilitators.mirrored.1);
+    warm_mirror(
+        &http,
+        &mirrored_url,
+        &facilitators.mirrored.1,
+        &verify_bodies,
+        buyers.len(),
+    )
+    .await?;
+
     let mut series: HashMap<&str, Series> = HashMap::new();
     const BARE: &str = "bare chain calls of a verify (eth_call)";
-    const VERIFY: &str = "verify (HTTP)";
+    const VERIFY: &str = "verify, mirror off (HTTP)";
+    const MIRRORED: &str = "verify, chain-state mirror (HTTP)";
     const SINGLE: &str = "settle, one transaction each (HTTP)";
     const BATCHED: &str = "settle, batched (HTTP)";
     const FLOOR: &str = "bare floor: the same multicall txs, direct";
-    for name in [BARE, VERIFY, SINGLE, BATCHED, FLOOR] {
+    for name in [BARE, VERIFY, MIRRORED, SINGLE, BATCHED, FLOOR] {
         series.insert(name, Series::new(name));
     }
     let verify_url = format!("http://{}/verify", facilitators.single.1);
@@ -342,6 +356,7 @@ pub async fn run(options: Options, counts: SettleCounts) -> Result<Report, Bench
         progress(format!("read round {}/{}", round + 1, options.rounds));
         push(&mut series, BARE, post_pool(&rpc_url, &bare_bodies)?);
         push(&mut series, VERIFY, post_pool(&verify_url, &verify_bodies)?);
+        push(&mut series, MIRRORED, post_pool(&mirrored_url, &verify_bodies)?);
     }
     for round in 0..options.rounds {
         progress(format!("settlement round {}/{}", round + 1, options.rounds));
@@ -375,13 +390,74 @@ pub async fn run(options: Options, counts: SettleCounts) -> Result<Report, Bench
         None => "JSON-RPC straight to anvil".into(),
     });
     let mut take = |name: &str| series.remove(name).unwrap_or_else(|| Series::new(name));
-    for name in [BARE, VERIFY, SINGLE, BATCHED, FLOOR] {
+    for name in [BARE, VERIFY, MIRRORED, SINGLE, BATCHED, FLOOR] {
         report.add(take(name));
     }
     report.compare(VERIFY, BARE);
+    report.compare(MIRRORED, BARE);
+    report.compare(MIRRORED, VERIFY);
     report.compare(BATCHED, FLOOR);
     report.compare(BATCHED, SINGLE);
     Ok(report)
+}
+
+/// Verifies one payment of every buyer at the mirrored facilitator, then waits until its mirror answers them
+/// (every buyer and the seller loaded, and a verify counted as answered from the mirror).
+async fn warm_mirror(
+    http: &reqwest::Client,
+    verify_url: &str,
+    address: &str,
+    bodies: &[String],
+    buyers: usize,
+) -> Result<(), BenchError> {
+    progress("warming the mirror");
+    let counter = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        for body in bodies.iter().take(buyers) {
+            let response = http
+                .post(verify_url)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .map_err(setup)?;
+            let answer: serde_json::Value = response.json().await.map_err(setup)?;
+            if answer["isValid"] != serde_json::Value::Bool(true) {
+                return Err(setup(format!(
+                    "a bench payment does not verify at the mirrored facilitator: {answer}"
+                )));
+            }
+        }
+        let metrics = http
+            .get(format!("http://{address}/metrics"))
+            .send()
+            .await
+            .map_err(setup)?
+            .text()
+            .await
+            .map_err(setup)?;
+        let loads: u64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("facilitator_mirror_events_total{") && l.contains("event=\"load\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum();
+        let from_mirror = counter(&metrics, "facilitator_verify_source_total{source=\"mirror\"}");
+        if loads > buyers as u64 && from_mirror >= buyers as u64 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(setup(format!(
+                "the mirror did not warm up in 30 s ({loads} loads, {from_mirror} verifies answered from it)"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
 
 fn push(series: &mut HashMap<&str, Series>, name: &str, sample: Sample) {

@@ -3,6 +3,7 @@
 //! gathered in a single round trip (one Multicall3 `aggregate3` plus `eth_getCode` and the settlement
 //! simulation, all concurrently).
 
+pub mod mirror;
 mod reads;
 pub mod redact;
 mod snapshot;
@@ -70,6 +71,8 @@ pub struct ChainClient {
     secrets: Arc<redact::RpcSecrets>,
     /// The queue of the task that coalesces snapshots (started by the first snapshot).
     snapshot_queue: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<snapshot::Pending>>>,
+    /// The live chain-state mirror verify reads first, when configured.
+    mirror: Option<mirror::Mirror>,
 }
 
 impl ChainClient {
@@ -130,7 +133,24 @@ impl ChainClient {
                 .time_to_live(Duration::from_secs(30))
                 .build(),
             snapshot_queue: Arc::new(std::sync::OnceLock::new()),
+            mirror: None,
         }
+    }
+
+    /// This client with a chain-state mirror (see [`mirror`]); its followers start on first use.
+    pub fn with_mirror(mut self, config: mirror::MirrorConfig, events: mirror::MirrorEvents) -> Self {
+        self.mirror = Some(mirror::Mirror::new(
+            self.provider.clone(),
+            self.multicall3,
+            self.caip2.clone(),
+            config,
+            events,
+        ));
+        self
+    }
+
+    pub fn mirror(&self) -> Option<&mirror::Mirror> {
+        self.mirror.as_ref()
     }
 
     pub fn provider(&self) -> &DynProvider {

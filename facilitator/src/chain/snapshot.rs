@@ -48,8 +48,9 @@ pub struct ChainSnapshot {
     pub paused: bool,
     /// The wallet's EIP-1271 verdict (meaningful only when `from_has_code`).
     pub erc1271_valid: bool,
-    /// `Err(revert reason)` when the settlement would revert.
-    pub simulation: Result<(), String>,
+    /// `Err(revert reason)` when the settlement would revert; `None` when nothing was simulated (the facts
+    /// came from the mirror, and settlement is the authority).
+    pub simulation: Option<Result<(), String>>,
 }
 
 /// One queued snapshot.
@@ -61,6 +62,23 @@ pub(crate) struct Pending {
     simulate_from: Address,
     from_has_code: bool,
     reply: oneshot::Sender<Result<ChainSnapshot, ChainError>>,
+}
+
+impl ChainSnapshot {
+    /// What the mirror knows, as a snapshot: no simulation, and (the mirror never answers for a contract
+    /// wallet) no EIP-1271 verdict.
+    pub fn from_mirror(facts: super::mirror::state::MirroredFacts) -> Self {
+        ChainSnapshot {
+            from_has_code: facts.from_has_code,
+            nonce_used: facts.nonce_used,
+            balance: facts.balance,
+            from_blacklisted: facts.from_blacklisted,
+            to_blacklisted: facts.to_blacklisted,
+            paused: facts.paused,
+            erc1271_valid: false,
+            simulation: None,
+        }
+    }
 }
 
 impl ChainClient {
@@ -248,12 +266,12 @@ fn decode(
                 .map(|magic| magic.0 == ERC1271_MAGIC)
                 .unwrap_or(false)
     });
-    let simulation = if results[simulation].success {
+    let simulation = Some(if results[simulation].success {
         Ok(())
     } else {
         Err(alloy::sol_types::decode_revert_reason(&results[simulation].returnData)
             .unwrap_or_else(|| "reverted without a reason".to_owned()))
-    };
+    });
     Ok(ChainSnapshot {
         from_has_code,
         nonce_used,

@@ -17,6 +17,11 @@ alloy::sol! {
         function transferWithAuthorization(address from, address to, uint256 value, uint256 validAfter, uint256 validBefore, bytes32 nonce, bytes signature) external;
         event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce);
         event Transfer(address indexed from, address indexed to, uint256 value);
+        event AuthorizationCanceled(address indexed authorizer, bytes32 indexed nonce);
+        event Blacklisted(address indexed _account);
+        event UnBlacklisted(address indexed _account);
+        event Pause();
+        event Unpause();
     }
 
     #[sol(rpc)]

@@ -134,12 +134,28 @@ impl Settler {
         answer
     }
 
+    /// After a failed settlement the mirror may be wrong about the payer (a balance spent by gas, say): it
+    /// reads the payer again on its next verify.
+    fn forget_payer(&self, request: &VerifyRequest) {
+        if let Ok(payment) = crate::verify::payment_from_request(request, |n| self.verifier.chain(n).cloned())
+            && let Some(mirror) = payment.chain.mirror()
+        {
+            mirror.forget(payment.asset.address, payment.authorization.from);
+        }
+    }
+
     /// Settles a payment (or reports how an earlier settle of it went). The settlement runs as a task of its
     /// own that outlives this future: a caller that goes away (a client hanging up) cancels nothing, and the
     /// payment still ends in a final state (or `submitted`, for the reconciler).
     pub async fn settle(&self, request: &VerifyRequest, now: u64) -> SettleResponse {
         let (settler, owned) = (self.clone(), request.clone());
-        let task = tokio::spawn(async move { settler.settle_to_end(&owned, now).await });
+        let task = tokio::spawn(async move {
+            let answer = settler.settle_to_end(&owned, now).await;
+            if !answer.success {
+                settler.forget_payer(&owned);
+            }
+            answer
+        });
         match task.await {
             Ok(answer) => answer,
             Err(e) => {

@@ -1,9 +1,14 @@
 //! Verification: turns a `/verify` (or `/settle`) request into a [`Payment`] the facilitator can settle, or
-//! the first reason it cannot. Checks that need nothing but the request run first; then one concurrent read
-//! of the chain ([`crate::chain::ChainSnapshot`]) feeds the rest. Verify writes nothing durable.
+//! the first reason it cannot. Checks that need nothing but the request run first; then the chain's facts
+//! feed the rest: from the live mirror when it holds them fresh (no RPC: signature recovery and local checks
+//! only), else from one coalesced read of the chain ([`crate::chain::ChainSnapshot`]). A settle of a payload
+//! that passed verify moments ago reuses that verdict ([`reuse`]) instead of reading the chain again; the
+//! ledger's reservation and the chain's answer to the settlement stay the authority. Verify writes nothing
+//! durable.
 
 mod checks;
 mod payment;
+pub mod reuse;
 
 pub use payment::{Invalid, Payment, payment_from_request};
 
@@ -14,7 +19,7 @@ use alloy::primitives::{Address, U256};
 use protocol::reason;
 use protocol::{VerifyRequest, VerifyResponse};
 
-use crate::chain::{ChainClient, SnapshotRequest};
+use crate::chain::{ChainClient, ChainSnapshot, SnapshotRequest};
 use crate::ledger::{Ledger, SettlementKey, SettlementState};
 
 /// Verification settings.
@@ -24,6 +29,8 @@ pub struct VerifyConfig {
     pub clock_skew_secs: u64,
     /// ERC-6492 factories whose wrapped signatures are accepted (empty: every wrapped signature is refused).
     pub erc6492_factories: Vec<Address>,
+    /// How long a settle may reuse the verify of the same payload instead of reading the chain (0: never).
+    pub reuse_secs: u64,
 }
 
 impl Default for VerifyConfig {
@@ -31,6 +38,7 @@ impl Default for VerifyConfig {
         VerifyConfig {
             clock_skew_secs: 30,
             erc6492_factories: Vec::new(),
+            reuse_secs: 10,
         }
     }
 }
@@ -42,6 +50,7 @@ pub struct Verifier {
     ledger: Ledger,
     settlement_address: Address,
     config: Arc<VerifyConfig>,
+    reuse: reuse::Verdicts,
 }
 
 /// Whether the ledger's own reservation of this payment counts against it (it does for `/verify`; `/settle`
@@ -64,8 +73,15 @@ impl Verifier {
             chains: Arc::new(map),
             ledger,
             settlement_address,
+            reuse: reuse::Verdicts::new(config.reuse_secs),
             config: Arc::new(config),
         }
+    }
+
+    /// Counts where each verify's chain facts came from into `sources` (for `/metrics`).
+    pub fn counting_into(mut self, sources: reuse::VerifySources) -> Self {
+        self.reuse = self.reuse.counting_into(sources);
+        self
     }
 
     pub fn chain(&self, network: &str) -> Option<&ChainClient> {
@@ -94,15 +110,45 @@ impl Verifier {
         checks::signature::refuse_unlisted_erc6492(&payment, &self.config.erc6492_factories)?;
 
         let key = payment.key();
+        if ledger_check == LedgerCheck::IgnoreOwnReservation
+            && let Some(balance) = self.reuse.balance_seen(&payment.payload_hash)
+        {
+            // The chain was read for this very payload moments ago; only the ledger may have moved since.
+            let (_, in_flight) =
+                self.ledger.payer_view(&key).await.map_err(|e| {
+                    payment.invalid(reason::UNEXPECTED_VERIFY_ERROR, format!("reading the ledger: {e}"))
+                })?;
+            checks::balance::covers(&payment, balance, in_flight)?;
+            self.reuse.count("reused");
+            return Ok(payment);
+        }
+
+        let mirrored = payment
+            .chain
+            .mirror()
+            .and_then(|mirror| mirror.facts(payment.asset.address, &payment.authorization))
+            .filter(|facts| !facts.from_has_code);
+        self.reuse.count(if mirrored.is_some() { "mirror" } else { "chain" });
+        let snapshot = async {
+            match mirrored {
+                Some(facts) => Ok(ChainSnapshot::from_mirror(facts)),
+                None => {
+                    payment
+                        .chain
+                        .snapshot(SnapshotRequest {
+                            asset: payment.asset.address,
+                            authorization: &payment.authorization,
+                            signature: &payment.signature,
+                            signing_hash: payment.signing_hash,
+                            simulate_from: self.settlement_address,
+                        })
+                        .await
+                }
+            }
+        };
         let (domain, snapshot, view) = tokio::join!(
             payment.chain.token_domain(payment.asset.address),
-            payment.chain.snapshot(SnapshotRequest {
-                asset: payment.asset.address,
-                authorization: &payment.authorization,
-                signature: &payment.signature,
-                signing_hash: payment.signing_hash,
-                simulate_from: self.settlement_address,
-            }),
+            snapshot,
             self.ledger.payer_view(&key),
         );
         let unexpected = |what: &str, e: &dyn std::fmt::Display| {
@@ -118,6 +164,7 @@ impl Verifier {
         checks::balance::check(&payment, &snapshot, in_flight)?;
         checks::compliance::check(&payment, &snapshot)?;
         checks::simulation::check(&payment, &snapshot)?;
+        self.reuse.remember(payment.payload_hash, snapshot.balance);
         Ok(payment)
     }
 

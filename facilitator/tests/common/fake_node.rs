@@ -1,7 +1,7 @@
 //! A small fake JSON-RPC node in front of a real one (the devnet): every request is forwarded, except that
 //! `eth_sendRawTransaction` can be answered with scripted errors (as anvil, geth or reth word them), and the
 //! whole node can be made to fail (HTTP errors, garbage, silence, errors that echo the request's URL). Every
-//! transaction the facilitator tries to send is recorded, decoded.
+//! transaction the facilitator tries to send is recorded, decoded, and every method called, by name.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -55,6 +55,7 @@ struct Inner {
     mode: Mode,
     refusals: VecDeque<Refuse>,
     sent: Vec<Sent>,
+    methods: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -77,6 +78,7 @@ impl FakeNode {
                 mode: Mode::Forward,
                 refusals: VecDeque::new(),
                 sent: Vec::new(),
+                methods: Vec::new(),
             })),
             http: reqwest::Client::new(),
             server: Arc::new(tokio::spawn(async {})),
@@ -107,6 +109,11 @@ impl FakeNode {
     /// Every transaction sent so far.
     pub fn sent(&self) -> Vec<Sent> {
         self.inner.lock().unwrap().sent.clone()
+    }
+
+    /// The JSON-RPC method of every request so far, in order (each call of a batch on its own).
+    pub fn methods(&self) -> Vec<String> {
+        self.inner.lock().unwrap().methods.clone()
     }
 
     /// Stops answering altogether (connections are refused from now on).
@@ -160,6 +167,18 @@ async fn handle(State(node): State<FakeNode>, uri: Uri, headers: HeaderMap, body
         }
     }
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    {
+        let calls = match &request {
+            Value::Array(calls) => calls.clone(),
+            one => vec![one.clone()],
+        };
+        let mut inner = node.inner.lock().unwrap();
+        for call in calls {
+            inner
+                .methods
+                .push(call["method"].as_str().unwrap_or_default().to_owned());
+        }
+    }
     if request["method"] == "eth_sendRawTransaction" {
         let raw = request["params"][0].as_str().unwrap_or_default().to_owned();
         let decoded = decode(&raw);

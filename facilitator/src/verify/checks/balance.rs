@@ -8,14 +8,19 @@ use super::super::{Invalid, Payment, total};
 use crate::chain::ChainSnapshot;
 
 pub fn check(payment: &Payment, snapshot: &ChainSnapshot, in_flight: U256) -> Result<(), Invalid> {
+    covers(payment, snapshot.balance, in_flight)
+}
+
+/// The same check against a balance read earlier (a reused verify).
+pub fn covers(payment: &Payment, balance: U256, in_flight: U256) -> Result<(), Invalid> {
     let needed = total(payment.amount, in_flight);
     match needed {
-        Some(needed) if snapshot.balance >= needed => Ok(()),
+        Some(needed) if balance >= needed => Ok(()),
         _ => Err(payment.invalid(
             reason::INVALID_EXACT_EVM_INSUFFICIENT_BALANCE,
             format!(
                 "balance {} does not cover {} plus {in_flight} in payments still settling",
-                snapshot.balance, payment.amount
+                balance, payment.amount
             ),
         )),
     }
