@@ -348,7 +348,8 @@ impl FacilitatorConfig {
         let limits = file.limits.unwrap_or_default();
         let verify = file.verify.unwrap_or_default();
         let batch_section = file.batch.unwrap_or_default();
-        let batch = if batch_section.enabled.unwrap_or(false) {
+        // Batching is the default: the benchmark measures it ahead of single transactions (README, Benchmarks).
+        let batch = if batch_section.enabled.unwrap_or(true) {
             let max_items = batch_section.max_items.unwrap_or(100);
             if max_items == 0 || max_items > 500 {
                 return Err(invalid("batch.max_items", "must be between 1 and 500"));
@@ -484,11 +485,12 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_loopback_sqlite_single_mode() {
+    fn defaults_are_loopback_sqlite_batched() {
         let config = FacilitatorConfig::from_toml("", |_| None).unwrap();
         assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 4020)));
         assert!(config.database_url.starts_with("sqlite:"));
-        assert!(config.batch.is_none());
+        assert_eq!(config.batch.map(|b| b.max_items), Some(100));
+        assert!(FacilitatorConfig::from_toml("[batch]\nenabled = false\n", |_| None).unwrap().batch.is_none());
         assert!(config.mirror.is_none(), "the mirror is off unless enabled");
         assert_eq!(config.verify_reuse_secs, 10);
         assert_eq!(config.receipt_timeout, Duration::from_secs(10));

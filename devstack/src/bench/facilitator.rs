@@ -270,7 +270,7 @@ pub async fn run(options: Options, counts: SettleCounts) -> Result<Report, Bench
     let batch = format!("[batch]\nenabled = true\nmax_wait_ms = 25\nmax_items = {BATCH_ITEMS}\n");
     let mirror = "[mirror]\nenabled = true\n";
     let facilitators = Facilitators {
-        single: start_facilitator(&cores, &work, &devnet_file, "facilitator-single", "").await?,
+        single: start_facilitator(&cores, &work, &devnet_file, "facilitator-single", "[batch]\nenabled = false\n").await?,
         batched: start_facilitator(&cores, &work, &devnet_file, "facilitator-batched", &batch).await?,
         mirrored: start_facilitator(&cores, &work, &devnet_file, "facilitator-mirrored", mirror).await?,
     };

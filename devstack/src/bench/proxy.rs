@@ -69,7 +69,7 @@ async fn start_proxy(stack: &Stack<'_>, name: &str, batch: bool) -> Result<Proxy
         if batch {
             "[batch]\nenabled = true\nmax_wait_ms = 25\nmax_items = 200\n"
         } else {
-            ""
+            "[batch]\nenabled = false\n"
         }
     );
     let engine_file = dir.join(format!("{name}-facilitator.toml"));

@@ -1,4 +1,4 @@
-//! Batch settlement: payments reserved within a short window (up to `max_wait`, at most `max_items`) go out
+//! Batch settlement (the default): payments reserved within a short window (up to `max_wait`, at most `max_items`) go out
 //! as one Multicall3 `aggregate3` transaction with `allowFailure` on every call, so one bad payment cannot sink
 //! the others. The batch goes through a signer's nonce owner like a single settlement (stored for every row
 //! before it is broadcast). Each payment's outcome is read from the receipt: its own

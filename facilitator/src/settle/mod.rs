@@ -35,7 +35,7 @@ pub struct SettleConfig {
     pub receipt_timeout: Duration,
     /// A reservation this old that never got a signed transaction is released by the reconciler.
     pub stale_reservation_secs: i64,
-    /// Batch settlement through Multicall3 (off by default: single transactions).
+    /// Batch settlement through Multicall3 (on by default; `None`: single transactions).
     pub batch: Option<batch::BatchConfig>,
 }
 
@@ -44,7 +44,7 @@ impl Default for SettleConfig {
         SettleConfig {
             receipt_timeout: Duration::from_secs(10),
             stale_reservation_secs: 120,
-            batch: None,
+            batch: Some(batch::BatchConfig::default()),
         }
     }
 }

@@ -62,7 +62,14 @@ impl Stack {
             facilitator::config::ENV_DATABASE_URL => Some(database_url.clone()),
             _ => None,
         };
-        let mut config = FacilitatorConfig::from_toml(&options.toml, env).expect("config");
+        // Tests that do not say otherwise exercise single-transaction settlement (batching, the default, has
+        // its own tests, which configure `[batch]`).
+        let toml = if options.toml.contains("[batch]") {
+            options.toml.clone()
+        } else {
+            format!("[batch]\nenabled = false\n{}", options.toml)
+        };
+        let mut config = FacilitatorConfig::from_toml(&toml, env).expect("config");
         let mut network = NetworkConfig::from_devnet(devnet.state());
         if let Some(url) = options.rpc_url {
             network.rpc_url = url;
