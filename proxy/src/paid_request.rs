@@ -7,6 +7,13 @@
 //! payment gets its stored answer again (same body, same `PAYMENT-RESPONSE`), a pending one settles
 //! (idempotently) and is delivered, a paid-but-undelivered one runs the upstream until an answer is stored.
 //! A 402 never carries a successful `PAYMENT-RESPONSE`.
+//!
+//! On a `settle = "deferred"` route a verified payment within the `[deferred]` bounds (and not from a refused
+//! payer) is reserved (`reserved`), its upstream runs, and the answer is stored (`deferred`) and delivered at
+//! once with `Payment-Settlement: deferred` and no receipt (nothing is settled yet); the background settler
+//! ([`crate::deferred_settler`]) settles it later, and a resend then gets the answer with the real receipt.
+//! An upstream failure releases the reservation: it is never settled. Over a bound the request takes the
+//! settle-after path above.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +29,7 @@ use tracing::Instrument;
 
 use crate::access_token;
 use crate::config::SettleTiming;
+use crate::deferred_ledger::{Admission, Reservation};
 use crate::error_response::{json_error, too_many};
 use crate::offer::{self, EXPOSE_HEADERS, Refusal};
 use crate::payment_header::{self, RoutePayment};
@@ -34,6 +42,8 @@ use crate::service::ProxyState;
 pub const PAYMENT_ALREADY_SETTLED: &str = "payment_already_settled";
 /// Reason while another copy of the same payment is being served and did not finish within the wait.
 pub const PAYMENT_IN_PROGRESS: &str = "payment_in_progress";
+/// Marks an answer served before its payment settled.
+pub const PAYMENT_SETTLEMENT: &str = "payment-settlement";
 /// Stored answers are kept this long past the authorization's `validBefore`.
 const KEEP_AFTER_VALIDITY: u64 = 600;
 
@@ -199,7 +209,9 @@ impl PaidRequest {
                 Some(settlement) => self.deliver_paid(claim, &payment, body, settlement).await,
                 None => self.resume_settlement(claim, payment, body).await,
             },
-            Stage::Settled | Stage::Failed => {
+            // A reservation whose server went away before its answer was stored: run the upstream.
+            Stage::Reserved => self.serve_deferred(claim, &payment, body).await,
+            Stage::Settled | Stage::Failed | Stage::Deferred | Stage::SettlementFailedAfterDelivery => {
                 let record = claim.resumed.clone();
                 ("replayed", self.replay(&payment, &record))
             }
@@ -225,6 +237,18 @@ impl PaidRequest {
         if let Err(wait) = self.state.limits.check_payer(payment.payer) {
             self.release(&claim).await;
             return ("rate_limited", too_many(wait, "payer"));
+        }
+        // 3. Deferred routes serve now within the bounds; over them, the payment settles after the upstream.
+        if self.pricing.settle == SettleTiming::Deferred {
+            match self.admit_deferred(&claim, &payment).await {
+                Ok(Admission::Admitted) => return self.serve_deferred(claim, &payment, body).await,
+                Ok(Admission::Lost) => return ("busy", busy("this payment was taken over by another request")),
+                Ok(over) => tracing::info!(why = ?over, "not deferred: settling after the upstream"),
+                Err(e) => {
+                    self.release(&claim).await;
+                    return ("state_error", self.store_fault(&e));
+                }
+            }
         }
         // 3. Settle-first routes record the attempt, then settle before the upstream runs.
         if self.pricing.settle == SettleTiming::Before {
@@ -278,6 +302,74 @@ impl PaidRequest {
         }
         // 6. Settle, then deliver.
         self.settle_and_deliver(claim, &payment, captured).await
+    }
+
+    /// Reserves the payment within the deferred bounds (see [`crate::deferred_ledger`]).
+    async fn admit_deferred(
+        &self,
+        claim: &Claim,
+        payment: &RoutePayment,
+    ) -> Result<Admission, crate::payment_store::StoreError> {
+        let Ok(amount) = u64::try_from(self.pricing.requirement.amount) else {
+            return Ok(Admission::OverPayerBound);
+        };
+        let reservation = Reservation {
+            network: self.pricing.requirement.network.clone(),
+            asset: self.pricing.requirement.asset,
+            payer: payment.payer,
+            amount,
+            request: payment.request.clone(),
+        };
+        self.state
+            .deferred_ledger
+            .admit(claim, &reservation, self.state.deferred.settings())
+            .await
+    }
+
+    /// A reserved payment: run the upstream, store the answer as `deferred`, deliver it without a receipt.
+    /// An upstream failure releases the reservation, so the payment is never settled.
+    async fn serve_deferred(&self, claim: Claim, payment: &RoutePayment, body: Body) -> (&'static str, Response) {
+        let upstream = match self.forward(body, false).await {
+            Ok(upstream) if upstream.status().as_u16() < 400 => upstream,
+            Ok(refused) => {
+                self.release_deferred(&claim).await;
+                return ("upstream_refused", refused);
+            }
+            Err(fault) => {
+                self.release_deferred(&claim).await;
+                return ("upstream_error", fault);
+            }
+        };
+        let mut captured = match self.capture(upstream).await {
+            Ok(captured) => captured,
+            Err(fault) => {
+                self.release_deferred(&claim).await;
+                return ("upstream_error", fault);
+            }
+        };
+        deferred_headers(&mut captured.headers);
+        let stored = captured.stored();
+        match self
+            .state
+            .store
+            .advance(&claim, Stage::Deferred, Some(&stored), None, false)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return ("busy", busy("this payment was taken over by another request")),
+            // The reservation stays; a resend after the lease runs the upstream again and stores its answer.
+            Err(e) => return ("state_error", self.store_fault(&e)),
+        }
+        self.state.deferred.delivered();
+        tracing::info!(payer = %payment.payer, "served deferred; settles in the background");
+        ("deferred", captured.into_response())
+    }
+
+    async fn release_deferred(&self, claim: &Claim) {
+        if let Err(e) = self.state.deferred_ledger.release(claim).await {
+            // The reservation keeps counting until it is pruned; it is never settled (nothing was delivered).
+            tracing::warn!(error = %e, "cannot release a deferred reservation");
+        }
     }
 
     /// Verify said no. A used nonce may be this very payment settled where this store cannot see it (a
@@ -497,7 +589,24 @@ impl PaidRequest {
     /// A finished payment asked for again: its stored answer, or why there is none.
     fn replay(&self, payment: &RoutePayment, record: &PaymentRecord) -> Response {
         match (record.stage, record.answer.as_ref().and_then(captured_from)) {
-            (Stage::Settled, Some(captured)) => captured.into_response(),
+            (Stage::Settled, Some(mut captured)) => {
+                // Served deferred, settled since: the stored answer now carries its real receipt.
+                if captured.headers.remove(PAYMENT_SETTLEMENT).is_some()
+                    && let Some(settlement) = &record.settlement
+                {
+                    let name = if payment.v1 {
+                        codec::X_PAYMENT_RESPONSE
+                    } else {
+                        codec::PAYMENT_RESPONSE
+                    };
+                    if let Ok(value) = HeaderValue::from_str(&codec::encode(settlement)) {
+                        captured.headers.insert(name, value);
+                    }
+                }
+                captured.into_response()
+            }
+            (Stage::Deferred, Some(captured)) => captured.into_response(),
+            (Stage::Deferred, None) => busy("this payment was served and awaits settlement; its answer was too large to keep"),
             (Stage::Settled, None) => match &record.settlement {
                 Some(settlement) => self.already_settled(payment, settlement),
                 None => busy("this payment settled; its record is incomplete"),
@@ -743,6 +852,17 @@ impl Pump {
             tracing::error!(error = %e, "cannot record a streamed payment's outcome");
         }
     }
+}
+
+/// An answer served before settlement: marked, never cacheable for others, readable by browser code.
+fn deferred_headers(headers: &mut HeaderMap) {
+    headers.insert(PAYMENT_SETTLEMENT, HeaderValue::from_static("deferred"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    headers.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static(EXPOSE_HEADERS),
+    );
 }
 
 /// A stored answer with its body, ready to send again.
