@@ -585,14 +585,23 @@ mod tests {
         .unwrap();
         assert_eq!(custom.routes[0].settle, SettleTiming::Deferred);
         let settings = custom.deferred.settings().unwrap();
-        assert_eq!((settings.max_unsettled_per_payer, settings.max_unsettled_total), (500_000, 20_000_000));
+        assert_eq!(
+            (settings.max_unsettled_per_payer, settings.max_unsettled_total),
+            (500_000, 20_000_000)
+        );
         let refused = |section: &str, key: &str| {
             let error = parse(&format!("[facilitator]\nembedded = true\n[deferred]\n{section}\n")).unwrap_err();
             assert!(error.to_string().starts_with(key), "{section}: {error}");
         };
         refused("max_unsettled_per_payer = \"$0\"", "deferred.max_unsettled_per_payer:");
-        refused("max_unsettled_per_payer = \"lots\"", "deferred.max_unsettled_per_payer:");
-        refused("max_unsettled_per_payer = \"0.0000001\"", "deferred.max_unsettled_per_payer:");
+        refused(
+            "max_unsettled_per_payer = \"lots\"",
+            "deferred.max_unsettled_per_payer:",
+        );
+        refused(
+            "max_unsettled_per_payer = \"0.0000001\"",
+            "deferred.max_unsettled_per_payer:",
+        );
         refused("max_unsettled_total = \"$0.5\"", "deferred.max_unsettled_total:");
         refused("batch_size = 0", "deferred.batch_size:");
         refused("batch_size = 5000", "deferred.batch_size:");

@@ -39,6 +39,8 @@ pub enum Admission {
     OverTotalBound,
     /// An earlier deferred payment of this payer failed to settle after delivery.
     RefusedPayer,
+    /// The authorization expires too soon to wait for the settler.
+    TooShort,
     /// The claim was lost (its lease expired and someone took the payment over).
     Lost,
 }
@@ -132,10 +134,7 @@ impl DeferredLedger {
     ) -> Result<Admission, StoreError> {
         let pkey = claim.key.text();
         let request = serde_json::to_string(&reservation.request).map_err(|e| corrupt(&pkey, e))?;
-        let (asset, payer) = (
-            format!("{:#x}", reservation.asset),
-            format!("{:#x}", reservation.payer),
-        );
+        let (asset, payer) = (format!("{:#x}", reservation.asset), format!("{:#x}", reservation.payer));
         let amount = i64::try_from(reservation.amount).map_err(|_| corrupt(&pkey, "amount too large"))?;
         let mut tx = self.pool.begin().await?;
         // Every admission waits here for the one before it to commit, so the sums read next are current.
@@ -263,10 +262,16 @@ impl DeferredLedger {
         self.finish(due, "settled", settlement, false).await
     }
 
-    /// Refused for good after delivery: the payment is `settlement_failed_after_delivery` and its payer is
-    /// refused deferred service from then on.
-    pub async fn failed(&self, due: &DueSettlement, settlement: &SettleResponse) -> Result<bool, StoreError> {
-        self.finish(due, "settlement_failed_after_delivery", settlement, true).await
+    /// Refused for good after delivery: the payment is `settlement_failed_after_delivery` and (`blame`) its
+    /// payer is refused deferred service from then on.
+    pub async fn failed(
+        &self,
+        due: &DueSettlement,
+        settlement: &SettleResponse,
+        blame: bool,
+    ) -> Result<bool, StoreError> {
+        self.finish(due, "settlement_failed_after_delivery", settlement, blame)
+            .await
     }
 
     async fn finish(
@@ -437,21 +442,42 @@ mod tests {
         let mut claims = Vec::new();
         for nonce in 1..=3 {
             let c = claim(&store, 2, nonce).await;
-            assert_eq!(ledger.admit(&c, &reservation(2), &b).await.unwrap(), Admission::Admitted);
+            assert_eq!(
+                ledger.admit(&c, &reservation(2), &b).await.unwrap(),
+                Admission::Admitted
+            );
             assert_eq!(store.get(&c.key).await.unwrap().unwrap().stage, Stage::Reserved);
             claims.push(c);
         }
         let fourth = claim(&store, 2, 4).await;
-        assert_eq!(ledger.admit(&fourth, &reservation(2), &b).await.unwrap(), Admission::OverPayerBound);
+        assert_eq!(
+            ledger.admit(&fourth, &reservation(2), &b).await.unwrap(),
+            Admission::OverPayerBound
+        );
         assert_eq!(store.get(&fourth.key).await.unwrap().unwrap().stage, Stage::Claimed);
         // Payer 3: $0.90 + $0.30 + $0.30 = $1.50 fits the total, one more does not.
         let other = claim(&store, 3, 1).await;
-        assert_eq!(ledger.admit(&other, &reservation(3), &b).await.unwrap(), Admission::Admitted);
+        assert_eq!(
+            ledger.admit(&other, &reservation(3), &b).await.unwrap(),
+            Admission::Admitted
+        );
         let other2 = claim(&store, 3, 2).await;
-        assert_eq!(ledger.admit(&other2, &reservation(3), &b).await.unwrap(), Admission::Admitted);
+        assert_eq!(
+            ledger.admit(&other2, &reservation(3), &b).await.unwrap(),
+            Admission::Admitted
+        );
         let over_total = claim(&store, 3, 3).await;
-        assert_eq!(ledger.admit(&over_total, &reservation(3), &b).await.unwrap(), Admission::OverTotalBound);
-        assert_eq!(ledger.exposure().await.unwrap(), Exposure { payments: 5, atomic_units: 1_500_000 });
+        assert_eq!(
+            ledger.admit(&over_total, &reservation(3), &b).await.unwrap(),
+            Admission::OverTotalBound
+        );
+        assert_eq!(
+            ledger.exposure().await.unwrap(),
+            Exposure {
+                payments: 5,
+                atomic_units: 1_500_000
+            }
+        );
         // A failed upstream releases its reservation; the row goes.
         ledger.release(&claims[2]).await.unwrap();
         assert!(store.get(&claims[2].key).await.unwrap().is_none());
@@ -460,7 +486,12 @@ mod tests {
         assert!(ledger.take_due(10, Duration::from_secs(30)).await.unwrap().is_empty());
         let answer = StoredAnswer::new(StatusCode::OK, &HeaderMap::new(), Some(b"served"));
         for c in [&claims[0], &claims[1], &other] {
-            assert!(store.advance(c, Stage::Deferred, Some(&answer), None, false).await.unwrap());
+            assert!(
+                store
+                    .advance(c, Stage::Deferred, Some(&answer), None, false)
+                    .await
+                    .unwrap()
+            );
         }
         let due = ledger.take_due(10, Duration::from_secs(30)).await.unwrap();
         assert_eq!(due.len(), 3);
@@ -480,20 +511,44 @@ mod tests {
             error_reason: Some(protocol::reason::INVALID_EXACT_EVM_INSUFFICIENT_BALANCE.into()),
             ..settled.clone()
         };
-        let (payer2, payer3): (Vec<_>, Vec<_>) = due.iter().partition(|d| d.payer == format!("{:#x}", Address::repeat_byte(2)));
+        let (payer2, payer3): (Vec<_>, Vec<_>) = due
+            .iter()
+            .partition(|d| d.payer == format!("{:#x}", Address::repeat_byte(2)));
         assert!(ledger.settled(payer2[0], &settled).await.unwrap());
         assert!(!ledger.settled(payer2[0], &settled).await.unwrap(), "recorded once");
         ledger.retry_later(payer2[1], Duration::from_secs(60)).await.unwrap();
-        assert!(ledger.failed(payer3[0], &refused).await.unwrap());
+        assert!(ledger.failed(payer3[0], &refused, true).await.unwrap());
         let record = store.get(&other.key).await.unwrap().unwrap();
         assert_eq!(record.stage, Stage::SettlementFailedAfterDelivery);
-        assert!(ledger.is_refused(NETWORK, Address::repeat_byte(1), Address::repeat_byte(3)).await.unwrap());
-        assert!(!ledger.is_refused(NETWORK, Address::repeat_byte(1), Address::repeat_byte(2)).await.unwrap());
+        assert!(
+            ledger
+                .is_refused(NETWORK, Address::repeat_byte(1), Address::repeat_byte(3))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !ledger
+                .is_refused(NETWORK, Address::repeat_byte(1), Address::repeat_byte(2))
+                .await
+                .unwrap()
+        );
         let refused_again = claim(&store, 3, 9).await;
-        assert_eq!(ledger.admit(&refused_again, &reservation(3), &b).await.unwrap(), Admission::RefusedPayer);
+        assert_eq!(
+            ledger.admit(&refused_again, &reservation(3), &b).await.unwrap(),
+            Admission::RefusedPayer
+        );
         // Settled and failed payments count no more; the one waiting for its retry still does.
-        assert_eq!(ledger.exposure().await.unwrap(), Exposure { payments: 2, atomic_units: 600_000 });
-        assert!(ledger.take_due(10, Duration::from_secs(30)).await.unwrap().is_empty(), "backing off");
+        assert_eq!(
+            ledger.exposure().await.unwrap(),
+            Exposure {
+                payments: 2,
+                atomic_units: 600_000
+            }
+        );
+        assert!(
+            ledger.take_due(10, Duration::from_secs(30)).await.unwrap().is_empty(),
+            "backing off"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -519,6 +574,9 @@ mod tests {
         assert_eq!(admits(0, 1_800_000, 300_000, &b), Admission::OverTotalBound);
         assert_eq!(admits(0, 1_700_000, 300_000, &b), Admission::Admitted);
         assert_eq!(admits(u64::MAX, 0, 1, &b), Admission::OverPayerBound);
-        assert_eq!(admits(0, u64::MAX, 1, &bounds(u64::MAX, u64::MAX)), Admission::OverTotalBound);
+        assert_eq!(
+            admits(0, u64::MAX, 1, &bounds(u64::MAX, u64::MAX)),
+            Admission::OverTotalBound
+        );
     }
 }

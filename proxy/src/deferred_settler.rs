@@ -18,6 +18,9 @@ use crate::config::DeferredSettings;
 use crate::deferred_ledger::{DeferredLedger, DueSettlement};
 use crate::service::ProxyState;
 
+/// The facilitator settles an authorization only while it has at least this long left (its time-window
+/// check), so a deferred payment must have this much left when the settler reaches it.
+pub const FACILITATOR_MIN_REMAINING: Duration = Duration::from_secs(6);
 /// The longest wait before a payment whose settlement is not known yet is tried again.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -34,6 +37,9 @@ pub struct SettlerProgress {
 /// The request path's handle on the settler: counts served payments, wakes it, and can hold it.
 pub struct DeferredQueue {
     settings: DeferredSettings,
+    /// A payment is served deferred only if its authorization stays valid at least this long: the upstream's
+    /// time, the settler's interval and the facilitator's settle.
+    margin: Duration,
     waiting: AtomicUsize,
     wake: Notify,
     held: AtomicBool,
@@ -42,9 +48,10 @@ pub struct DeferredQueue {
 }
 
 impl DeferredQueue {
-    pub fn new(settings: DeferredSettings) -> Self {
+    pub fn new(settings: DeferredSettings, margin: Duration) -> Self {
         DeferredQueue {
             settings,
+            margin,
             waiting: AtomicUsize::new(0),
             wake: Notify::new(),
             held: AtomicBool::new(false),
@@ -55,6 +62,11 @@ impl DeferredQueue {
 
     pub fn settings(&self) -> &DeferredSettings {
         &self.settings
+    }
+
+    /// Whether an authorization valid until `valid_before` (Unix seconds) can wait for the settler.
+    pub fn outlives_settlement(&self, valid_before: u64, now: u64) -> bool {
+        valid_before >= now.saturating_add(self.margin.as_secs().saturating_add(1))
     }
 
     /// A deferred payment was delivered: a full batch starts a round at once.
@@ -188,12 +200,24 @@ async fn settle_one(state: &Arc<ProxyState>, due: DueSettlement) {
             }
             recorded.map(|_| ())
         }
+        Verdict::Refused
+            if answer.error_reason.as_deref() == Some(reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALID_BEFORE) =>
+        {
+            // It expired waiting for us (the facilitator was down too long): recorded, the payer not blamed.
+            tracing::error!(payer = %due.payer, "a deferred payment expired before it could be settled");
+            let recorded = ledger.failed(&due, &answer, false).await;
+            if let Ok(true) = recorded {
+                state.metrics.settlement_failed_after_delivery.inc();
+                state.deferred.progress.send_modify(|p| p.failed_after_delivery += 1);
+            }
+            recorded.map(|_| ())
+        }
         Verdict::Refused => {
             tracing::error!(
                 payer = %due.payer, reason = ?answer.error_reason, message = ?answer.error_message,
                 "a deferred payment was refused settlement after delivery; its payer is refused deferred service"
             );
-            let recorded = ledger.failed(&due, &answer).await;
+            let recorded = ledger.failed(&due, &answer, true).await;
             if let Ok(true) = recorded {
                 state.metrics.settlement_failed_after_delivery.inc();
                 state.deferred.progress.send_modify(|p| p.failed_after_delivery += 1);
@@ -232,8 +256,14 @@ mod tests {
     #[test]
     fn only_pending_and_unexpected_errors_are_tried_again() {
         assert_eq!(verdict(&answer(true, None)), Verdict::Settled);
-        assert_eq!(verdict(&answer(false, Some(reason::SETTLEMENT_PENDING))), Verdict::NotYet);
-        assert_eq!(verdict(&answer(false, Some(reason::UNEXPECTED_SETTLE_ERROR))), Verdict::NotYet);
+        assert_eq!(
+            verdict(&answer(false, Some(reason::SETTLEMENT_PENDING))),
+            Verdict::NotYet
+        );
+        assert_eq!(
+            verdict(&answer(false, Some(reason::UNEXPECTED_SETTLE_ERROR))),
+            Verdict::NotYet
+        );
         assert_eq!(verdict(&answer(false, None)), Verdict::NotYet);
         for refused in [
             reason::INVALID_EXACT_EVM_INSUFFICIENT_BALANCE,
@@ -242,6 +272,15 @@ mod tests {
         ] {
             assert_eq!(verdict(&answer(false, Some(refused))), Verdict::Refused, "{refused}");
         }
+    }
+
+    #[test]
+    fn a_short_authorization_cannot_wait_for_the_settler() {
+        let settings = crate::config::DeferredConfig::default().settings().unwrap();
+        let queue = DeferredQueue::new(settings, Duration::from_secs(45));
+        assert!(queue.outlives_settlement(1_046, 1_000));
+        assert!(!queue.outlives_settlement(1_045, 1_000));
+        assert!(!queue.outlives_settlement(0, u64::MAX));
     }
 
     #[test]

@@ -313,6 +313,10 @@ impl PaidRequest {
         let Ok(amount) = u64::try_from(self.pricing.requirement.amount) else {
             return Ok(Admission::OverPayerBound);
         };
+        // A buyer that signs a short window cannot make the settler miss it: it pays before it is served.
+        if !self.state.deferred.outlives_settlement(payment.valid_before, now()) {
+            return Ok(Admission::TooShort);
+        }
         let reservation = Reservation {
             network: self.pricing.requirement.network.clone(),
             asset: self.pricing.requirement.asset,
@@ -606,7 +610,9 @@ impl PaidRequest {
                 captured.into_response()
             }
             (Stage::Deferred, Some(captured)) => captured.into_response(),
-            (Stage::Deferred, None) => busy("this payment was served and awaits settlement; its answer was too large to keep"),
+            (Stage::Deferred, None) => {
+                busy("this payment was served and awaits settlement; its answer was too large to keep")
+            }
             (Stage::Settled, None) => match &record.settlement {
                 Some(settlement) => self.already_settled(payment, settlement),
                 None => busy("this payment settled; its record is incomplete"),

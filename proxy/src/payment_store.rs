@@ -519,9 +519,9 @@ impl PaymentStore {
             "DELETE FROM proxy_payments WHERE expires_at < $1 \
              AND stage NOT IN ('paid_undelivered', 'deferred', 'settlement_failed_after_delivery')",
         )
-            .bind(secs(now))
-            .execute(&self.pool)
-            .await?;
+        .bind(secs(now))
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 

@@ -539,7 +539,9 @@ mod tests {
     #[test]
     fn a_deferred_route_waits_for_the_settler_and_sells_no_window() {
         let route = |extra: &str| {
-            format!("[deferred]\nflush_interval_ms = 5000\n[[route]]\npath = \"/p\"\nupstream = \"http://u\"\nprice = 1\nsettle = \"deferred\"\n{extra}")
+            format!(
+                "[deferred]\nflush_interval_ms = 5000\n[[route]]\npath = \"/p\"\nupstream = \"http://u\"\nprice = 1\nsettle = \"deferred\"\n{extra}"
+            )
         };
         // 30 s upstream + 15 s facilitator + 5 s until the settler's round.
         let err = table(&route("max_timeout_seconds = 49\n")).unwrap_err();

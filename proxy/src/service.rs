@@ -177,7 +177,11 @@ impl Proxy {
             )
         })?;
         let deferred_ledger = DeferredLedger::open(store.pool().clone()).await?;
-        let deferred = Arc::new(DeferredQueue::new(config.deferred.settings()?));
+        let deferred_settings = config.deferred.settings()?;
+        let margin = Duration::from_millis(config.upstream_timeout_ms.saturating_add(config.facilitator.timeout_ms))
+            + deferred_settings.flush_interval
+            + crate::deferred_settler::FACILITATOR_MIN_REMAINING;
+        let deferred = Arc::new(DeferredQueue::new(deferred_settings, margin));
         let lease = Duration::from_millis(
             config
                 .upstream_timeout_ms
@@ -501,7 +505,10 @@ async fn metrics(State(state): State<Arc<ProxyState>>) -> Response {
         Ok(exposure) => {
             let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
             state.metrics.deferred_unsettled_payments.set(gauge(exposure.payments));
-            state.metrics.deferred_unsettled_atomic_units.set(gauge(exposure.atomic_units));
+            state
+                .metrics
+                .deferred_unsettled_atomic_units
+                .set(gauge(exposure.atomic_units));
         }
         Err(e) => tracing::warn!(error = %e, "cannot read the deferred exposure"),
     }

@@ -240,6 +240,9 @@ pub struct Harness {
     pub dir: std::path::PathBuf,
     pub config_path: std::path::PathBuf,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The running proxy's `serve`.
+    proxy_task: Option<tokio::task::JoinHandle<()>>,
+    embedded_config: Option<FacilitatorConfig>,
 }
 
 pub const SECRET: &str = "an access token secret of enough bytes";
@@ -317,26 +320,8 @@ impl Harness {
         );
         let config_path = dir.join("proxy.toml");
         std::fs::write(&config_path, &text).unwrap();
-        let config = ProxyConfig::from_toml(&text, |_| None).expect("proxy config");
-        let proxy = Proxy::build(
-            config,
-            ProxyOptions {
-                config_path: Some(config_path.clone()),
-                devnet: Some(devnet.state().clone()),
-                facilitator_config: embedded_config,
-            },
-        )
-        .await
-        .expect("proxy");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy_url = format!("http://{}", listener.local_addr().unwrap());
-        let admin_url = format!("http://{}", admin.local_addr().unwrap());
-        let proxy = Arc::new(proxy);
-        let serving = proxy.clone();
-        tasks.push(tokio::spawn(async move {
-            let _ = serving.serve(listener, admin, std::future::pending()).await;
-        }));
+        let (proxy, proxy_url, admin_url, proxy_task) =
+            start_proxy(&config_path, &devnet, embedded_config.clone()).await;
         Harness {
             buyer: devnet.signer(1).unwrap().clone(),
             seller,
@@ -354,7 +339,33 @@ impl Harness {
             dir,
             config_path,
             tasks,
+            proxy_task: Some(proxy_task),
+            embedded_config,
         }
+    }
+
+    /// Stops the proxy as a crash would: its tasks are dropped mid-flight, nothing is drained.
+    pub fn crash_proxy(&mut self) {
+        if let Some(task) = self.proxy_task.take() {
+            task.abort();
+        }
+    }
+
+    /// A new proxy from the same file (the same state database and facilitator) on new ports.
+    pub async fn restart_proxy(&mut self) {
+        self.crash_proxy();
+        let (proxy, proxy_url, admin_url, task) =
+            start_proxy(&self.config_path, &self.devnet, self.embedded_config.clone()).await;
+        self.proxy = proxy;
+        self.proxy_url = proxy_url;
+        self.admin_url = admin_url;
+        self.proxy_task = Some(task);
+    }
+
+    /// The admin listener's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let url = format!("{}/metrics", self.admin_url);
+        self.http.get(url).send().await.unwrap().text().await.unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -405,6 +416,36 @@ impl Harness {
     }
 }
 
+/// Builds and serves a proxy from `config_path` on free loopback ports.
+async fn start_proxy(
+    config_path: &std::path::Path,
+    devnet: &Devnet,
+    embedded_config: Option<FacilitatorConfig>,
+) -> (Arc<Proxy>, String, String, tokio::task::JoinHandle<()>) {
+    let text = std::fs::read_to_string(config_path).unwrap();
+    let config = ProxyConfig::from_toml(&text, |_| None).expect("proxy config");
+    let proxy = Proxy::build(
+        config,
+        ProxyOptions {
+            config_path: Some(config_path.to_owned()),
+            devnet: Some(devnet.state().clone()),
+            facilitator_config: embedded_config,
+        },
+    )
+    .await
+    .expect("proxy");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", listener.local_addr().unwrap());
+    let admin_url = format!("http://{}", admin.local_addr().unwrap());
+    let proxy = Arc::new(proxy);
+    let serving = proxy.clone();
+    let task = tokio::spawn(async move {
+        let _ = serving.serve(listener, admin, std::future::pending()).await;
+    });
+    (proxy, proxy_url, admin_url, task)
+}
+
 /// The settlement receipt of a response, from `PAYMENT-RESPONSE` (or `X-PAYMENT-RESPONSE`).
 pub fn receipt(headers: &reqwest::header::HeaderMap) -> Option<SettleResponse> {
     let value = headers
@@ -415,7 +456,7 @@ pub fn receipt(headers: &reqwest::header::HeaderMap) -> Option<SettleResponse> {
 
 impl Drop for Harness {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for task in self.tasks.iter().chain(&self.proxy_task) {
             task.abort();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
