@@ -332,3 +332,27 @@ settle = "deferred"
     assert_eq!(how, Served::Settled);
     assert_eq!(h.balance(h.seller).await, seller_before + U256::from(300_000u64));
 }
+
+#[tokio::test]
+async fn a_settlement_not_known_yet_is_kept_counted_and_tried_again() {
+    // The facilitator says `settlement_pending` to the first settle, success after.
+    let (url, scripted) = common::start_scripted(common::Misbehaviour::PendingOnce).await;
+    let h = Harness::start(&routes("$0.30", "$1", "$100"), Link::Url(url)).await;
+    h.proxy.state.deferred.hold(true);
+    let offer = h.offer("/data").await;
+    let payment = h.pay(&offer).await;
+    assert_eq!(served(h.get_paid("/data", &payment).await).await.0, Served::Deferred);
+    h.proxy.state.deferred.flush_now();
+    let progress = settler_until(&h, |p| p.retried >= 1).await;
+    assert_eq!(progress.settled, 0);
+    assert_eq!(h.proxy.state.store.count(Stage::Deferred).await.unwrap(), 1);
+    assert_eq!(h.proxy.state.deferred_ledger.exposure().await.unwrap().payments, 1, "still counted");
+    // Let go, the settler's own rounds try again after the backoff.
+    h.proxy.state.deferred.hold(false);
+    let progress = settler_until(&h, |p| p.settled >= 1).await;
+    assert_eq!((progress.retried, progress.failed_after_delivery), (1, 0));
+    assert_eq!(scripted.settle_calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(h.proxy.state.store.count(Stage::Settled).await.unwrap(), 1);
+    let resent = h.get_paid("/data", &payment).await;
+    assert!(receipt(resent.headers()).expect("the receipt, once settled").success);
+}
