@@ -29,7 +29,7 @@ use tracing::Instrument;
 
 use crate::access_token;
 use crate::config::SettleTiming;
-use crate::deferred_ledger::{Admission, Reservation};
+use crate::deferred_ledger::Admission;
 use crate::error_response::{json_error, too_many};
 use crate::offer::{self, EXPOSE_HEADERS, Refusal};
 use crate::payment_header::{self, RoutePayment};
@@ -38,12 +38,13 @@ use crate::pipeline::upstream_fault;
 use crate::route_table::{AccessWindow, Pricing, Route};
 use crate::service::ProxyState;
 
+mod deferred;
+pub use deferred::PAYMENT_SETTLEMENT;
+
 /// Reason for a resend of a payment that settled and whose answer cannot be sent again.
 pub const PAYMENT_ALREADY_SETTLED: &str = "payment_already_settled";
 /// Reason while another copy of the same payment is being served and did not finish within the wait.
 pub const PAYMENT_IN_PROGRESS: &str = "payment_in_progress";
-/// Marks an answer served before its payment settled.
-pub const PAYMENT_SETTLEMENT: &str = "payment-settlement";
 /// Stored answers are kept this long past the authorization's `validBefore`.
 const KEEP_AFTER_VALIDITY: u64 = 600;
 
@@ -304,78 +305,6 @@ impl PaidRequest {
         self.settle_and_deliver(claim, &payment, captured).await
     }
 
-    /// Reserves the payment within the deferred bounds (see [`crate::deferred_ledger`]).
-    async fn admit_deferred(
-        &self,
-        claim: &Claim,
-        payment: &RoutePayment,
-    ) -> Result<Admission, crate::payment_store::StoreError> {
-        let Ok(amount) = u64::try_from(self.pricing.requirement.amount) else {
-            return Ok(Admission::OverPayerBound);
-        };
-        // A buyer that signs a short window cannot make the settler miss it: it pays before it is served.
-        if !self.state.deferred.outlives_settlement(payment.valid_before, now()) {
-            return Ok(Admission::TooShort);
-        }
-        let reservation = Reservation {
-            network: self.pricing.requirement.network.clone(),
-            asset: self.pricing.requirement.asset,
-            payer: payment.payer,
-            amount,
-            request: payment.request.clone(),
-        };
-        self.state
-            .deferred_ledger
-            .admit(claim, &reservation, self.state.deferred.settings())
-            .await
-    }
-
-    /// A reserved payment: run the upstream, store the answer as `deferred`, deliver it without a receipt.
-    /// An upstream failure releases the reservation, so the payment is never settled.
-    async fn serve_deferred(&self, claim: Claim, payment: &RoutePayment, body: Body) -> (&'static str, Response) {
-        let upstream = match self.forward(body, false).await {
-            Ok(upstream) if upstream.status().as_u16() < 400 => upstream,
-            Ok(refused) => {
-                self.release_deferred(&claim).await;
-                return ("upstream_refused", refused);
-            }
-            Err(fault) => {
-                self.release_deferred(&claim).await;
-                return ("upstream_error", fault);
-            }
-        };
-        let mut captured = match self.capture(upstream).await {
-            Ok(captured) => captured,
-            Err(fault) => {
-                self.release_deferred(&claim).await;
-                return ("upstream_error", fault);
-            }
-        };
-        deferred_headers(&mut captured.headers);
-        let stored = captured.stored();
-        match self
-            .state
-            .store
-            .advance(&claim, Stage::Deferred, Some(&stored), None, false)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => return ("busy", busy("this payment was taken over by another request")),
-            // The reservation stays; a resend after the lease runs the upstream again and stores its answer.
-            Err(e) => return ("state_error", self.store_fault(&e)),
-        }
-        self.state.deferred.delivered();
-        tracing::info!(payer = %payment.payer, "served deferred; settles in the background");
-        ("deferred", captured.into_response())
-    }
-
-    async fn release_deferred(&self, claim: &Claim) {
-        if let Err(e) = self.state.deferred_ledger.release(claim).await {
-            // The reservation keeps counting until it is pruned; it is never settled (nothing was delivered).
-            tracing::warn!(error = %e, "cannot release a deferred reservation");
-        }
-    }
-
     /// Verify said no. A used nonce may be this very payment settled where this store cannot see it (a
     /// store that was reset): settle is idempotent for the same payload and says so, and then the buyer is
     /// owed its answer while the authorization is valid.
@@ -594,19 +523,7 @@ impl PaidRequest {
     fn replay(&self, payment: &RoutePayment, record: &PaymentRecord) -> Response {
         match (record.stage, record.answer.as_ref().and_then(captured_from)) {
             (Stage::Settled, Some(mut captured)) => {
-                // Served deferred, settled since: the stored answer now carries its real receipt.
-                if captured.headers.remove(PAYMENT_SETTLEMENT).is_some()
-                    && let Some(settlement) = &record.settlement
-                {
-                    let name = if payment.v1 {
-                        codec::X_PAYMENT_RESPONSE
-                    } else {
-                        codec::PAYMENT_RESPONSE
-                    };
-                    if let Ok(value) = HeaderValue::from_str(&codec::encode(settlement)) {
-                        captured.headers.insert(name, value);
-                    }
-                }
+                deferred::settled_since(&mut captured.headers, payment, record);
                 captured.into_response()
             }
             (Stage::Deferred, Some(captured)) => captured.into_response(),
@@ -858,17 +775,6 @@ impl Pump {
             tracing::error!(error = %e, "cannot record a streamed payment's outcome");
         }
     }
-}
-
-/// An answer served before settlement: marked, never cacheable for others, readable by browser code.
-fn deferred_headers(headers: &mut HeaderMap) {
-    headers.insert(PAYMENT_SETTLEMENT, HeaderValue::from_static("deferred"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-    headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    headers.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static(EXPOSE_HEADERS),
-    );
 }
 
 /// A stored answer with its body, ready to send again.

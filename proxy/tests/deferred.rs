@@ -346,7 +346,11 @@ async fn a_settlement_not_known_yet_is_kept_counted_and_tried_again() {
     let progress = settler_until(&h, |p| p.retried >= 1).await;
     assert_eq!(progress.settled, 0);
     assert_eq!(h.proxy.state.store.count(Stage::Deferred).await.unwrap(), 1);
-    assert_eq!(h.proxy.state.deferred_ledger.exposure().await.unwrap().payments, 1, "still counted");
+    assert_eq!(
+        h.proxy.state.deferred_ledger.exposure().await.unwrap().payments,
+        1,
+        "still counted"
+    );
     // Let go, the settler's own rounds try again after the backoff.
     h.proxy.state.deferred.hold(false);
     let progress = settler_until(&h, |p| p.settled >= 1).await;
