@@ -238,11 +238,19 @@ impl DeferredLedger {
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(pkey, network, asset, payer, amount, attempts, request)| {
-                let asset = asset.parse().map_err(|_| corrupt(&pkey, format!("asset `{asset}`")))?;
-                let request = serde_json::from_str(&request).map_err(|e| corrupt(&pkey, e))?;
-                Ok(DueSettlement {
+        // A row that cannot be read is left under its lease (and logged each time it comes round), never
+        // settled blind; the others go on.
+        let mut due = Vec::with_capacity(rows.len());
+        for (pkey, network, asset, payer, amount, attempts, request) in rows {
+            let parsed = asset
+                .parse::<Address>()
+                .map_err(|_| corrupt(&pkey, format!("asset `{asset}`")))
+                .and_then(|asset| {
+                    let request = serde_json::from_str(&request).map_err(|e| corrupt(&pkey, e))?;
+                    Ok((asset, request))
+                });
+            match parsed {
+                Ok((asset, request)) => due.push(DueSettlement {
                     network,
                     asset,
                     payer,
@@ -251,9 +259,11 @@ impl DeferredLedger {
                     request,
                     owner: owner.clone(),
                     pkey,
-                })
-            })
-            .collect()
+                }),
+                Err(e) => tracing::error!(error = %e, "a deferred payment cannot be read; it is not settled"),
+            }
+        }
+        Ok(due)
     }
 
     /// Settled: the reservation goes and the payment is `settled` with its receipt. `false`: the lease was
