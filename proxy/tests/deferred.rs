@@ -360,3 +360,28 @@ async fn a_settlement_not_known_yet_is_kept_counted_and_tried_again() {
     let resent = h.get_paid("/data", &payment).await;
     assert!(receipt(resent.headers()).expect("the receipt, once settled").success);
 }
+
+#[tokio::test]
+async fn a_clean_stop_settles_what_was_served_with_the_embedded_facilitator() {
+    // The settler's own rounds are a minute apart: only the stop settles these.
+    let text = format!(
+        "{}max_timeout_seconds = 120\n",
+        routes("$0.10", "$1", "$100").replace("[deferred]\n", "[deferred]\nflush_interval_ms = 60000\n")
+    );
+    let mut h = Harness::start(&text, Link::Embedded).await;
+    let seller_before = h.balance(h.seller).await;
+    let offer = h.offer("/data").await;
+    for _ in 0..3 {
+        let payment = h.pay(&offer).await;
+        assert_eq!(served(h.get_paid("/data", &payment).await).await.0, Served::Deferred);
+    }
+    assert_eq!(h.balance(h.seller).await, seller_before);
+    let progress = h.proxy.state.deferred.progress();
+    h.stop_proxy().await;
+    assert_eq!(progress.borrow().settled, 3);
+    assert_eq!(h.balance(h.seller).await, seller_before + U256::from(300_000u64));
+    // The stopped proxy's store is closed; a new one on the same file finds them settled.
+    h.restart_proxy().await;
+    assert_eq!(h.proxy.state.store.count(Stage::Settled).await.unwrap(), 3);
+    assert_eq!(h.proxy.state.store.count(Stage::Deferred).await.unwrap(), 0);
+}

@@ -240,8 +240,9 @@ pub struct Harness {
     pub dir: std::path::PathBuf,
     pub config_path: std::path::PathBuf,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    /// The running proxy's `serve`.
+    /// The running proxy's `serve`, and what stops it cleanly.
     proxy_task: Option<tokio::task::JoinHandle<()>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
     embedded_config: Option<FacilitatorConfig>,
 }
 
@@ -320,7 +321,7 @@ impl Harness {
         );
         let config_path = dir.join("proxy.toml");
         std::fs::write(&config_path, &text).unwrap();
-        let (proxy, proxy_url, admin_url, proxy_task) =
+        let (proxy, proxy_url, admin_url, proxy_task, stop) =
             start_proxy(&config_path, &devnet, embedded_config.clone()).await;
         Harness {
             buyer: devnet.signer(1).unwrap().clone(),
@@ -340,26 +341,39 @@ impl Harness {
             config_path,
             tasks,
             proxy_task: Some(proxy_task),
+            stop: Some(stop),
             embedded_config,
         }
     }
 
     /// Stops the proxy as a crash would: its tasks are dropped mid-flight, nothing is drained.
     pub fn crash_proxy(&mut self) {
+        self.stop = None;
         if let Some(task) = self.proxy_task.take() {
             task.abort();
+        }
+    }
+
+    /// Stops the proxy as SIGTERM would, and waits until it has finished.
+    pub async fn stop_proxy(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.proxy_task.take() {
+            task.await.unwrap();
         }
     }
 
     /// A new proxy from the same file (the same state database and facilitator) on new ports.
     pub async fn restart_proxy(&mut self) {
         self.crash_proxy();
-        let (proxy, proxy_url, admin_url, task) =
+        let (proxy, proxy_url, admin_url, task, stop) =
             start_proxy(&self.config_path, &self.devnet, self.embedded_config.clone()).await;
         self.proxy = proxy;
         self.proxy_url = proxy_url;
         self.admin_url = admin_url;
         self.proxy_task = Some(task);
+        self.stop = Some(stop);
     }
 
     /// The admin listener's `/metrics` text.
@@ -421,7 +435,13 @@ async fn start_proxy(
     config_path: &std::path::Path,
     devnet: &Devnet,
     embedded_config: Option<FacilitatorConfig>,
-) -> (Arc<Proxy>, String, String, tokio::task::JoinHandle<()>) {
+) -> (
+    Arc<Proxy>,
+    String,
+    String,
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
     let text = std::fs::read_to_string(config_path).unwrap();
     let config = ProxyConfig::from_toml(&text, |_| None).expect("proxy config");
     let proxy = Proxy::build(
@@ -440,10 +460,17 @@ async fn start_proxy(
     let admin_url = format!("http://{}", admin.local_addr().unwrap());
     let proxy = Arc::new(proxy);
     let serving = proxy.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        let _ = serving.serve(listener, admin, std::future::pending()).await;
+        let shutdown = async move {
+            // A dropped sender (a crash, or the harness going away) never stops it cleanly.
+            if stopped.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let _ = serving.serve(listener, admin, shutdown).await;
     });
-    (proxy, proxy_url, admin_url, task)
+    (proxy, proxy_url, admin_url, task, stop)
 }
 
 /// The settlement receipt of a response, from `PAYMENT-RESPONSE` (or `X-PAYMENT-RESPONSE`).
