@@ -251,7 +251,7 @@ impl PaidRequest {
                 }
             }
         }
-        // 3. Settle-first routes record the attempt, then settle before the upstream runs.
+        // 4. Settle-first routes record the attempt, then settle before the upstream runs.
         if self.pricing.settle == SettleTiming::Before {
             return match self
                 .state
@@ -267,7 +267,7 @@ impl PaidRequest {
                 }
             };
         }
-        // 4. The upstream, whose failure charges nothing.
+        // 5. The upstream, whose failure charges nothing.
         let upstream = match self.forward(body, false).await {
             Ok(upstream) => upstream,
             Err(fault) => {
@@ -279,7 +279,7 @@ impl PaidRequest {
             self.release(&claim).await;
             return ("upstream_refused", upstream);
         }
-        // 5. Keep the answer before any money moves.
+        // 6. Keep the answer before any money moves.
         let captured = match self.capture(upstream).await {
             Ok(captured) => captured,
             Err(fault) => {
@@ -301,7 +301,7 @@ impl PaidRequest {
                 return ("state_error", self.store_fault(&e));
             }
         }
-        // 6. Settle, then deliver.
+        // 7. Settle, then deliver.
         self.settle_and_deliver(claim, &payment, captured).await
     }
 

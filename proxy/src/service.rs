@@ -1,9 +1,9 @@
 //! Assembling and running the proxy: the facilitator link (remote, or the engine in-process with its
 //! reconciler), the upstream client, the route table, limits, tokens and metrics; the public listener and the
 //! admin listener (`/metrics`, `/health`, `/payments?state=…`); the background settler of deferred payments;
-//! pruning of expired payment records; route reload
-//! on SIGHUP (the new table replaces the old at once, an invalid file is refused and the old routes stay; the TLS
-//! certificate, when `[tls]` is set, is re-read too); graceful shutdown.
+//! pruning of expired payment records; route reload on SIGHUP (the new table replaces the old at once, an
+//! invalid file is refused and the old routes stay; the TLS certificate, when `[tls]` is set, is re-read too);
+//! graceful shutdown (which settles what was served deferred, for up to 5 s).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -266,6 +266,9 @@ impl Proxy {
             || config.tls.is_some() != self.config.tls.is_some()
         {
             tracing::warn!("listeners and the facilitator are not reloaded; restart to change them");
+        }
+        if config.deferred.settings().ok().as_ref() != Some(self.state.deferred.settings()) {
+            tracing::warn!("[deferred] is not reloaded; restart to change its bounds and batching");
         }
         let count = table.routes().len();
         self.state.replace_routes(LoadedRoutes {
