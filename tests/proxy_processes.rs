@@ -1,7 +1,8 @@
 //! The paywall proxy as separate `nerdcabal proxy` processes: two replicas on one PostgreSQL state database
 //! given the same payment sixteen times at once run the upstream once, settle once, and answer every copy
-//! with the same 200; and a proxy SIGKILLed after the upstream answered and before settling delivers the
-//! kept answer, settled once, to a resend after it restarts.
+//! with the same 200; a proxy SIGKILLed after the upstream answered and before settling delivers the
+//! kept answer, settled once, to a resend after it restarts; and a proxy SIGKILLed while its background
+//! settler's settles of deferred payments are in flight settles each of them once after it restarts.
 
 mod common;
 
@@ -184,12 +185,15 @@ struct Relay {
     target: String,
     hold: Arc<AtomicBool>,
     held: Arc<Notify>,
+    /// Settles taken and never answered while `hold` was set.
+    held_calls: Arc<AtomicUsize>,
     settles: Arc<AtomicUsize>,
     http: reqwest::Client,
 }
 
 async fn relay_settle(State(relay): State<Relay>, body: Bytes) -> Response {
     if relay.hold.load(Ordering::SeqCst) {
+        relay.held_calls.fetch_add(1, Ordering::SeqCst);
         relay.held.notify_one();
         return std::future::pending().await;
     }
@@ -221,6 +225,31 @@ impl Relay {
     }
 }
 
+/// A [`Relay`] to `target`, holding settles, served on loopback: (its URL, the relay).
+async fn holding_relay(target: &str) -> (String, Relay) {
+    let relay = Relay {
+        target: target.to_owned(),
+        hold: Arc::new(AtomicBool::new(true)),
+        held: Arc::new(Notify::new()),
+        held_calls: Arc::default(),
+        settles: Arc::default(),
+        http: reqwest::Client::new(),
+    };
+    let supported_from = target.to_owned();
+    let router = Router::new()
+        .route("/verify", post(relay_verify))
+        .route("/settle", post(relay_settle))
+        .fallback(any(move || {
+            let target = supported_from.clone();
+            async move {
+                let supported = reqwest::get(format!("{target}/supported")).await.unwrap();
+                ([("content-type", "application/json")], supported.bytes().await.unwrap()).into_response()
+            }
+        }))
+        .with_state(relay.clone());
+    (serve(router).await, relay)
+}
+
 fn kill_hard(pid: u32) {
     let status = Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
     assert!(status.success());
@@ -235,26 +264,7 @@ async fn a_proxy_killed_between_the_answer_and_the_settlement_delivers_the_kept_
     let dir = common::temp_dir("proxy-crash");
     let (devnet, state_file) = common::devnet(&dir).await;
     let facilitator = facilitator(&dir, &state_file, &devnet).await;
-    let relay = Relay {
-        target: facilitator.url.clone(),
-        hold: Arc::new(AtomicBool::new(true)),
-        held: Arc::new(Notify::new()),
-        settles: Arc::default(),
-        http: reqwest::Client::new(),
-    };
-    let target = facilitator.url.clone();
-    let router = Router::new()
-        .route("/verify", post(relay_verify))
-        .route("/settle", post(relay_settle))
-        .fallback(any(move || {
-            let target = target.clone();
-            async move {
-                let supported = reqwest::get(format!("{target}/supported")).await.unwrap();
-                ([("content-type", "application/json")], supported.bytes().await.unwrap()).into_response()
-            }
-        }))
-        .with_state(relay.clone());
-    let relay_url = serve(router).await;
+    let (relay_url, relay) = holding_relay(&facilitator.url).await;
     let (upstream, calls) = counting_upstream().await;
     let seller = devnet.signer(2).unwrap().address();
     let state_db = format!("sqlite://{}", state_path(&dir).display());
@@ -315,6 +325,97 @@ async fn a_proxy_killed_between_the_answer_and_the_settlement_delivers_the_kept_
     let again: serde_json::Value = again.json().await.unwrap();
     assert_eq!(again, body);
     assert_eq!(relay.settles.load(Ordering::SeqCst), 1);
+    drop(second);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// How many payments `/payments?state=…` lists on a proxy's admin listener.
+async fn listed(client: &reqwest::Client, admin: &str, state: &str) -> usize {
+    let listing: serde_json::Value = client
+        .get(format!("{admin}/payments?state={state}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    listing["payments"].as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn a_proxy_killed_while_settling_deferred_payments_settles_each_once_after_restart() {
+    let dir = common::temp_dir("proxy-deferred-crash");
+    let (devnet, state_file) = common::devnet(&dir).await;
+    let facilitator = facilitator(&dir, &state_file, &devnet).await;
+    let (relay_url, relay) = holding_relay(&facilitator.url).await;
+    let (upstream, calls) = counting_upstream().await;
+    let seller = devnet.signer(2).unwrap().address();
+    let state_db = format!("sqlite://{}", state_path(&dir).display());
+    let body = proxy_body(&state_db, &relay_url, &devnet.state().network, seller, &upstream)
+        .replace("[facilitator]", "[deferred]\nflush_interval_ms = 100\n[facilitator]")
+        + "settle = \"deferred\"\n";
+    let (first, pid) = ProxyProcess::start(&dir, &state_file, &body).await;
+    let client = reqwest::Client::new();
+    let seller_before = usdc_balance(&devnet, seller).await;
+    let offer = offer(&client, &format!("{}/data", first.url)).await;
+    let mut payments = Vec::new();
+    for _ in 0..3 {
+        let payment = sign(&devnet, &offer).await;
+        let served = client
+            .get(format!("{}/data", first.url))
+            .header(codec::PAYMENT_SIGNATURE, &payment)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(served.status(), 200);
+        assert_eq!(served.headers()["payment-settlement"], "deferred");
+        assert!(
+            !served.headers().contains_key(codec::PAYMENT_RESPONSE),
+            "nothing settled yet"
+        );
+        payments.push(payment);
+    }
+    // The settler has sent all three settles (the relay holds them) when the proxy dies.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while relay.held_calls.load(Ordering::SeqCst) < 3 {
+        assert!(Instant::now() < deadline, "the settler did not send its settles");
+        let _ = tokio::time::timeout(Duration::from_millis(200), relay.held.notified()).await;
+    }
+    kill_hard(pid);
+    drop(first);
+    assert_eq!(
+        usdc_balance(&devnet, seller).await,
+        seller_before,
+        "nothing settled yet"
+    );
+
+    // Restarted on the same state file, the settler takes them again once the dead one's leases ran out.
+    relay.hold.store(false, Ordering::SeqCst);
+    let (second, _) = ProxyProcess::start(&dir, &state_file, &body).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while listed(&client, &second.admin, "settled").await < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the deferred payments did not settle after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed(&client, &second.admin, "deferred").await, 0);
+    assert_eq!(relay.settles.load(Ordering::SeqCst), 3, "each settled once");
+    assert_eq!(usdc_balance(&devnet, seller).await, seller_before + U256::from(30_000));
+    for payment in &payments {
+        let resent = client
+            .get(format!("{}/data", second.url))
+            .header(codec::PAYMENT_SIGNATURE, payment)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resent.status(), 200);
+        let receipt = codec::decode_payment_response(resent.headers()[codec::PAYMENT_RESPONSE].as_bytes()).unwrap();
+        assert!(receipt.success, "{receipt:?}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "the upstream ran once per payment");
+    assert_eq!(relay.settles.load(Ordering::SeqCst), 3);
     drop(second);
     let _ = std::fs::remove_dir_all(&dir);
 }

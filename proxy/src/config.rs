@@ -88,6 +88,9 @@ pub struct ProxyConfig {
     pub merge_slashes: bool,
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Bounds and batching of `settle = "deferred"` routes.
+    #[serde(default)]
+    pub deferred: DeferredConfig,
     #[serde(default, rename = "route")]
     pub routes: Vec<RouteConfig>,
 }
@@ -148,6 +151,9 @@ pub enum SettleTiming {
     After,
     /// Settle first (expensive work), then run the upstream.
     Before,
+    /// Verify, reserve the payment within the `[deferred]` bounds, serve at once, and settle in the
+    /// background in batches; over a bound (or for a refused payer) the request is served as `after`.
+    Deferred,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -241,6 +247,111 @@ pub struct RouteConfig {
     pub access: Option<AccessConfig>,
 }
 
+/// `[deferred]`: how much may be served before it is settled, and how the background settler batches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeferredConfig {
+    /// Most one payer (per network and asset) may owe in served, unsettled payments (USDC, `"$1"`).
+    #[serde(default = "default_max_unsettled_per_payer")]
+    pub max_unsettled_per_payer: PriceConfig,
+    /// Most the whole proxy (every replica on its state database) may have served unsettled.
+    #[serde(default = "default_max_unsettled_total")]
+    pub max_unsettled_total: PriceConfig,
+    /// A settlement round starts as soon as this many served payments wait.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// And at the latest this long after the last round.
+    #[serde(default = "default_flush_interval_ms")]
+    pub flush_interval_ms: u64,
+}
+
+impl Default for DeferredConfig {
+    fn default() -> Self {
+        DeferredConfig {
+            max_unsettled_per_payer: default_max_unsettled_per_payer(),
+            max_unsettled_total: default_max_unsettled_total(),
+            batch_size: default_batch_size(),
+            flush_interval_ms: default_flush_interval_ms(),
+        }
+    }
+}
+
+/// The bounds are amounts of USDC (six decimals), whatever the route's network.
+pub const DEFERRED_BOUND_DECIMALS: u8 = 6;
+/// Most payments one settlement round takes.
+pub const MAX_DEFERRED_BATCH: usize = 1024;
+
+/// `[deferred]` checked and in atomic units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeferredSettings {
+    pub max_unsettled_per_payer: u64,
+    pub max_unsettled_total: u64,
+    pub batch_size: usize,
+    pub flush_interval: std::time::Duration,
+}
+
+impl DeferredConfig {
+    /// The bounds in atomic units, or an error naming the key.
+    pub fn settings(&self) -> Result<DeferredSettings, ConfigError> {
+        let bound = |key: &str, price: &PriceConfig| -> Result<u64, ConfigError> {
+            let name = format!("deferred.{key}");
+            let units = price
+                .units_text()
+                .and_then(|text| {
+                    protocol::money::parse_units(&text, DEFERRED_BOUND_DECIMALS).map_err(|e| e.to_string())
+                })
+                .map_err(|e| ConfigError::invalid(&name, e))?;
+            let units = u64::try_from(units).map_err(|_| ConfigError::invalid(&name, "is too large"))?;
+            if units == 0 {
+                return Err(ConfigError::invalid(&name, "must be above zero"));
+            }
+            Ok(units)
+        };
+        let per_payer = bound("max_unsettled_per_payer", &self.max_unsettled_per_payer)?;
+        let total = bound("max_unsettled_total", &self.max_unsettled_total)?;
+        if total < per_payer {
+            return Err(ConfigError::invalid(
+                "deferred.max_unsettled_total",
+                "must be at least max_unsettled_per_payer",
+            ));
+        }
+        if self.batch_size == 0 || self.batch_size > MAX_DEFERRED_BATCH {
+            return Err(ConfigError::invalid(
+                "deferred.batch_size",
+                format!("must be between 1 and {MAX_DEFERRED_BATCH}"),
+            ));
+        }
+        if self.flush_interval_ms == 0 || self.flush_interval_ms > 60_000 {
+            return Err(ConfigError::invalid(
+                "deferred.flush_interval_ms",
+                "must be between 1 and 60000",
+            ));
+        }
+        Ok(DeferredSettings {
+            max_unsettled_per_payer: per_payer,
+            max_unsettled_total: total,
+            batch_size: self.batch_size,
+            flush_interval: std::time::Duration::from_millis(self.flush_interval_ms),
+        })
+    }
+}
+
+fn default_max_unsettled_per_payer() -> PriceConfig {
+    PriceConfig::Text("$1".into())
+}
+
+fn default_max_unsettled_total() -> PriceConfig {
+    PriceConfig::Text("$100".into())
+}
+
+fn default_batch_size() -> usize {
+    64
+}
+
+fn default_flush_interval_ms() -> u64 {
+    200
+}
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 4021))
 }
@@ -307,6 +418,7 @@ impl ProxyConfig {
         if let Some(url) = &config.facilitator.url {
             check_http_url("facilitator.url", url)?;
         }
+        config.deferred.settings()?;
         if config.unmatched == Unmatched::Pass {
             match &config.unmatched_upstream {
                 Some(url) => {
@@ -455,6 +567,47 @@ mod tests {
         assert_eq!(text_of("price = 0.0000001"), "0.0000001");
         assert_eq!(route("price_atomic = 10000").price_atomic, Some(10_000));
         assert!(PriceConfig::Float(f64::NAN).units_text().is_err());
+    }
+
+    #[test]
+    fn deferred_bounds_default_to_a_dollar_and_are_checked() {
+        let config = parse("[facilitator]\nembedded = true\n").unwrap();
+        let settings = config.deferred.settings().unwrap();
+        assert_eq!(settings.max_unsettled_per_payer, 1_000_000);
+        assert_eq!(settings.max_unsettled_total, 100_000_000);
+        assert_eq!(settings.batch_size, 64);
+        assert_eq!(settings.flush_interval, std::time::Duration::from_millis(200));
+        let custom = parse(
+            "[facilitator]\nembedded = true\n[deferred]\nmax_unsettled_per_payer = 0.5\n\
+             max_unsettled_total = \"$20\"\nbatch_size = 8\nflush_interval_ms = 50\n\
+             [[route]]\npath = \"/\"\nupstream = \"http://u\"\nprice = 1\nsettle = \"deferred\"\n",
+        )
+        .unwrap();
+        assert_eq!(custom.routes[0].settle, SettleTiming::Deferred);
+        let settings = custom.deferred.settings().unwrap();
+        assert_eq!(
+            (settings.max_unsettled_per_payer, settings.max_unsettled_total),
+            (500_000, 20_000_000)
+        );
+        let refused = |section: &str, key: &str| {
+            let error = parse(&format!("[facilitator]\nembedded = true\n[deferred]\n{section}\n")).unwrap_err();
+            assert!(error.to_string().starts_with(key), "{section}: {error}");
+        };
+        refused("max_unsettled_per_payer = \"$0\"", "deferred.max_unsettled_per_payer:");
+        refused(
+            "max_unsettled_per_payer = \"lots\"",
+            "deferred.max_unsettled_per_payer:",
+        );
+        refused(
+            "max_unsettled_per_payer = \"0.0000001\"",
+            "deferred.max_unsettled_per_payer:",
+        );
+        refused("max_unsettled_total = \"$0.5\"", "deferred.max_unsettled_total:");
+        refused("batch_size = 0", "deferred.batch_size:");
+        refused("batch_size = 5000", "deferred.batch_size:");
+        refused("flush_interval_ms = 0", "deferred.flush_interval_ms:");
+        let unknown = parse("[facilitator]\nembedded = true\n[deferred]\nmax_unsettled = 1\n").unwrap_err();
+        assert!(unknown.to_string().contains("max_unsettled"), "{unknown}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! get an x402 `402` offer (JSON for programs, an HTML paywall for browsers); a paid one runs a durable lifecycle
 //! shared by replicas — verified with the facilitator (remote or embedded), forwarded upstream once, settled only
 //! when the upstream succeeded, its answer kept and re-delivered to a resend — so content is never served unpaid
-//! and a payment never buys nothing. Access windows, rate limits, metrics, optional TLS, and route (and
+//! (except on a `settle = "deferred"` route, within bounded exposure, settled in background batches) and a
+//! payment never buys nothing. Access windows, rate limits, metrics, optional TLS, and route (and
 //! certificate) reload on SIGHUP.
 
 pub mod access_token;
@@ -11,6 +12,8 @@ pub mod call_counter;
 pub mod canonical_path;
 pub mod client_ip;
 pub mod config;
+pub mod deferred_ledger;
+pub mod deferred_settler;
 pub mod error_response;
 pub mod facilitator_link;
 pub mod metrics;

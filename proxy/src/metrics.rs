@@ -1,6 +1,7 @@
 //! Prometheus metrics of the proxy, served on the admin listener: requests by route and outcome (free, 402,
 //! paid, refused, upstream error…), settled volume in atomic units per network and asset, latency
-//! histograms per route, how many payments are paid but undelivered, and route reloads by outcome.
+//! histograms per route, how many payments are paid but undelivered, route reloads by outcome, and deferred
+//! settlement: what is served and unsettled now, and payments whose settlement failed after delivery.
 
 use std::sync::Arc;
 
@@ -38,6 +39,11 @@ pub struct Metrics {
     pub paid_undelivered: Gauge,
     /// SIGHUP reloads by outcome (`applied`, `refused`).
     pub reloads: Family<ReloadLabels, Counter>,
+    /// Deferred payments delivered and then refused settlement for good (`_total`).
+    pub settlement_failed_after_delivery: Counter,
+    /// Deferred payments served (or being served) and not settled: how many, and their atomic units.
+    pub deferred_unsettled_payments: Gauge,
+    pub deferred_unsettled_atomic_units: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -68,7 +74,28 @@ impl Default for Metrics {
         );
         let reloads = Family::<ReloadLabels, Counter>::default();
         registry.register("reloads", "Route reloads on SIGHUP by outcome", reloads.clone());
+        let settlement_failed_after_delivery = Counter::default();
+        registry.register(
+            "settlement_failed_after_delivery",
+            "Deferred payments served and then refused settlement for good (listed at /payments?state=settlement_failed_after_delivery)",
+            settlement_failed_after_delivery.clone(),
+        );
+        let deferred_unsettled_payments = Gauge::default();
+        registry.register(
+            "deferred_unsettled_payments",
+            "Deferred payments served or being served and not yet settled",
+            deferred_unsettled_payments.clone(),
+        );
+        let deferred_unsettled_atomic_units = Gauge::default();
+        registry.register(
+            "deferred_unsettled_atomic_units",
+            "The sum of deferred payments not yet settled, in the asset's atomic units",
+            deferred_unsettled_atomic_units.clone(),
+        );
         Metrics {
+            settlement_failed_after_delivery,
+            deferred_unsettled_payments,
+            deferred_unsettled_atomic_units,
             reloads,
             registry,
             requests,

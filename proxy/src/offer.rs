@@ -17,7 +17,8 @@ use serde::Serialize;
 use crate::paywall_page;
 use crate::route_table::{Pricing, Route};
 
-pub const EXPOSE_HEADERS: &str = "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE, X-Access-Token";
+pub const EXPOSE_HEADERS: &str =
+    "PAYMENT-REQUIRED, PAYMENT-RESPONSE, X-PAYMENT-RESPONSE, X-Access-Token, Payment-Settlement";
 
 /// A built 402 (its `PAYMENT-REQUIRED` value and JSON body) with what it was built for.
 struct Built402 {

@@ -7,6 +7,13 @@
 //! payment gets its stored answer again (same body, same `PAYMENT-RESPONSE`), a pending one settles
 //! (idempotently) and is delivered, a paid-but-undelivered one runs the upstream until an answer is stored.
 //! A 402 never carries a successful `PAYMENT-RESPONSE`.
+//!
+//! On a `settle = "deferred"` route a verified payment within the `[deferred]` bounds (and not from a refused
+//! payer) is reserved (`reserved`), its upstream runs, and the answer is stored (`deferred`) and delivered at
+//! once with `Payment-Settlement: deferred` and no receipt (nothing is settled yet); the background settler
+//! ([`crate::deferred_settler`]) settles it later, and a resend then gets the answer with the real receipt.
+//! An upstream failure releases the reservation: it is never settled. Over a bound the request takes the
+//! settle-after path above.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +29,7 @@ use tracing::Instrument;
 
 use crate::access_token;
 use crate::config::SettleTiming;
+use crate::deferred_ledger::Admission;
 use crate::error_response::{json_error, too_many};
 use crate::offer::{self, EXPOSE_HEADERS, Refusal};
 use crate::payment_header::{self, RoutePayment};
@@ -29,6 +37,9 @@ use crate::payment_store::{Claim, PaymentKey, PaymentMeta, PaymentRecord, Stage,
 use crate::pipeline::upstream_fault;
 use crate::route_table::{AccessWindow, Pricing, Route};
 use crate::service::ProxyState;
+
+mod deferred;
+pub use deferred::PAYMENT_SETTLEMENT;
 
 /// Reason for a resend of a payment that settled and whose answer cannot be sent again.
 pub const PAYMENT_ALREADY_SETTLED: &str = "payment_already_settled";
@@ -199,7 +210,9 @@ impl PaidRequest {
                 Some(settlement) => self.deliver_paid(claim, &payment, body, settlement).await,
                 None => self.resume_settlement(claim, payment, body).await,
             },
-            Stage::Settled | Stage::Failed => {
+            // A reservation whose server went away before its answer was stored: run the upstream.
+            Stage::Reserved => self.serve_deferred(claim, &payment, body).await,
+            Stage::Settled | Stage::Failed | Stage::Deferred | Stage::SettlementFailedAfterDelivery => {
                 let record = claim.resumed.clone();
                 ("replayed", self.replay(&payment, &record))
             }
@@ -226,7 +239,19 @@ impl PaidRequest {
             self.release(&claim).await;
             return ("rate_limited", too_many(wait, "payer"));
         }
-        // 3. Settle-first routes record the attempt, then settle before the upstream runs.
+        // 3. Deferred routes serve now within the bounds; over them, the payment settles after the upstream.
+        if self.pricing.settle == SettleTiming::Deferred {
+            match self.admit_deferred(&claim, &payment).await {
+                Ok(Admission::Admitted) => return self.serve_deferred(claim, &payment, body).await,
+                Ok(Admission::Lost) => return ("busy", busy("this payment was taken over by another request")),
+                Ok(over) => tracing::info!(why = ?over, "not deferred: settling after the upstream"),
+                Err(e) => {
+                    self.release(&claim).await;
+                    return ("state_error", self.store_fault(&e));
+                }
+            }
+        }
+        // 4. Settle-first routes record the attempt, then settle before the upstream runs.
         if self.pricing.settle == SettleTiming::Before {
             return match self
                 .state
@@ -242,7 +267,7 @@ impl PaidRequest {
                 }
             };
         }
-        // 4. The upstream, whose failure charges nothing.
+        // 5. The upstream, whose failure charges nothing.
         let upstream = match self.forward(body, false).await {
             Ok(upstream) => upstream,
             Err(fault) => {
@@ -254,7 +279,7 @@ impl PaidRequest {
             self.release(&claim).await;
             return ("upstream_refused", upstream);
         }
-        // 5. Keep the answer before any money moves.
+        // 6. Keep the answer before any money moves.
         let captured = match self.capture(upstream).await {
             Ok(captured) => captured,
             Err(fault) => {
@@ -276,7 +301,7 @@ impl PaidRequest {
                 return ("state_error", self.store_fault(&e));
             }
         }
-        // 6. Settle, then deliver.
+        // 7. Settle, then deliver.
         self.settle_and_deliver(claim, &payment, captured).await
     }
 
@@ -497,7 +522,14 @@ impl PaidRequest {
     /// A finished payment asked for again: its stored answer, or why there is none.
     fn replay(&self, payment: &RoutePayment, record: &PaymentRecord) -> Response {
         match (record.stage, record.answer.as_ref().and_then(captured_from)) {
-            (Stage::Settled, Some(captured)) => captured.into_response(),
+            (Stage::Settled, Some(mut captured)) => {
+                deferred::settled_since(&mut captured.headers, payment, record);
+                captured.into_response()
+            }
+            (Stage::Deferred, Some(captured)) => captured.into_response(),
+            (Stage::Deferred, None) => {
+                busy("this payment was served and awaits settlement; its answer was too large to keep")
+            }
             (Stage::Settled, None) => match &record.settlement {
                 Some(settlement) => self.already_settled(payment, settlement),
                 None => busy("this payment settled; its record is incomplete"),

@@ -1,7 +1,9 @@
 //! The proxy's durable record of every payment it handles, keyed by (network, asset, payer, nonce), in the
 //! state database (SQLite file by default, PostgreSQL for replicas, `:memory:` only when asked). A payment
 //! moves `claimed → answered → settled | failed`, or, when it settled before its content was stored,
-//! through `paid_undelivered`. A row carries a lease (owner, expiry): only the owner of a live lease works on
+//! through `paid_undelivered`; a payment served before settlement (`settle = "deferred"`, reserved by
+//! [`crate::deferred_ledger`]) moves `claimed → reserved → deferred → settled |
+//! settlement_failed_after_delivery`. A row carries a lease (owner, expiry): only the owner of a live lease works on
 //! the payment, so two replicas or two copies of one request never both run the upstream or settle; a lease
 //! whose owner died may be taken over, resuming from the stage the row records. Answers up to the replay
 //! limit are stored, so a resend of a settled payment gets the same answer without a second upstream call.
@@ -47,15 +49,25 @@ pub enum Stage {
     Settled,
     /// The settlement failed for good.
     Failed,
+    /// Deferred: verified and reserved within the bounds; its upstream is running (nothing delivered yet).
+    Reserved,
+    /// Deferred: the answer was stored and delivered; the background settler has not settled it yet.
+    Deferred,
+    /// Deferred: delivered, and then its settlement was refused for good (the payer is refused deferred
+    /// service from then on).
+    SettlementFailedAfterDelivery,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [
+    pub const ALL: [Stage; 8] = [
         Stage::Claimed,
         Stage::Answered,
         Stage::PaidUndelivered,
         Stage::Settled,
         Stage::Failed,
+        Stage::Reserved,
+        Stage::Deferred,
+        Stage::SettlementFailedAfterDelivery,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +77,9 @@ impl Stage {
             Stage::PaidUndelivered => "paid_undelivered",
             Stage::Settled => "settled",
             Stage::Failed => "failed",
+            Stage::Reserved => "reserved",
+            Stage::Deferred => "deferred",
+            Stage::SettlementFailedAfterDelivery => "settlement_failed_after_delivery",
         }
     }
 
@@ -83,7 +98,8 @@ pub struct PaymentKey {
 }
 
 impl PaymentKey {
-    fn text(&self) -> String {
+    /// The row's primary key.
+    pub fn text(&self) -> String {
         format!("{}|{:#x}|{:#x}|{:#x}", self.network, self.asset, self.payer, self.nonce)
     }
 }
@@ -166,12 +182,19 @@ pub struct Claim {
     pub resumed: PaymentRecord,
 }
 
+impl Claim {
+    /// Who holds the lease (the row's `owner`).
+    pub(crate) fn owner(&self) -> &str {
+        &self.owner
+    }
+}
+
 /// What asking for a payment gave.
 #[derive(Debug)]
 pub enum Turn {
     /// This request now owns the payment.
     Owned(Claim),
-    /// The payment is finished (settled or failed): answer from the record.
+    /// The payment is finished (settled or failed), or was served deferred: answer from the record.
     Finished(PaymentRecord),
     /// Someone else held it past the wait.
     Busy,
@@ -365,7 +388,7 @@ impl PaymentStore {
         }
         let taken = sqlx::query(
             "UPDATE proxy_payments SET owner = $1, lease_until = $2, updated_at = $3 \
-             WHERE pkey = $4 AND stage IN ('claimed', 'answered', 'paid_undelivered') AND lease_until < $3",
+             WHERE pkey = $4 AND stage IN ('claimed', 'answered', 'paid_undelivered', 'reserved') AND lease_until < $3",
         )
         .bind(&owner)
         .bind(until)
@@ -385,8 +408,10 @@ impl PaymentStore {
             })));
         }
         Ok(match record.stage {
-            Stage::Settled | Stage::Failed => Some(Turn::Finished(record)),
-            _ => None,
+            Stage::Settled | Stage::Failed | Stage::Deferred | Stage::SettlementFailedAfterDelivery => {
+                Some(Turn::Finished(record))
+            }
+            Stage::Claimed | Stage::Answered | Stage::PaidUndelivered | Stage::Reserved => None,
         })
     }
 
@@ -486,13 +511,17 @@ impl PaymentStore {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
-    /// Deletes rows whose authorization (plus ten minutes) has expired. Paid-undelivered payments stay
-    /// until the seller has seen them (they are listed for refunds). Returns how many went.
+    /// Deletes rows whose authorization (plus ten minutes) has expired. Paid-undelivered payments and
+    /// payments delivered without being paid (deferred, or whose deferred settlement failed) stay until the
+    /// seller has seen them (they are listed). Returns how many went.
     pub async fn prune(&self, now: u64) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM proxy_payments WHERE expires_at < $1 AND stage <> 'paid_undelivered'")
-            .bind(secs(now))
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "DELETE FROM proxy_payments WHERE expires_at < $1 \
+             AND stage NOT IN ('paid_undelivered', 'deferred', 'settlement_failed_after_delivery')",
+        )
+        .bind(secs(now))
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected())
     }
 

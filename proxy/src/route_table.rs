@@ -320,7 +320,15 @@ fn pricing(
     }
     // The authorization must still be valid when it is settled: after the upstream answered and the
     // facilitator's settle call returned (`timeout_ms` is the settle budget, remote or embedded).
-    let needed_ms = config.upstream_timeout_ms.saturating_add(config.facilitator.timeout_ms);
+    // A deferred payment also waits for the background settler's next round.
+    let settler_wait = match raw.settle {
+        SettleTiming::Deferred => config.deferred.flush_interval_ms,
+        SettleTiming::After | SettleTiming::Before => 0,
+    };
+    let needed_ms = config
+        .upstream_timeout_ms
+        .saturating_add(config.facilitator.timeout_ms)
+        .saturating_add(settler_wait);
     let needed = needed_ms.div_ceil(1000);
     if max_timeout_seconds < needed {
         return Err(ConfigError::invalid(
@@ -333,6 +341,12 @@ fn pricing(
         ));
     }
     let access = raw.access.map(|a| access_window(a, key)).transpose()?;
+    if access.is_some() && raw.settle == SettleTiming::Deferred {
+        return Err(ConfigError::invalid(
+            key("settle"),
+            "\"deferred\" cannot sell an access window (a token would be issued before the payment settles)",
+        ));
+    }
     if access.is_some() && config.access_token_secrets.is_empty() {
         return Err(ConfigError::invalid(
             key("access"),
@@ -520,6 +534,22 @@ mod tests {
         let config = ProxyConfig::from_toml(&text, |_| None).unwrap();
         let err = RouteTable::build(&config, &Networks::builtin()).unwrap_err();
         assert!(err.to_string().contains("at least 11"), "{err}");
+    }
+
+    #[test]
+    fn a_deferred_route_waits_for_the_settler_and_sells_no_window() {
+        let route = |extra: &str| {
+            format!(
+                "[deferred]\nflush_interval_ms = 5000\n[[route]]\npath = \"/p\"\nupstream = \"http://u\"\nprice = 1\nsettle = \"deferred\"\n{extra}"
+            )
+        };
+        // 30 s upstream + 15 s facilitator + 5 s until the settler's round.
+        let err = table(&route("max_timeout_seconds = 49\n")).unwrap_err();
+        assert!(err.to_string().contains("at least 50"), "{err}");
+        let t = table(&route("max_timeout_seconds = 50\n")).unwrap();
+        assert_eq!(t.routes()[0].pricing.as_ref().unwrap().settle, SettleTiming::Deferred);
+        let err = table(&route("max_timeout_seconds = 60\naccess = { seconds = 60 }\n")).unwrap_err();
+        assert!(err.to_string().starts_with("route[0] \"/p\".settle:"), "{err}");
     }
 
     #[test]

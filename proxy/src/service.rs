@@ -1,8 +1,9 @@
 //! Assembling and running the proxy: the facilitator link (remote, or the engine in-process with its
 //! reconciler), the upstream client, the route table, limits, tokens and metrics; the public listener and the
-//! admin listener (`/metrics`, `/health`, `/payments?state=…`); pruning of expired payment records; route reload
-//! on SIGHUP (the new table replaces the old at once, an invalid file is refused and the old routes stay; the TLS
-//! certificate, when `[tls]` is set, is re-read too); graceful shutdown.
+//! admin listener (`/metrics`, `/health`, `/payments?state=…`); the background settler of deferred payments;
+//! pruning of expired payment records; route reload on SIGHUP (the new table replaces the old at once, an
+//! invalid file is refused and the old routes stay; the TLS certificate, when `[tls]` is set, is re-read too);
+//! graceful shutdown (which settles what was served deferred, for up to 5 s).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -22,6 +23,8 @@ use crate::access_token::AccessTokens;
 use crate::call_counter::CallCounter;
 use crate::client_ip::TrustedProxies;
 use crate::config::{ConfigError, ProxyConfig};
+use crate::deferred_ledger::DeferredLedger;
+use crate::deferred_settler::DeferredQueue;
 use crate::facilitator_link::{FacilitatorLink, LinkError};
 use crate::metrics::Metrics;
 use crate::payment_store::{PaymentStore, Stage, StoreError};
@@ -76,6 +79,10 @@ pub struct ProxyState {
     pub trusted_proxies: TrustedProxies,
     pub metrics: Arc<Metrics>,
     pub body_limit: usize,
+    /// Deferred settlement: the bounds, and the handle that wakes (or holds) the background settler.
+    pub deferred: Arc<DeferredQueue>,
+    /// Deferred payments' reservations, settler leases and refused payers, in the state database.
+    pub deferred_ledger: DeferredLedger,
 }
 
 impl ProxyState {
@@ -169,6 +176,12 @@ impl Proxy {
                 format!("{}: {e}", facilitator::config::redact_url(&store_url)),
             )
         })?;
+        let deferred_ledger = DeferredLedger::open(store.pool().clone()).await?;
+        let deferred_settings = config.deferred.settings()?;
+        let margin = Duration::from_millis(config.upstream_timeout_ms.saturating_add(config.facilitator.timeout_ms))
+            + deferred_settings.flush_interval
+            + crate::deferred_settler::FACILITATOR_MIN_REMAINING;
+        let deferred = Arc::new(DeferredQueue::new(deferred_settings, margin));
         let lease = Duration::from_millis(
             config
                 .upstream_timeout_ms
@@ -198,6 +211,8 @@ impl Proxy {
             trusted_proxies: config.trusted_proxies.clone(),
             metrics: Arc::new(Metrics::default()),
             body_limit: config.body_limit_bytes,
+            deferred,
+            deferred_ledger,
         };
         let tls = config.tls.as_ref().map(TlsCerts::load).transpose()?.map(Arc::new);
         Ok(Proxy {
@@ -252,6 +267,9 @@ impl Proxy {
         {
             tracing::warn!("listeners and the facilitator are not reloaded; restart to change them");
         }
+        if config.deferred.settings().ok().as_ref() != Some(self.state.deferred.settings()) {
+            tracing::warn!("[deferred] is not reloaded; restart to change its bounds and batching");
+        }
         let count = table.routes().len();
         self.state.replace_routes(LoadedRoutes {
             limits: RouteLimits::for_table(&table),
@@ -267,14 +285,16 @@ impl Proxy {
         admin: TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), ProxyError> {
-        let mut background = Vec::new();
+        // Dropping this future (an abort, not a graceful stop) stops what it started too.
+        let mut background = Background::default();
         if let Some(settler) = &self.embedded {
             let report = settler.reconcile_once(Duration::from_secs(2)).await;
             tracing::info!(?report, "embedded facilitator: start-up reconciliation done");
             background.push(settler.spawn_reconciler(Duration::from_secs(2)));
         }
         self.check_supported().await;
-        background.push(spawn_pruning(self.state.store.clone()));
+        background.push(spawn_pruning(self.state.clone()));
+        background.push(crate::deferred_settler::spawn(self.state.clone()));
         let admin_app = self.admin_router();
         background.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(admin, admin_app).await {
@@ -295,8 +315,11 @@ impl Proxy {
                     .await
             }
         };
-        for task in background {
-            task.abort();
+        drop(background);
+        // A clean stop settles what was served (bounded; whatever is left settles at the next start).
+        let drained = tokio::time::timeout(Duration::from_secs(5), crate::deferred_settler::drain(&self.state)).await;
+        if drained.is_err() {
+            tracing::warn!("deferred payments still unsettled at shutdown; they settle at the next start");
         }
         if let Some(settler) = &self.embedded {
             // In-flight settlements have finished; record any receipt that arrived meanwhile.
@@ -383,8 +406,26 @@ fn spawn_reload_on_hangup(_proxy: Arc<Proxy>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async {})
 }
 
-/// Deletes expired payment records once a minute.
-fn spawn_pruning(store: PaymentStore) -> tokio::task::JoinHandle<()> {
+/// The tasks [`Proxy::serve`] started, aborted when it ends or is dropped.
+#[derive(Default)]
+struct Background(Vec<tokio::task::JoinHandle<()>>);
+
+impl Background {
+    fn push(&mut self, task: tokio::task::JoinHandle<()>) {
+        self.0.push(task);
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Deletes expired payment records (and the reservations of pruned deferred payments) once a minute.
+fn spawn_pruning(state: Arc<ProxyState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -393,10 +434,13 @@ fn spawn_pruning(store: PaymentStore) -> tokio::task::JoinHandle<()> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
                 .unwrap_or(0);
-            match store.prune(now).await {
+            match state.store.prune(now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(pruned = n, "expired payment records pruned"),
                 Err(e) => tracing::warn!(error = %e, "cannot prune payment records"),
+            }
+            if let Err(e) = state.deferred_ledger.prune().await {
+                tracing::warn!(error = %e, "cannot prune deferred reservations");
             }
         }
     })
@@ -459,6 +503,17 @@ async fn metrics(State(state): State<Arc<ProxyState>>) -> Response {
             state.metrics.paid_undelivered.set(i64::try_from(n).unwrap_or(i64::MAX));
         }
         Err(e) => tracing::warn!(error = %e, "cannot count paid, undelivered payments"),
+    }
+    match state.deferred_ledger.exposure().await {
+        Ok(exposure) => {
+            let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            state.metrics.deferred_unsettled_payments.set(gauge(exposure.payments));
+            state
+                .metrics
+                .deferred_unsettled_atomic_units
+                .set(gauge(exposure.atomic_units));
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the deferred exposure"),
     }
     (
         [(

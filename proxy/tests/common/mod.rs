@@ -240,6 +240,10 @@ pub struct Harness {
     pub dir: std::path::PathBuf,
     pub config_path: std::path::PathBuf,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The running proxy's `serve`, and what stops it cleanly.
+    proxy_task: Option<tokio::task::JoinHandle<()>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    embedded_config: Option<FacilitatorConfig>,
 }
 
 pub const SECRET: &str = "an access token secret of enough bytes";
@@ -317,26 +321,8 @@ impl Harness {
         );
         let config_path = dir.join("proxy.toml");
         std::fs::write(&config_path, &text).unwrap();
-        let config = ProxyConfig::from_toml(&text, |_| None).expect("proxy config");
-        let proxy = Proxy::build(
-            config,
-            ProxyOptions {
-                config_path: Some(config_path.clone()),
-                devnet: Some(devnet.state().clone()),
-                facilitator_config: embedded_config,
-            },
-        )
-        .await
-        .expect("proxy");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy_url = format!("http://{}", listener.local_addr().unwrap());
-        let admin_url = format!("http://{}", admin.local_addr().unwrap());
-        let proxy = Arc::new(proxy);
-        let serving = proxy.clone();
-        tasks.push(tokio::spawn(async move {
-            let _ = serving.serve(listener, admin, std::future::pending()).await;
-        }));
+        let (proxy, proxy_url, admin_url, proxy_task, stop) =
+            start_proxy(&config_path, &devnet, embedded_config.clone()).await;
         Harness {
             buyer: devnet.signer(1).unwrap().clone(),
             seller,
@@ -354,7 +340,46 @@ impl Harness {
             dir,
             config_path,
             tasks,
+            proxy_task: Some(proxy_task),
+            stop: Some(stop),
+            embedded_config,
         }
+    }
+
+    /// Stops the proxy as a crash would: its tasks are dropped mid-flight, nothing is drained.
+    pub fn crash_proxy(&mut self) {
+        self.stop = None;
+        if let Some(task) = self.proxy_task.take() {
+            task.abort();
+        }
+    }
+
+    /// Stops the proxy as SIGTERM would, and waits until it has finished.
+    pub async fn stop_proxy(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.proxy_task.take() {
+            task.await.unwrap();
+        }
+    }
+
+    /// A new proxy from the same file (the same state database and facilitator) on new ports.
+    pub async fn restart_proxy(&mut self) {
+        self.crash_proxy();
+        let (proxy, proxy_url, admin_url, task, stop) =
+            start_proxy(&self.config_path, &self.devnet, self.embedded_config.clone()).await;
+        self.proxy = proxy;
+        self.proxy_url = proxy_url;
+        self.admin_url = admin_url;
+        self.proxy_task = Some(task);
+        self.stop = Some(stop);
+    }
+
+    /// The admin listener's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let url = format!("{}/metrics", self.admin_url);
+        self.http.get(url).send().await.unwrap().text().await.unwrap()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -405,6 +430,49 @@ impl Harness {
     }
 }
 
+/// Builds and serves a proxy from `config_path` on free loopback ports.
+async fn start_proxy(
+    config_path: &std::path::Path,
+    devnet: &Devnet,
+    embedded_config: Option<FacilitatorConfig>,
+) -> (
+    Arc<Proxy>,
+    String,
+    String,
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let text = std::fs::read_to_string(config_path).unwrap();
+    let config = ProxyConfig::from_toml(&text, |_| None).expect("proxy config");
+    let proxy = Proxy::build(
+        config,
+        ProxyOptions {
+            config_path: Some(config_path.to_owned()),
+            devnet: Some(devnet.state().clone()),
+            facilitator_config: embedded_config,
+        },
+    )
+    .await
+    .expect("proxy");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", listener.local_addr().unwrap());
+    let admin_url = format!("http://{}", admin.local_addr().unwrap());
+    let proxy = Arc::new(proxy);
+    let serving = proxy.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            // A dropped sender (a crash, or the harness going away) never stops it cleanly.
+            if stopped.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let _ = serving.serve(listener, admin, shutdown).await;
+    });
+    (proxy, proxy_url, admin_url, task, stop)
+}
+
 /// The settlement receipt of a response, from `PAYMENT-RESPONSE` (or `X-PAYMENT-RESPONSE`).
 pub fn receipt(headers: &reqwest::header::HeaderMap) -> Option<SettleResponse> {
     let value = headers
@@ -415,7 +483,7 @@ pub fn receipt(headers: &reqwest::header::HeaderMap) -> Option<SettleResponse> {
 
 impl Drop for Harness {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        for task in self.tasks.iter().chain(&self.proxy_task) {
             task.abort();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
