@@ -1,5 +1,6 @@
 //! The facilitator as separate processes: a crash after a settlement was submitted (and even lost by the
-//! node) ends confirmed, once, after a restart; two replicas on one PostgreSQL database settling the same
+//! node) ends confirmed, once, after a restart — for a lone payment and for a whole batch reserved in one
+//! commit; two replicas on one PostgreSQL database settling the same
 //! payments concurrently settle each exactly once; and a public listener with no API key is refused unless
 //! started with `--allow-unauthenticated`.
 
@@ -100,6 +101,65 @@ async fn a_crash_after_submission_ends_confirmed_once_after_restart() {
         seller0 + U256::from(10_000u64),
         "paid once"
     );
+    drop(second);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test]
+async fn a_crash_with_a_whole_batch_in_flight_settles_each_payment_once_after_restart() {
+    let dir = common::temp_dir("crash-batch");
+    let (devnet, state_file) = common::devnet(&dir).await;
+    let database_url = format!("sqlite://{}", dir.join("ledger.db").display());
+    let settlement_key = devnet.state().accounts[9].private_key;
+    // A window long enough that the three payments below share one batch, whatever the scheduling.
+    let toml = "[settlement]\nreceipt_timeout_ms = 300\n[batch]\nenabled = true\nmax_wait_ms = 1000\nmax_items = 3\n";
+    let client = reqwest::Client::new();
+    let seller = devnet.signer(2).unwrap().address();
+    let seller0 = usdc_balance(&devnet, seller).await;
+    let first = FacilitatorProcess::start(&state_file, &database_url, settlement_key, toml, &dir).await;
+    devnet.admin_provider().anvil_set_auto_mine(false).await.unwrap();
+    let mut requests = Vec::new();
+    for (i, buyer) in [3usize, 4, 5].into_iter().enumerate() {
+        let buyer = devnet.signer(buyer).unwrap().clone();
+        requests.push(payment(&devnet, &buyer, seller, 1_000 * (i as u64 + 1)).await);
+    }
+    let url = format!("{}/settle", first.url);
+    let answers = futures_util::future::join_all(requests.iter().map(|r| post(&client, &url, r))).await;
+    let mut txs: Vec<&str> = answers.iter().map(|a| a["transaction"].as_str().unwrap()).collect();
+    for answer in &answers {
+        assert_eq!(answer["errorReason"], "settlement_pending", "{answer}");
+    }
+    txs.dedup();
+    assert_eq!(txs.len(), 1, "one batch transaction for all three: {answers:?}");
+    let tx: alloy::primitives::B256 = txs[0].parse().unwrap();
+
+    let mut first = first;
+    first.kill_hard();
+    assert_eq!(
+        devnet.admin_provider().anvil_drop_transaction(tx).await.unwrap(),
+        Some(tx)
+    );
+    devnet.admin_provider().anvil_set_auto_mine(true).await.unwrap();
+    assert_eq!(usdc_balance(&devnet, seller).await, seller0, "nothing settled yet");
+
+    let second = FacilitatorProcess::start(&state_file, &database_url, settlement_key, toml, &dir).await;
+    let total = U256::from(1_000u64 + 2_000 + 3_000);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while usdc_balance(&devnet, seller).await != seller0 + total {
+        assert!(Instant::now() < deadline, "the batch was not settled after restart");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = format!("{}/settle", second.url);
+    for request in &requests {
+        let again = post(&client, &url, request).await;
+        assert_eq!(again["success"], true, "{again}");
+        assert_eq!(
+            again["transaction"],
+            tx.to_string(),
+            "the same batch transaction, rebroadcast"
+        );
+    }
+    assert_eq!(usdc_balance(&devnet, seller).await, seller0 + total, "each paid once");
     drop(second);
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -490,7 +490,12 @@ mod tests {
         assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 4020)));
         assert!(config.database_url.starts_with("sqlite:"));
         assert_eq!(config.batch.map(|b| b.max_items), Some(100));
-        assert!(FacilitatorConfig::from_toml("[batch]\nenabled = false\n", |_| None).unwrap().batch.is_none());
+        assert!(
+            FacilitatorConfig::from_toml("[batch]\nenabled = false\n", |_| None)
+                .unwrap()
+                .batch
+                .is_none()
+        );
         assert!(config.mirror.is_none(), "the mirror is off unless enabled");
         assert_eq!(config.verify_reuse_secs, 10);
         assert_eq!(config.receipt_timeout, Duration::from_secs(10));

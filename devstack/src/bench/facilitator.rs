@@ -48,7 +48,7 @@ struct Facilitators {
     mirrored: (ServerProcess, String),
 }
 
-async fn start_facilitator(
+pub(super) async fn start_facilitator(
     cores: &Cores,
     work: &WorkDir,
     devnet_file: &std::path::Path,
@@ -77,7 +77,7 @@ async fn start_facilitator(
     Ok((server, format!("127.0.0.1:{port}")))
 }
 
-fn requirement(network: &str, pay_to: Address, amount: u64) -> v2::PaymentRequirements {
+pub(super) fn requirement(network: &str, pay_to: Address, amount: u64) -> v2::PaymentRequirements {
     v2::PaymentRequirements {
         scheme: protocol::SCHEME_EXACT.into(),
         network: network.to_owned(),
@@ -89,7 +89,7 @@ fn requirement(network: &str, pay_to: Address, amount: u64) -> v2::PaymentRequir
     }
 }
 
-fn verify_body(payload: &v2::PaymentPayload, requirement: &v2::PaymentRequirements) -> String {
+pub(super) fn verify_body(payload: &v2::PaymentPayload, requirement: &v2::PaymentRequirements) -> String {
     let request = VerifyRequest::V2(v2::VerifyRequest {
         x402_version: Version,
         payment_payload: payload.clone(),
@@ -270,7 +270,14 @@ pub async fn run(options: Options, counts: SettleCounts) -> Result<Report, Bench
     let batch = format!("[batch]\nenabled = true\nmax_wait_ms = 25\nmax_items = {BATCH_ITEMS}\n");
     let mirror = "[mirror]\nenabled = true\n";
     let facilitators = Facilitators {
-        single: start_facilitator(&cores, &work, &devnet_file, "facilitator-single", "[batch]\nenabled = false\n").await?,
+        single: start_facilitator(
+            &cores,
+            &work,
+            &devnet_file,
+            "facilitator-single",
+            "[batch]\nenabled = false\n",
+        )
+        .await?,
         batched: start_facilitator(&cores, &work, &devnet_file, "facilitator-batched", &batch).await?,
         mirrored: start_facilitator(&cores, &work, &devnet_file, "facilitator-mirrored", mirror).await?,
     };

@@ -1,7 +1,9 @@
 //! `nerdcabal bench proxy`: the paywall proxy as its own process in front of an upstream, beside the upstream
 //! direct and nginx in front of the same upstream — a free route, unpaid requests answered 402, and paid requests
-//! end to end (settle-after with single transactions and with batches, each request its own payment) — plus the
-//! facilitator's `/verify` for reference and the proxy's memory at 1,000 idle keep-alive connections.
+//! end to end (settle-after with single transactions and with batches, and `settle = "deferred"` over a
+//! facilitator engine with the chain-state mirror, each request its own payment) beside a facilitator's
+//! `/verify` of the same kind of unique payments (mirror on) — and the proxy's memory at 1,000 idle keep-alive
+//! connections.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -51,8 +53,17 @@ struct Stack<'a> {
     pay_to: Address,
 }
 
-/// A proxy with the facilitator engine inside; `batch` settles in batches.
-async fn start_proxy(stack: &Stack<'_>, name: &str, batch: bool) -> Result<ProxyProcess, BenchError> {
+/// How a bench proxy's paid route settles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Settling {
+    Single,
+    Batched,
+    /// Deferred, over a batching engine with the chain-state mirror; bounds far above what the run owes.
+    Deferred,
+}
+
+/// A proxy with the facilitator engine inside.
+async fn start_proxy(stack: &Stack<'_>, name: &str, settling: Settling) -> Result<ProxyProcess, BenchError> {
     let Stack {
         cores,
         work,
@@ -66,10 +77,12 @@ async fn start_proxy(stack: &Stack<'_>, name: &str, batch: bool) -> Result<Proxy
     let engine = format!(
         "database_url = \"sqlite://{}\"\n{}",
         dir.join(format!("{name}-ledger.db")).display(),
-        if batch {
-            "[batch]\nenabled = true\nmax_wait_ms = 25\nmax_items = 200\n"
-        } else {
-            "[batch]\nenabled = false\n"
+        match settling {
+            Settling::Single => "[batch]\nenabled = false\n",
+            Settling::Batched => "[batch]\nenabled = true\nmax_wait_ms = 25\nmax_items = 200\n",
+            Settling::Deferred => {
+                "[batch]\nenabled = true\nmax_wait_ms = 25\nmax_items = 200\n[mirror]\nenabled = true\n"
+            }
         }
     );
     let engine_file = dir.join(format!("{name}-facilitator.toml"));
@@ -80,8 +93,14 @@ async fn start_proxy(stack: &Stack<'_>, name: &str, batch: bool) -> Result<Proxy
          [facilitator]\nembedded = true\nconfig = \"{engine}\"\n\
          [defaults]\nnetwork = \"{network}\"\npay_to = \"{pay_to}\"\nmax_timeout_seconds = 600\n\
          [[route]]\npath = \"/free\"\nupstream = \"http://{upstream}\"\nfree = true\n\
-         [[route]]\npath = \"/paid\"\nupstream = \"http://{upstream}\"\nprice = \"$0.001\"\n",
-        dir.join(format!("{name}-state.db")).display()
+         [[route]]\npath = \"/paid\"\nupstream = \"http://{upstream}\"\nprice = \"$0.001\"\n{deferred}",
+        dir.join(format!("{name}-state.db")).display(),
+        deferred = if settling == Settling::Deferred {
+            "settle = \"deferred\"\n[deferred]\nmax_unsettled_per_payer = \"$1000\"\n\
+             max_unsettled_total = \"$100000\"\nbatch_size = 200\nflush_interval_ms = 100\n"
+        } else {
+            ""
+        }
     );
     let file = dir.join(format!("{name}.toml"));
     std::fs::write(&file, config).map_err(setup)?;
@@ -106,6 +125,7 @@ async fn paid_job(
     proxy: &ProxyProcess,
     buyers: &std::sync::Arc<Vec<alloy::signers::local::PrivateKeySigner>>,
     count: usize,
+    connections: usize,
 ) -> Result<Job, BenchError> {
     let offer = reqwest::get(format!("http://{}/paid", proxy.address))
         .await
@@ -122,7 +142,7 @@ async fn paid_job(
     let signed = payments::sign(buyers, requirement, Some(offer.resource.clone()), count).await?;
     Ok(Job {
         address: proxy.address.clone(),
-        connections: 256,
+        connections,
         limit: JobLimit::EachOnce,
         expect: vec![200],
         requests: signed
@@ -135,6 +155,30 @@ async fn paid_job(
             })
             .collect(),
     })
+}
+
+/// What the seller received since `before`, once it covers `paid` payments of $0.001 (or after 120 s).
+async fn settled_for(
+    devnet: &Devnet,
+    seller: Address,
+    before: alloy::primitives::U256,
+    paid: usize,
+) -> Result<alloy::primitives::U256, BenchError> {
+    let owed = alloy::primitives::U256::from(1_000u64 * paid as u64);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let moved = usdc_balance(devnet, seller).await?.saturating_sub(before);
+        if moved >= owed || std::time::Instant::now() > deadline {
+            return Ok(moved);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+async fn usdc_balance(devnet: &Devnet, who: Address) -> Result<alloy::primitives::U256, BenchError> {
+    let token =
+        facilitator::chain::token::IFiatToken::new(protocol::network::ARC_USDC, devnet.admin_provider().clone());
+    token.balanceOf(who).call().await.map_err(setup)
 }
 
 /// RSS of a process, from /proc.
@@ -195,9 +239,56 @@ pub async fn run(options: Options, counts: PaidCounts) -> Result<Report, BenchEr
         network: &state.network,
         pay_to,
     };
-    let batched = start_proxy(&stack, "proxy-batched", true).await?;
-    let single = start_proxy(&stack, "proxy-single", false).await?;
+    let batched = start_proxy(&stack, "proxy-batched", Settling::Batched).await?;
+    let single = start_proxy(&stack, "proxy-single", Settling::Single).await?;
+    // The deferred proxy's seller is its own, so what it is owed can be checked on chain alone.
+    let deferred_pay_to = state.accounts.get(3).map(|a| a.address).unwrap_or_default();
+    let deferred_stack = Stack {
+        pay_to: deferred_pay_to,
+        ..stack
+    };
+    let deferred = start_proxy(&deferred_stack, "proxy-deferred", Settling::Deferred).await?;
+    let verifier = super::facilitator::start_facilitator(
+        &cores,
+        &work,
+        &devnet_file,
+        "facilitator-mirrored",
+        "[mirror]\nenabled = true\n",
+    )
+    .await?;
     let buyers = payments::buyers(&devnet, 64, 1_000_000_000).await?;
+    // One payment of every buyer first, so the mirrors behind the deferred proxy and the verifier know them.
+    progress("warming the chain-state mirrors");
+    let seller_before = usdc_balance(&devnet, deferred_pay_to).await?;
+    let warm = paid_job(&deferred, &buyers, buyers.len(), 8).await?;
+    let mut deferred_paid = warm.requests.len();
+    let mut settled_deferred = alloy::primitives::U256::ZERO;
+    drive(&cores, work.path(), &warm).await?;
+    let verify_requirement = super::facilitator::requirement(&state.network, pay_to, 1_000);
+    let verify_job = |count: usize| {
+        let buyers = buyers.clone();
+        let requirement = verify_requirement.clone();
+        let address = verifier.1.clone();
+        async move {
+            let signed = payments::sign(&buyers, &requirement, None, count).await?;
+            Ok::<_, BenchError>(Job {
+                address,
+                connections: options.connections,
+                limit: JobLimit::EachOnce,
+                expect: vec![200],
+                requests: signed
+                    .iter()
+                    .map(|p| JobRequest {
+                        method: "POST".into(),
+                        path: "/verify".into(),
+                        headers: vec![("content-type".into(), "application/json".into())],
+                        body: super::facilitator::verify_body(p, &requirement),
+                    })
+                    .collect(),
+            })
+        }
+    };
+    drive(&cores, work.path(), &verify_job(buyers.len()).await?).await?;
 
     const DIRECT: &str = "free route, upstream direct";
     const NGINX: &str = "free route, nginx → upstream";
@@ -205,7 +296,18 @@ pub async fn run(options: Options, counts: PaidCounts) -> Result<Report, BenchEr
     const OFFER: &str = "unpaid → 402 offer";
     const PAID_SINGLE: &str = "paid, settle-after, one tx each";
     const PAID_BATCHED: &str = "paid, settle-after, batched";
-    let names = [DIRECT, NGINX, FREE, OFFER, PAID_SINGLE, PAID_BATCHED];
+    const VERIFY: &str = "verify, mirror on, unique payments (facilitator HTTP)";
+    const PAID_DEFERRED: &str = "paid, settle = deferred (mirror on)";
+    let names = [
+        DIRECT,
+        NGINX,
+        FREE,
+        OFFER,
+        PAID_SINGLE,
+        PAID_BATCHED,
+        VERIFY,
+        PAID_DEFERRED,
+    ];
     let mut series: HashMap<&str, Series> = names.iter().map(|n| (*n, Series::new(*n))).collect();
     let mut push = |name: &str, sample: Sample| {
         if let Some(s) = series.get_mut(name) {
@@ -240,11 +342,28 @@ pub async fn run(options: Options, counts: PaidCounts) -> Result<Report, BenchEr
         push(DIRECT, get(format!("http://{upstream}/free"), false)?);
         push(OFFER, get(format!("http://{}/paid", batched.address), true)?);
         progress(format!("round {}/{}: paid", round + 1, options.rounds));
-        let job = paid_job(&single, &buyers, counts.single).await?;
+        let job = paid_job(&single, &buyers, counts.single, 256).await?;
         push(PAID_SINGLE, drive(&cores, work.path(), &job).await?);
-        let job = paid_job(&batched, &buyers, counts.batched).await?;
+        let job = paid_job(&batched, &buyers, counts.batched, 256).await?;
         push(PAID_BATCHED, drive(&cores, work.path(), &job).await?);
+        progress(format!("round {}/{}: verify and deferred", round + 1, options.rounds));
+        push(
+            VERIFY,
+            drive(&cores, work.path(), &verify_job(counts.batched).await?).await?,
+        );
+        let job = paid_job(&deferred, &buyers, counts.batched, options.connections).await?;
+        deferred_paid += job.requests.len();
+        push(PAID_DEFERRED, drive(&cores, work.path(), &job).await?);
+        // Deferred answers were served before settlement: every one must be paid for on chain — and the
+        // settling must be over before the next round measures anything else.
+        progress(format!(
+            "round {}/{}: waiting for the deferred payments to settle",
+            round + 1,
+            options.rounds
+        ));
+        settled_deferred = settled_for(&devnet, deferred_pay_to, seller_before, deferred_paid).await?;
     }
+    let owed = alloy::primitives::U256::from(1_000u64 * deferred_paid as u64);
 
     progress("memory at 1,000 idle keep-alive connections");
     let mut readings = Vec::new();
@@ -267,7 +386,7 @@ pub async fn run(options: Options, counts: PaidCounts) -> Result<Report, BenchEr
         }
     }
     drop((held, nginx_held));
-    drop((single, batched, nginx));
+    drop((single, batched, deferred, verifier, nginx));
 
     let mut report = Report::default();
     report.setup.push(cores.describe());
@@ -286,7 +405,12 @@ pub async fn run(options: Options, counts: PaidCounts) -> Result<Report, BenchEr
     report.compare(FREE, DIRECT);
     report.compare(NGINX, DIRECT);
     report.compare(PAID_BATCHED, PAID_SINGLE);
+    report.compare(PAID_DEFERRED, VERIFY);
     report.readings = readings;
+    report.setup.push(format!(
+        "deferred: the seller received {settled_deferred} atomic units on chain for {deferred_paid} payments served \
+         (owed {owed})"
+    ));
     report.readings.extend(super::routes::lookup_costs()?);
     Ok(report)
 }
