@@ -78,6 +78,10 @@ impl WorkDir {
 
 impl Drop for WorkDir {
     fn drop(&mut self) {
+        if let Some(tool) = process::valgrind_tool() {
+            progress(format!("kept {} (the servers' {tool} output)", self.0.display()));
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

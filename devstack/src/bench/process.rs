@@ -1,6 +1,8 @@
 //! The server under test as its own process: `nerdcabal facilitator|proxy` started from this executable on the
-//! server core, waited for until it listens, killed (and reaped) when dropped; and the load driver run the same
-//! way on the load core.
+//! server core, waited for until it listens, stopped when dropped (SIGTERM, then SIGKILL if it lingers); and
+//! the load driver run the same way on the load core. With `NERDCABAL_BENCH_VALGRIND=callgrind` (or `massif`)
+//! every server runs under that valgrind tool and leaves `<tool>.<name>.out` in the bench's work directory:
+//! where its instructions (or its heap) go under the same load — the rates such a run reaches mean nothing.
 
 use std::path::Path;
 use std::process::{Child, Stdio};
@@ -23,9 +25,32 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
+        // A clean stop first, so a profiler under it writes its counts.
+        let terminated = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if terminated {
+            for _ in 0..100 {
+                if self.child.try_wait().ok().flatten().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The environment variable that runs every server under a valgrind tool.
+pub const VALGRIND: &str = "NERDCABAL_BENCH_VALGRIND";
+
+/// The valgrind tool the servers run under, if one was asked for.
+pub fn valgrind_tool() -> Option<String> {
+    std::env::var(VALGRIND)
+        .ok()
+        .filter(|tool| matches!(tool.as_str(), "callgrind" | "massif"))
 }
 
 fn exe() -> Result<std::path::PathBuf, BenchError> {
@@ -43,7 +68,17 @@ pub async fn start_server(
 ) -> Result<ServerProcess, BenchError> {
     let exe = exe()?;
     let log_file = std::fs::File::create(log).map_err(super::setup)?;
-    let mut command = cores.server_command(&exe.display().to_string());
+    let mut command = if let Some(tool) = valgrind_tool() {
+        let mut command = cores.server_command("valgrind");
+        let out = log.with_file_name(format!("{tool}.{name}.out"));
+        command
+            .arg(format!("--tool={tool}"))
+            .arg(format!("--{tool}-out-file={}", out.display()))
+            .arg(&exe);
+        command
+    } else {
+        cores.server_command(&exe.display().to_string())
+    };
     command
         .args(args)
         .env("RUST_LOG", "warn")

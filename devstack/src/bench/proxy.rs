@@ -372,9 +372,25 @@ pub async fn run(options: Options, counts: PaidCounts) -> Result<Report, BenchEr
     let before = rss_mib(pid);
     let held = idle_connections(&batched.address, 1_000).await?;
     let nginx_held = idle_connections(nginx.url.trim_start_matches("http://"), 1_000).await?;
+    let after_load = rss_mib(pid);
+    // The same proxy freshly started, with no load before: what the run left behind is the difference.
+    let fresh = start_proxy(&stack, "proxy-fresh", Settling::Batched).await?;
+    let fresh_before = rss_mib(fresh.server.pid());
+    let fresh_held = idle_connections(&fresh.address, 1_000).await?;
+    let fresh_after = rss_mib(fresh.server.pid());
+    drop(fresh_held);
+    drop(fresh);
     for (name, value) in [
         ("proxy RSS, after the run, no connections", before),
-        ("proxy RSS at 1,000 idle keep-alive connections", rss_mib(pid)),
+        (
+            "proxy RSS at 1,000 idle keep-alive connections, after the run",
+            after_load,
+        ),
+        ("proxy RSS freshly started, no connections", fresh_before),
+        (
+            "proxy RSS freshly started, at 1,000 idle keep-alive connections",
+            fresh_after,
+        ),
         ("nginx RSS at 1,000 idle keep-alive connections", rss_mib(nginx_pid)),
     ] {
         if let Some(value) = value {
