@@ -41,6 +41,9 @@ impl Default for SettleCounts {
 }
 
 const BATCH_ITEMS: usize = 200;
+/// Connections of the batched settlement series: a batch waits for its receipt, so batches fill only with
+/// many settles in flight.
+const BATCH_CONNECTIONS: usize = 1_000;
 
 struct Facilitators {
     single: (ServerProcess, String),
@@ -378,7 +381,13 @@ pub async fn run(options: Options, counts: SettleCounts) -> Result<Report, Bench
         push(&mut series, SINGLE, sample);
         let batched = payments::sign(&buyers, &req, None, counts.batch).await?;
         let bodies = batched.iter().map(|p| verify_body(p, &req)).collect();
-        let sample = drive(&cores, work.path(), &settle_job(&facilitators.batched.1, 256, bodies)).await?;
+        // As many at once as the floor sends at once would be 2,000; 1,000 connections keep batches full.
+        let sample = drive(
+            &cores,
+            work.path(),
+            &settle_job(&facilitators.batched.1, BATCH_CONNECTIONS, bodies),
+        )
+        .await?;
         push(&mut series, BATCHED, sample);
         let direct = payments::sign(&buyers, &req, None, counts.batch).await?;
         let sample = bare_settlement_floor(&devnet, &rpc_url, 3, &direct, pay_to).await?;
@@ -389,8 +398,8 @@ pub async fn run(options: Options, counts: SettleCounts) -> Result<Report, Bench
     let mut report = Report::default();
     report.setup.push(cores.describe());
     report.setup.push(format!(
-        "{} rounds; reads {} connections × {:?} (wrk); settlements {} single, {} batched ({} per batch; our driver, 256 connections)",
-        options.rounds, options.connections, options.duration, counts.single, counts.batch, BATCH_ITEMS
+        "{} rounds; reads {} connections × {:?} (wrk); settlements {} single, {} batched ({} per batch; our driver, 256 connections single, {} batched)",
+        options.rounds, options.connections, options.duration, counts.single, counts.batch, BATCH_ITEMS, BATCH_CONNECTIONS
     ));
     report.setup.push(match options.rpc_latency {
         Some(l) => format!("every JSON-RPC call delayed {l:?} by a relay"),

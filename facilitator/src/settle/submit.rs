@@ -144,7 +144,8 @@ impl Mined {
 /// Polls for the receipt (with back-off, 20 ms up to 250 ms) until `wait` has passed; `None` if none came.
 pub async fn poll_receipt(chain: &ChainClient, tx_hash: B256, wait: Duration) -> Result<Option<Mined>, ChainError> {
     let deadline = tokio::time::Instant::now() + wait;
-    let mut interval = Duration::from_millis(20);
+    // A receipt poll is one cheap read; a batch of payments waits on it, so look often (10 ms growing to 100 ms).
+    let mut interval = Duration::from_millis(10);
     loop {
         let receipt = chain
             .provider()
@@ -172,7 +173,7 @@ pub async fn poll_receipt(chain: &ChainClient, tx_hash: B256, wait: Duration) ->
             return Ok(None);
         }
         tokio::time::sleep(interval.min(deadline - tokio::time::Instant::now())).await;
-        interval = (interval * 2).min(Duration::from_millis(250));
+        interval = (interval * 3 / 2).min(Duration::from_millis(100));
     }
 }
 
