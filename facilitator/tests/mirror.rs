@@ -16,6 +16,13 @@ use facilitator::chain::mirror::MirrorStatus;
 use protocol::network::ARC_USDC;
 use protocol::{VerifyRequest, reason};
 
+/// Sends a contract call and waits until it is mined.
+macro_rules! mined {
+    ($call:expr) => {
+        $call.send().await.unwrap().get_receipt().await.unwrap()
+    };
+}
+
 const MIRROR: &str = "[mirror]\nenabled = true\npoll_interval_ms = 50\nmax_gap_blocks = 5\n";
 
 async fn start() -> (Stack, FakeNode) {
@@ -65,17 +72,14 @@ async fn warm(stack: &Stack) {
     mirror_when(stack, "loaded buyer and seller", |s| s.accounts >= 2).await;
 }
 
+async fn metrics(stack: &Stack) -> String {
+    let response = stack.http.get(format!("{}/metrics", stack.url)).send().await.unwrap();
+    response.text().await.unwrap()
+}
+
 /// The value of `facilitator_verify_source_total{source=…}`.
 async fn verifies_from(stack: &Stack, source: &str) -> u64 {
-    let text = stack
-        .http
-        .get(format!("{}/metrics", stack.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics(stack).await;
     let prefix = format!("facilitator_verify_source_total{{source=\"{source}\"}} ");
     text.lines()
         .find_map(|line| line.strip_prefix(&prefix))
@@ -122,15 +126,7 @@ async fn a_fresh_mirror_answers_verify_without_a_chain_call_and_settle_reuses_it
         stack.verify_reason(&payment).await,
         reason::INVALID_EXACT_EVM_NONCE_ALREADY_USED
     );
-    let metrics = stack
-        .http
-        .get(format!("{}/metrics", stack.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics(&stack).await;
     assert!(metrics.contains("facilitator_mirror_events_total{"), "{metrics}");
 }
 
@@ -147,28 +143,14 @@ async fn a_spent_balance_a_used_nonce_a_blacklisting_and_a_pause_are_seen_within
     // The payer spends everything elsewhere.
     let from_mirror = verifies_from(&stack, "mirror").await;
     let all = stack.usdc_balance(stack.buyer.address()).await;
-    as_buyer
-        .transfer(elsewhere, all)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    mined!(as_buyer.transfer(elsewhere, all));
     mirror_caught_up(&stack).await;
     assert_eq!(
         stack.verify_reason(&pending).await,
         reason::INVALID_EXACT_EVM_INSUFFICIENT_BALANCE
     );
     let as_elsewhere = USDC::new(ARC_USDC, stack.devnet.provider_for(5).unwrap());
-    as_elsewhere
-        .transfer(stack.buyer.address(), all)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    mined!(as_elsewhere.transfer(stack.buyer.address(), all));
     mirror_caught_up(&stack).await;
     assert_eq!(stack.verify_reason(&pending).await, "valid");
 
@@ -183,34 +165,20 @@ async fn a_spent_balance_a_used_nonce_a_blacklisting_and_a_pause_are_seen_within
 
     // The seller is blacklisted, then cleared; the token is paused, then resumed.
     let fresh = stack.payment(10_000).await;
-    admin
-        .blacklist(stack.seller)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    mined!(admin.blacklist(stack.seller));
     mirror_caught_up(&stack).await;
     assert_eq!(
         stack.verify_reason(&fresh).await,
         reason::INVALID_EXACT_EVM_ADDRESS_BLACKLISTED
     );
-    admin
-        .unBlacklist(stack.seller)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    admin.pause().send().await.unwrap().get_receipt().await.unwrap();
+    mined!(admin.unBlacklist(stack.seller));
+    mined!(admin.pause());
     mirror_caught_up(&stack).await;
     assert_eq!(
         stack.verify_reason(&fresh).await,
         reason::INVALID_EXACT_EVM_TOKEN_PAUSED
     );
-    admin.unpause().send().await.unwrap().get_receipt().await.unwrap();
+    mined!(admin.unpause());
     mirror_caught_up(&stack).await;
     assert_eq!(stack.verify_reason(&fresh).await, "valid");
     // Every one of those answers came from the mirror, none from a chain read.
@@ -225,22 +193,15 @@ async fn submit_directly(provider: &alloy::providers::DynProvider, request: &Ver
     let exact = r.payment_payload.payload.exact_evm().unwrap();
     let a = &exact.authorization;
     let token = contracts::bindings::IEip3009::new(ARC_USDC, provider.clone());
-    let receipt = token
-        .transferWithAuthorization(
-            a.from,
-            a.to,
-            a.value,
-            a.valid_after,
-            a.valid_before,
-            a.nonce,
-            exact.signature.clone(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    let receipt = mined!(token.transferWithAuthorization(
+        a.from,
+        a.to,
+        a.value,
+        a.valid_after,
+        a.valid_before,
+        a.nonce,
+        exact.signature.clone(),
+    ));
     assert!(receipt.status());
 }
 
@@ -257,14 +218,7 @@ async fn a_node_that_goes_back_or_skips_blocks_is_resynced() {
     let as_buyer = USDC::new(ARC_USDC, stack.devnet.provider_for(1).unwrap());
     let all = stack.usdc_balance(stack.buyer.address()).await;
     let elsewhere = stack.devnet.signer(5).unwrap().address();
-    as_buyer
-        .transfer(elsewhere, all)
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
+    mined!(as_buyer.transfer(elsewhere, all));
     mirror_caught_up(&stack).await;
     assert_eq!(
         stack.verify_reason(&payment).await,
