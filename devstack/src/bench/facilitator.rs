@@ -147,6 +147,11 @@ fn bare_verify_call(payload: &v2::PaymentPayload, multicall3: Address, from: Add
 }
 
 fn settle_job(address: &str, connections: usize, bodies: Vec<String>) -> Job {
+    json_post_job(address, "/settle", connections, bodies)
+}
+
+/// Each JSON body POSTed once to `path`.
+pub(super) fn json_post_job(address: &str, path: &str, connections: usize, bodies: Vec<String>) -> Job {
     Job {
         address: address.to_owned(),
         connections,
@@ -156,7 +161,7 @@ fn settle_job(address: &str, connections: usize, bodies: Vec<String>) -> Job {
             .into_iter()
             .map(|body| JobRequest {
                 method: "POST".into(),
-                path: "/settle".into(),
+                path: path.into(),
                 headers: vec![("content-type".into(), "application/json".into())],
                 body,
             })

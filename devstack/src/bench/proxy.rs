@@ -271,21 +271,16 @@ pub async fn run(options: Options, counts: PaidCounts) -> Result<Report, BenchEr
         let address = verifier.1.clone();
         async move {
             let signed = payments::sign(&buyers, &requirement, None, count).await?;
-            Ok::<_, BenchError>(Job {
-                address,
-                connections: options.connections,
-                limit: JobLimit::EachOnce,
-                expect: vec![200],
-                requests: signed
-                    .iter()
-                    .map(|p| JobRequest {
-                        method: "POST".into(),
-                        path: "/verify".into(),
-                        headers: vec![("content-type".into(), "application/json".into())],
-                        body: super::facilitator::verify_body(p, &requirement),
-                    })
-                    .collect(),
-            })
+            let bodies = signed
+                .iter()
+                .map(|p| super::facilitator::verify_body(p, &requirement))
+                .collect();
+            Ok::<_, BenchError>(super::facilitator::json_post_job(
+                &address,
+                "/verify",
+                options.connections,
+                bodies,
+            ))
         }
     };
     drive(&cores, work.path(), &verify_job(buyers.len()).await?).await?;
