@@ -111,6 +111,17 @@ pub fn signing_hash(authorization: &ExactEvmAuthorization, domain: &Eip712Domain
     typed(authorization).eip712_signing_hash(domain)
 }
 
+/// The same digest from a domain separator computed once (`domain.separator()`): `keccak256(0x1901 ‖
+/// separator ‖ hashStruct(authorization))`.
+pub fn signing_hash_under(authorization: &ExactEvmAuthorization, separator: B256) -> B256 {
+    let mut preimage = [0u8; 66];
+    preimage[0] = 0x19;
+    preimage[1] = 0x01;
+    preimage[2..34].copy_from_slice(separator.as_slice());
+    preimage[34..].copy_from_slice(typed(authorization).eip712_hash_struct().as_slice());
+    alloy::primitives::keccak256(preimage)
+}
+
 /// The authorization as EIP-712 typed data (the `eth_signTypedData_v4` document): what a signer that cannot
 /// sign bare hashes — a remote wallet such as Circle's developer-controlled wallets — is asked to sign.
 pub fn typed_data(authorization: &ExactEvmAuthorization, domain: &Eip712Domain) -> Result<TypedData, Eip3009Error> {
@@ -313,6 +324,10 @@ mod tests {
         let document = typed_data(&authorization, &domain).unwrap();
         assert_eq!(
             document.eip712_signing_hash().unwrap(),
+            signing_hash(&authorization, &domain)
+        );
+        assert_eq!(
+            signing_hash_under(&authorization, domain.separator()),
             signing_hash(&authorization, &domain)
         );
         let json = serde_json::to_value(&document).unwrap();

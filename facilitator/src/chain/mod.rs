@@ -73,6 +73,8 @@ pub struct ChainClient {
     snapshot_queue: Arc<std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<snapshot::Pending>>>,
     /// The live chain-state mirror verify reads first, when configured.
     mirror: Option<mirror::Mirror>,
+    /// Per configured asset, the EIP-712 domain separator of the first name and version seen for it.
+    separators: Arc<std::sync::RwLock<std::collections::HashMap<Address, (String, String, B256)>>>,
 }
 
 impl ChainClient {
@@ -134,7 +136,32 @@ impl ChainClient {
                 .build(),
             snapshot_queue: Arc::new(std::sync::OnceLock::new()),
             mirror: None,
+            separators: Arc::default(),
         }
+    }
+
+    /// The EIP-712 domain separator of `asset` under `name` and `version` on this chain — kept for the first
+    /// pair seen per asset (the token's own, in practice: any other fails the domain check), computed for
+    /// any other. `asset` must be a configured asset, so the map stays as small as the configuration.
+    pub fn domain_separator(&self, name: &str, version: &str, asset: Address) -> B256 {
+        let known = self.separators.read().unwrap_or_else(|p| p.into_inner());
+        if let Some((n, v, separator)) = known.get(&asset)
+            && n == name
+            && v == version
+        {
+            return *separator;
+        }
+        let first_for_asset = !known.contains_key(&asset);
+        drop(known);
+        let separator = protocol::eip3009::domain(name, version, self.chain_id(), asset).separator();
+        if first_for_asset {
+            self.separators
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(asset)
+                .or_insert_with(|| (name.to_owned(), version.to_owned(), separator));
+        }
+        separator
     }
 
     /// This client with a chain-state mirror (see [`mirror`]); its followers start on first use.

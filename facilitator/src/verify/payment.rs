@@ -172,8 +172,8 @@ pub fn payment_from_request(
         .extra
         .and_then(|e| e.version.as_deref())
         .unwrap_or(&asset.eip712_version);
-    let domain = eip3009::domain(name, version, chain.chain_id(), asset.address);
-    let signing_hash = eip3009::signing_hash(&exact.authorization, &domain);
+    let separator = chain.domain_separator(name, version, asset.address);
+    let signing_hash = eip3009::signing_hash_under(&exact.authorization, separator);
     let mut preimage = Vec::with_capacity(32 + exact.signature.len());
     preimage.extend_from_slice(signing_hash.as_slice());
     preimage.extend_from_slice(&exact.signature);
