@@ -108,31 +108,8 @@ async fn decide(pool: &AnyPool, group: &[Pending]) -> Result<Vec<Admission>, sql
         .bind(i64::try_from(group.len()).unwrap_or(i64::MAX))
         .execute(&mut *tx)
         .await?;
-    let mut refused = HashSet::new();
-    let mut owed: HashMap<(String, String, String), u64> = HashMap::new();
-    let mut markets: Vec<(&str, &str)> = group.iter().map(|p| (p.network.as_str(), p.asset.as_str())).collect();
-    markets.sort_unstable();
-    markets.dedup();
-    for (network, asset) in markets {
-        let mut payers: Vec<&str> = group
-            .iter()
-            .filter(|p| p.network == network && p.asset == asset)
-            .map(|p| p.payer.as_str())
-            .collect();
-        payers.sort_unstable();
-        payers.dedup();
-        for payer in read_refused(&mut tx, network, asset, &payers).await? {
-            refused.insert((network.to_owned(), asset.to_owned(), payer));
-        }
-        for (payer, sum) in read_owed(&mut tx, network, asset, &payers).await? {
-            owed.insert((network.to_owned(), asset.to_owned(), payer), unsigned(sum));
-        }
-    }
-    let mut total: u64 = unsigned(
-        sqlx::query_scalar::<_, i64>("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM proxy_deferred")
-            .fetch_one(&mut *tx)
-            .await?,
-    );
+    let standing = read_standing(&mut tx, group).await?;
+    let (refused, mut owed, mut total) = (standing.refused, standing.owed, standing.total);
     let mut verdicts = Vec::with_capacity(group.len());
     for p in group {
         let market = (p.network.clone(), p.asset.clone(), p.payer.clone());
@@ -189,43 +166,69 @@ fn list(first: usize, n: usize) -> String {
         .join(", ")
 }
 
-async fn read_refused(
-    tx: &mut Transaction<'static, Any>,
-    network: &str,
-    asset: &str,
-    payers: &[&str],
-) -> Result<Vec<String>, sqlx::Error> {
-    let sql = format!(
-        "SELECT payer FROM proxy_refused_payers WHERE network = $1 AND asset = $2 AND payer IN ({})",
-        list(3, payers.len())
-    );
-    let mut query = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql))
-        .bind(network.to_owned())
-        .bind(asset.to_owned());
-    for payer in payers {
-        query = query.bind((*payer).to_owned());
-    }
-    query.fetch_all(&mut **tx).await
+/// What the group's payers stand at, read under the gate.
+struct Standing {
+    /// (network, asset, payer) refused deferred service.
+    refused: HashSet<(String, String, String)>,
+    /// What each (network, asset, payer) owes unsettled now.
+    owed: HashMap<(String, String, String), u64>,
+    /// What the proxy is owed unsettled now, in all.
+    total: u64,
 }
 
-async fn read_owed(
-    tx: &mut Transaction<'static, Any>,
-    network: &str,
-    asset: &str,
-    payers: &[&str],
-) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    let sql = format!(
-        "SELECT payer, CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM proxy_deferred \
-         WHERE network = $1 AND asset = $2 AND payer IN ({}) GROUP BY payer",
-        list(3, payers.len())
-    );
-    let mut query = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql))
-        .bind(network.to_owned())
-        .bind(asset.to_owned());
-    for payer in payers {
-        query = query.bind((*payer).to_owned());
+/// The refused payers of the group, what each of its payers owes and the proxy's total, in one statement
+/// (each part of the statement is one more round trip to the database while the gate is held, otherwise).
+async fn read_standing(tx: &mut Transaction<'static, Any>, group: &[Pending]) -> Result<Standing, sqlx::Error> {
+    let mut markets: Vec<(&str, &str)> = group.iter().map(|p| (p.network.as_str(), p.asset.as_str())).collect();
+    markets.sort_unstable();
+    markets.dedup();
+    let mut parts = Vec::new();
+    let mut binds: Vec<&str> = Vec::new();
+    for (network, asset) in markets {
+        let mut payers: Vec<&str> = group
+            .iter()
+            .filter(|p| p.network == network && p.asset == asset)
+            .map(|p| p.payer.as_str())
+            .collect();
+        payers.sort_unstable();
+        payers.dedup();
+        let (n, a) = (binds.len() + 1, binds.len() + 2);
+        let listed = list(binds.len() + 3, payers.len());
+        binds.push(network);
+        binds.push(asset);
+        binds.extend(payers);
+        parts.push(format!(
+            "SELECT 'r' AS kind, network, asset, payer, CAST(0 AS BIGINT) AS owed FROM proxy_refused_payers \
+             WHERE network = ${n} AND asset = ${a} AND payer IN ({listed})"
+        ));
+        parts.push(format!(
+            "SELECT 'o', network, asset, payer, CAST(SUM(amount) AS BIGINT) FROM proxy_deferred \
+             WHERE network = ${n} AND asset = ${a} AND payer IN ({listed}) GROUP BY network, asset, payer"
+        ));
     }
-    query.fetch_all(&mut **tx).await
+    parts.push("SELECT 't', '', '', '', CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM proxy_deferred".to_owned());
+    let mut query =
+        sqlx::query_as::<_, (String, String, String, String, i64)>(sqlx::AssertSqlSafe(parts.join(" UNION ALL ")));
+    for bind in binds {
+        query = query.bind(bind.to_owned());
+    }
+    let mut standing = Standing {
+        refused: HashSet::new(),
+        owed: HashMap::new(),
+        total: 0,
+    };
+    for (kind, network, asset, payer, owed) in query.fetch_all(&mut **tx).await? {
+        match kind.as_str() {
+            "r" => {
+                standing.refused.insert((network, asset, payer));
+            }
+            "o" => {
+                standing.owed.insert((network, asset, payer), unsigned(owed));
+            }
+            _ => standing.total = unsigned(owed),
+        }
+    }
+    Ok(standing)
 }
 
 /// Moves the still-claimed rows of their owners to `reserved`; the (key, owner) pairs it moved.
