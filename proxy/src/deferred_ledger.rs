@@ -3,8 +3,9 @@
 //! amount and the facilitator request that settles it — so the exposure it adds is counted until it settles
 //! or is released; the settler's lease on each row (so two replicas, or a restarted proxy, never both settle
 //! one payment); and the payers whose deferred payment failed to settle after delivery, who are refused
-//! deferred service from then on. Admission is one transaction serialised on a gate row (SQLite's single
-//! writer; PostgreSQL's row lock), so the bounds hold under concurrency and across replicas.
+//! deferred service from then on. Admissions are decided in groups ([`crate::admission_group`]), each group one
+//! transaction serialised on a gate row (SQLite's single writer; PostgreSQL's row lock) that checks its
+//! admissions in order against the sums, so the bounds hold under concurrency and across replicas.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -12,8 +13,12 @@ use alloy::primitives::Address;
 use protocol::{SettleResponse, VerifyRequest};
 use sqlx::AnyPool;
 
+use crate::admission_group::{AdmissionGroup, Pending};
 use crate::config::DeferredSettings;
 use crate::payment_store::{Claim, StoreError};
+
+mod outcomes;
+pub use outcomes::Outcome;
 
 const SCHEMA: [&str; 5] = [
     "CREATE TABLE IF NOT EXISTS proxy_deferred (\
@@ -92,6 +97,8 @@ pub struct Exposure {
 #[derive(Clone, Debug)]
 pub struct DeferredLedger {
     pool: AnyPool,
+    /// Admissions, decided in groups under the gate.
+    admissions: AdmissionGroup,
 }
 
 fn now_ms() -> i64 {
@@ -121,11 +128,15 @@ impl DeferredLedger {
         for statement in SCHEMA {
             sqlx::query(statement).execute(&pool).await?;
         }
-        Ok(DeferredLedger { pool })
+        Ok(DeferredLedger {
+            admissions: AdmissionGroup::spawn(pool.clone()),
+            pool,
+        })
     }
 
     /// Reserves a claimed, verified payment within the bounds and moves it to `reserved`, in one
-    /// transaction; anything but [`Admission::Admitted`] changes nothing.
+    /// transaction shared with the admissions waiting at that moment ([`crate::admission_group`]); anything
+    /// but [`Admission::Admitted`] changes nothing.
     pub async fn admit(
         &self,
         claim: &Claim,
@@ -134,70 +145,19 @@ impl DeferredLedger {
     ) -> Result<Admission, StoreError> {
         let pkey = claim.key.text();
         let request = serde_json::to_string(&reservation.request).map_err(|e| corrupt(&pkey, e))?;
-        let (asset, payer) = (format!("{:#x}", reservation.asset), format!("{:#x}", reservation.payer));
         let amount = i64::try_from(reservation.amount).map_err(|_| corrupt(&pkey, "amount too large"))?;
-        let mut tx = self.pool.begin().await?;
-        // Every admission waits here for the one before it to commit, so the sums read next are current.
-        sqlx::query("UPDATE proxy_deferred_gate SET admissions = admissions + 1 WHERE id = 1")
-            .execute(&mut *tx)
-            .await?;
-        let refused: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM proxy_refused_payers WHERE network = $1 AND asset = $2 AND payer = $3")
-                .bind(&reservation.network)
-                .bind(&asset)
-                .bind(&payer)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if refused.is_some() {
-            tx.rollback().await?;
-            return Ok(Admission::RefusedPayer);
-        }
-        let payer_owes: i64 = sqlx::query_scalar(
-            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM proxy_deferred \
-             WHERE network = $1 AND asset = $2 AND payer = $3",
-        )
-        .bind(&reservation.network)
-        .bind(&asset)
-        .bind(&payer)
-        .fetch_one(&mut *tx)
-        .await?;
-        let total_owed: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM proxy_deferred")
-            .fetch_one(&mut *tx)
-            .await?;
-        let verdict = admits(unsigned(payer_owes), unsigned(total_owed), reservation.amount, bounds);
-        if verdict != Admission::Admitted {
-            tx.rollback().await?;
-            return Ok(verdict);
-        }
-        let t = now_ms();
-        let moved = sqlx::query(
-            "UPDATE proxy_payments SET stage = 'reserved', updated_at = $1 \
-             WHERE pkey = $2 AND owner = $3 AND stage = 'claimed'",
-        )
-        .bind(t)
-        .bind(&pkey)
-        .bind(claim.owner())
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(Admission::Lost);
-        }
-        sqlx::query(
-            "INSERT INTO proxy_deferred (pkey, network, asset, payer, amount, request, lease_owner, lease_until, \
-             attempts, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, '', 0, 0, 0, $7)",
-        )
-        .bind(&pkey)
-        .bind(&reservation.network)
-        .bind(&asset)
-        .bind(&payer)
-        .bind(amount)
-        .bind(&request)
-        .bind(t)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(Admission::Admitted)
+        self.admissions
+            .admit(Pending {
+                pkey,
+                owner: claim.owner().to_owned(),
+                network: reservation.network.clone(),
+                asset: format!("{:#x}", reservation.asset),
+                payer: format!("{:#x}", reservation.payer),
+                amount,
+                request,
+                bounds: *bounds,
+            })
+            .await
     }
 
     /// The upstream failed: nothing was delivered, so the payment is never settled. Its reservation and
@@ -269,7 +229,14 @@ impl DeferredLedger {
     /// Settled: the reservation goes and the payment is `settled` with its receipt. `false`: the lease was
     /// lost (the row was taken over), and nothing changed.
     pub async fn settled(&self, due: &DueSettlement, settlement: &SettleResponse) -> Result<bool, StoreError> {
-        self.finish(due, "settled", settlement, false).await
+        let done = self
+            .record(&[Outcome {
+                due,
+                settlement,
+                failed: None,
+            }])
+            .await?;
+        Ok(done.first().copied().unwrap_or(false))
     }
 
     /// Refused for good after delivery: the payment is `settlement_failed_after_delivery` and (`blame`) its
@@ -280,56 +247,13 @@ impl DeferredLedger {
         settlement: &SettleResponse,
         blame: bool,
     ) -> Result<bool, StoreError> {
-        self.finish(due, "settlement_failed_after_delivery", settlement, blame)
-            .await
-    }
-
-    async fn finish(
-        &self,
-        due: &DueSettlement,
-        stage: &str,
-        settlement: &SettleResponse,
-        refuse_payer: bool,
-    ) -> Result<bool, StoreError> {
-        let text = serde_json::to_string(settlement).map_err(|e| corrupt(&due.pkey, e))?;
-        let t = now_ms();
-        let mut tx = self.pool.begin().await?;
-        let gone = sqlx::query("DELETE FROM proxy_deferred WHERE pkey = $1 AND lease_owner = $2")
-            .bind(&due.pkey)
-            .bind(&due.owner)
-            .execute(&mut *tx)
-            .await?;
-        if gone.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        sqlx::query(
-            "UPDATE proxy_payments SET stage = $1, settlement = $2, lease_until = 0, updated_at = $3 \
-             WHERE pkey = $4 AND stage = 'deferred'",
-        )
-        .bind(stage)
-        .bind(&text)
-        .bind(t)
-        .bind(&due.pkey)
-        .execute(&mut *tx)
-        .await?;
-        if refuse_payer {
-            let reason = settlement.error_reason.clone().unwrap_or_default();
-            sqlx::query(
-                "INSERT INTO proxy_refused_payers (network, asset, payer, pkey, reason, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (network, asset, payer) DO NOTHING",
-            )
-            .bind(&due.network)
-            .bind(format!("{:#x}", due.asset))
-            .bind(&due.payer)
-            .bind(&due.pkey)
-            .bind(reason)
-            .bind(t)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        let outcome = Outcome {
+            due,
+            settlement,
+            failed: Some(blame),
+        };
+        let done = self.record(&[outcome]).await?;
+        Ok(done.first().copied().unwrap_or(false))
     }
 
     /// Not settled yet (unknown, pending, the facilitator unreachable): the lease ends and the row is due

@@ -1,7 +1,8 @@
 //! The background settler of deferred payments: a task started with the proxy that, every `flush_interval_ms`
 //! or as soon as `batch_size` served payments wait, takes the due ones under a lease
 //! ([`DeferredLedger::take_due`]) and settles them concurrently through the facilitator (which batches
-//! concurrent settles into multicall transactions). Each outcome is recorded: settled (with its receipt),
+//! concurrent settles into multicall transactions). A round's outcomes are recorded together (one transaction for
+//! its final ones, [`DeferredLedger::record`]): settled (with its receipt),
 //! refused for good (`settlement_failed_after_delivery`, counted in `/metrics`, the payer refused deferred
 //! service from then on), or not yet known (retried later with backoff, still counted against the bounds).
 //! On start it takes whatever earlier runs left (leases that ran out), so a crash loses nothing, and the
@@ -15,7 +16,7 @@ use protocol::{SettleResponse, reason};
 use tokio::sync::{Notify, watch};
 
 use crate::config::DeferredSettings;
-use crate::deferred_ledger::{DeferredLedger, DueSettlement};
+use crate::deferred_ledger::{DeferredLedger, DueSettlement, Outcome};
 use crate::service::ProxyState;
 
 /// The facilitator settles an authorization only while it has at least this long left (its time-window
@@ -170,15 +171,16 @@ async fn flush(state: &Arc<ProxyState>) {
             return;
         }
         let settles = due.into_iter().map(|due| settle_one(state, due));
-        futures_util::future::join_all(settles).await;
+        let settled = futures_util::future::join_all(settles).await;
+        record_round(state, &settled).await;
         if taken < batch {
             return;
         }
     }
 }
 
-async fn settle_one(state: &Arc<ProxyState>, due: DueSettlement) {
-    let ledger: &DeferredLedger = &state.deferred_ledger;
+/// Settles one leased payment through the facilitator; an error is an outcome not known yet.
+async fn settle_one(state: &Arc<ProxyState>, due: DueSettlement) -> (DueSettlement, SettleResponse) {
     let answer = match state.facilitator.settle(&due.request).await {
         Ok(answer) => answer,
         Err(e) => SettleResponse {
@@ -191,49 +193,82 @@ async fn settle_one(state: &Arc<ProxyState>, due: DueSettlement) {
             amount: None,
         },
     };
-    let recorded = match verdict(&answer) {
-        Verdict::Settled => {
-            let recorded = ledger.settled(&due, &answer).await;
-            if let Ok(true) = recorded {
-                state.metrics.settled(&due.network, due.asset, due.amount);
-                state.deferred.progress.send_modify(|p| p.settled += 1);
+    (due, answer)
+}
+
+/// Records a round's outcomes: the final ones in one go ([`DeferredLedger::record`]), the ones not known yet
+/// each with its backoff.
+async fn record_round(state: &Arc<ProxyState>, settled: &[(DueSettlement, SettleResponse)]) {
+    let ledger: &DeferredLedger = &state.deferred_ledger;
+    let mut outcomes = Vec::with_capacity(settled.len());
+    for (due, answer) in settled {
+        match verdict(answer) {
+            Verdict::Settled => outcomes.push(Outcome {
+                due,
+                settlement: answer,
+                failed: None,
+            }),
+            Verdict::Refused
+                if answer.error_reason.as_deref()
+                    == Some(reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALID_BEFORE) =>
+            {
+                // It expired waiting for us (the facilitator was down too long): recorded, the payer not blamed.
+                tracing::error!(payer = %due.payer, "a deferred payment expired before it could be settled");
+                outcomes.push(Outcome {
+                    due,
+                    settlement: answer,
+                    failed: Some(false),
+                });
             }
-            recorded.map(|_| ())
-        }
-        Verdict::Refused
-            if answer.error_reason.as_deref() == Some(reason::INVALID_EXACT_EVM_PAYLOAD_AUTHORIZATION_VALID_BEFORE) =>
-        {
-            // It expired waiting for us (the facilitator was down too long): recorded, the payer not blamed.
-            tracing::error!(payer = %due.payer, "a deferred payment expired before it could be settled");
-            let recorded = ledger.failed(&due, &answer, false).await;
-            if let Ok(true) = recorded {
-                state.metrics.settlement_failed_after_delivery.inc();
-                state.deferred.progress.send_modify(|p| p.failed_after_delivery += 1);
+            Verdict::Refused => {
+                tracing::error!(
+                    payer = %due.payer, reason = ?answer.error_reason, message = ?answer.error_message,
+                    "a deferred payment was refused settlement after delivery; its payer is refused deferred service"
+                );
+                outcomes.push(Outcome {
+                    due,
+                    settlement: answer,
+                    failed: Some(true),
+                });
             }
-            recorded.map(|_| ())
-        }
-        Verdict::Refused => {
-            tracing::error!(
-                payer = %due.payer, reason = ?answer.error_reason, message = ?answer.error_message,
-                "a deferred payment was refused settlement after delivery; its payer is refused deferred service"
-            );
-            let recorded = ledger.failed(&due, &answer, true).await;
-            if let Ok(true) = recorded {
-                state.metrics.settlement_failed_after_delivery.inc();
-                state.deferred.progress.send_modify(|p| p.failed_after_delivery += 1);
+            Verdict::NotYet => {
+                let wait = backoff(due.attempts);
+                tracing::warn!(payer = %due.payer, reason = ?answer.error_reason, ?wait, "deferred settlement not final; retrying later");
+                state.deferred.progress.send_modify(|p| p.retried += 1);
+                if let Err(e) = ledger.retry_later(due, wait).await {
+                    // The lease runs out and the payment is taken again.
+                    tracing::error!(error = %e, payer = %due.payer, "cannot record a deferred settlement's outcome");
+                }
             }
-            recorded.map(|_| ())
         }
-        Verdict::NotYet => {
-            let wait = backoff(due.attempts);
-            tracing::warn!(payer = %due.payer, reason = ?answer.error_reason, ?wait, "deferred settlement not final; retrying later");
-            state.deferred.progress.send_modify(|p| p.retried += 1);
-            ledger.retry_later(&due, wait).await
+    }
+    if outcomes.is_empty() {
+        return;
+    }
+    let recorded = match ledger.record(&outcomes).await {
+        Ok(recorded) => recorded,
+        Err(e) => {
+            // The leases run out and the payments are taken again; the facilitator's settle is idempotent.
+            tracing::error!(error = %e, payments = outcomes.len(), "cannot record deferred settlements' outcomes");
+            return;
         }
     };
-    if let Err(e) = recorded {
-        // The lease runs out and the payment is taken again; the facilitator's settle is idempotent.
-        tracing::error!(error = %e, payer = %due.payer, "cannot record a deferred settlement's outcome");
+    for (outcome, recorded) in outcomes.iter().zip(recorded) {
+        if !recorded {
+            continue;
+        }
+        match outcome.failed {
+            None => {
+                state
+                    .metrics
+                    .settled(&outcome.due.network, outcome.due.asset, outcome.due.amount);
+                state.deferred.progress.send_modify(|p| p.settled += 1);
+            }
+            Some(_) => {
+                state.metrics.settlement_failed_after_delivery.inc();
+                state.deferred.progress.send_modify(|p| p.failed_after_delivery += 1);
+            }
+        }
     }
 }
 

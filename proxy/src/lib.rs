@@ -8,6 +8,7 @@
 //! certificate) reload on SIGHUP.
 
 pub mod access_token;
+pub mod admission_group;
 pub mod call_counter;
 pub mod canonical_path;
 pub mod client_ip;
