@@ -284,10 +284,10 @@ type Row = (
 impl PaymentStore {
     /// Opens (and creates) the store at a database URL from [`database_url`].
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        // A commit survives the process being killed (what a lease and a resend rely on); only an OS crash
-        // can lose the last commits, and then a resend still settles idempotently through the facilitator,
-        // whose ledger stays the authority on money.
-        let pool = facilitator::ledger::open_pool(url, facilitator::ledger::Durability::ProcessCrash, 1).await?;
+        // A commit survives a power loss: a deferred payment is served before it is settled, and its buyer
+        // will not resend, so its reservation here is the only record of money owed to the seller. (Writes
+        // go in groups, so this is one fsync per group, not per request.)
+        let pool = facilitator::ledger::open_pool(url, facilitator::ledger::Durability::PowerLoss, 1).await?;
         for statement in SCHEMA {
             sqlx::query(statement).execute(&pool).await?;
         }

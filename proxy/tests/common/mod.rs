@@ -292,8 +292,9 @@ impl Harness {
                 tasks.push(tokio::spawn(async move {
                     let _ = app.serve(listener, std::future::pending()).await;
                 }));
+                // A real facilitator on a loaded CI machine: a generous timeout (the fault tests use Link::Url).
                 (
-                    format!("[facilitator]\nurl = \"{url}\"\ntimeout_ms = 1500"),
+                    format!("[facilitator]\nurl = \"{url}\"\ntimeout_ms = 5000"),
                     Some(url),
                     None,
                 )
