@@ -57,6 +57,9 @@ pub struct TokenDomain {
     pub version: String,
 }
 
+/// Per asset: the EIP-712 name, version and the domain separator under them.
+type Separators = std::collections::HashMap<Address, (String, String, B256)>;
+
 /// One network's chain access.
 #[derive(Clone)]
 pub struct ChainClient {
@@ -74,7 +77,7 @@ pub struct ChainClient {
     /// The live chain-state mirror verify reads first, when configured.
     mirror: Option<mirror::Mirror>,
     /// Per configured asset, the EIP-712 domain separator of the first name and version seen for it.
-    separators: Arc<std::sync::RwLock<std::collections::HashMap<Address, (String, String, B256)>>>,
+    separators: Arc<std::sync::RwLock<Separators>>,
 }
 
 impl ChainClient {
