@@ -56,16 +56,19 @@ impl Upstream {
             .redirect(reqwest::redirect::Policy::none())
             .read_timeout(read_timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .pool_max_idle_per_host(512)
+            .pool_max_idle_per_host(64)
+            .pool_idle_timeout(Duration::from_secs(30))
             .tcp_nodelay(true)
             .build()
             .map_err(|e| UpstreamError::Unreachable(e.to_string()))?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout.min(Duration::from_secs(10))));
+        // Idle upstream connections kept per host: enough for steady keep-alive load, not every connection a
+        // burst opened (each holds its buffers); idle ones close after 30 s.
         let plain = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(512)
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
         Ok(Upstream {
             plain,
