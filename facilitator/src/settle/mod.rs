@@ -134,9 +134,15 @@ impl Settler {
         answer
     }
 
-    /// After a failed settlement the mirror may be wrong about the payer (a balance spent by gas, say): it
-    /// reads the payer again on its next verify.
-    fn forget_payer(&self, request: &VerifyRequest) {
+    /// After a settlement that failed on chain (it has a transaction) or for the payer's balance, the mirror
+    /// may be wrong about the payer (a balance spent by gas, say): it reads the payer again on its next
+    /// verify. A refusal that never reached the chain (a bad signature, say) changes nothing, so nobody can
+    /// make the mirror drop a payer by sending payloads in its name.
+    fn forget_payer(&self, request: &VerifyRequest, answer: &SettleResponse) {
+        let balance = answer.error_reason.as_deref() == Some(reason::INVALID_EXACT_EVM_INSUFFICIENT_BALANCE);
+        if answer.success || (answer.transaction.is_empty() && !balance) {
+            return;
+        }
         if let Ok(payment) = crate::verify::payment_from_request(request, |n| self.verifier.chain(n).cloned())
             && let Some(mirror) = payment.chain.mirror()
         {
@@ -151,9 +157,7 @@ impl Settler {
         let (settler, owned) = (self.clone(), request.clone());
         let task = tokio::spawn(async move {
             let answer = settler.settle_to_end(&owned, now).await;
-            if !answer.success {
-                settler.forget_payer(&owned);
-            }
+            settler.forget_payer(&owned, &answer);
             answer
         });
         match task.await {

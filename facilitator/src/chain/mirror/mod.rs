@@ -83,6 +83,8 @@ pub(crate) struct TokenMirror {
     state: Mutex<TokenState>,
     loading: Mutex<HashSet<Address>>,
     events: MirrorEvents,
+    /// The `hit` counter, taken once: it is bumped on every verify the mirror answers.
+    hits: Counter,
     /// Woken by every (re)sync.
     synced: tokio::sync::Notify,
 }
@@ -147,12 +149,20 @@ impl Mirror {
         tokens
             .entry(asset)
             .or_insert_with(|| {
+                let hits = self
+                    .events
+                    .get_or_create(&MirrorLabels {
+                        network: self.network.to_string(),
+                        event: "hit",
+                    })
+                    .clone();
                 let token = Arc::new(TokenMirror {
                     asset,
                     network: self.network.clone(),
                     state: Mutex::new(TokenState::new(self.config.freshness())),
                     loading: Mutex::new(HashSet::new()),
                     events: self.events.clone(),
+                    hits,
                     synced: tokio::sync::Notify::new(),
                 });
                 tokio::spawn(follow::run(self.provider.clone(), token.clone(), self.config));
@@ -173,7 +183,7 @@ impl Mirror {
         );
         match answer {
             Ok(facts) => {
-                token.count("hit");
+                token.hits.inc();
                 Some(facts)
             }
             Err(miss) => {
