@@ -4,12 +4,16 @@
 //   node scripts/artifacts.mjs --check   — exit 1 if the committed artifacts differ from out/
 // Run `forge build` first (the npm scripts do). The bytecode carries no metadata hash (foundry.toml), so the
 // same sources give the same bytes on every machine.
-import { readFileSync, writeFileSync, mkdirSync, existsSync } from "node:fs";
+import { readFileSync, writeFileSync, mkdirSync, existsSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const CONTRACTS = ["USDC", "Multicall3", "SmartWallet"];
+// Every file solidity/src/Name.sol exports its contract Name (interfaces and libraries live under subfolders).
+const CONTRACTS = readdirSync(join(root, "solidity", "src"))
+  .filter((file) => file.endsWith(".sol"))
+  .map((file) => file.slice(0, -".sol".length))
+  .sort();
 
 function fail(message, code = 1) {
   console.error(message);

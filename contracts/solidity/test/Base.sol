@@ -23,6 +23,16 @@ interface Vm {
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
     function expectRevert(bytes calldata revertData) external;
     function expectRevert() external;
+    function expectRevert(bytes4 revertData) external;
+    function expectEmit() external;
+    function expectEmit(address emitter) external;
+    function label(address account, string calldata newLabel) external;
+    function store(address target, bytes32 slot, bytes32 value) external;
+    function load(address target, bytes32 slot) external view returns (bytes32);
+    function getBlockTimestamp() external view returns (uint256);
+    function mockCallRevert(address callee, bytes calldata data, bytes calldata revertData) external;
+    function clearMockedCalls() external;
+    function recordLogs() external;
     function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData, address emitter) external;
     function assume(bool condition) external pure;
     function lastCallGas() external view returns (Gas memory gas);
@@ -55,8 +65,28 @@ abstract contract Base {
         if (keccak256(bytes(a)) != keccak256(bytes(b))) revert(string.concat(what, ": strings differ"));
     }
 
+    function assertEq(int256 a, int256 b, string memory what) internal pure {
+        if (a != b) revert(string.concat(what, ": values differ"));
+    }
+
+    function assertEq(bool a, bool b, string memory what) internal pure {
+        if (a != b) revert(string.concat(what, ": booleans differ"));
+    }
+
+    function assertLe(uint256 a, uint256 b, string memory what) internal pure {
+        if (a > b) revert(string.concat(what, ": above the bound"));
+    }
+
+    function assertGe(uint256 a, uint256 b, string memory what) internal pure {
+        if (a < b) revert(string.concat(what, ": below the bound"));
+    }
+
     function assertTrue(bool condition, string memory what) internal pure {
         if (!condition) revert(what);
+    }
+
+    function assertFalse(bool condition, string memory what) internal pure {
+        if (condition) revert(what);
     }
 
     function bound(uint256 x, uint256 min, uint256 max) internal pure returns (uint256) {
@@ -68,5 +98,33 @@ abstract contract Base {
     /// The revert data `require(false, reason)` produces: Error(string).
     function revertData(string memory reason) internal pure returns (bytes memory) {
         return abi.encodeWithSignature("Error(string)", reason);
+    }
+}
+
+/// What forge reads from an invariant test to know which contracts (and which of their functions) to call at
+/// random: a handler is registered with `targetContract`, optionally narrowed with `targetSelector`.
+abstract contract InvariantBase is Base {
+    struct FuzzSelector {
+        address addr;
+        bytes4[] selectors;
+    }
+
+    address[] private targets;
+    FuzzSelector[] private selectors;
+
+    function targetContract(address target) internal {
+        targets.push(target);
+    }
+
+    function targetSelector(address target, bytes4[] memory chosen) internal {
+        selectors.push(FuzzSelector(target, chosen));
+    }
+
+    function targetContracts() public view returns (address[] memory) {
+        return targets;
+    }
+
+    function targetSelectors() public view returns (FuzzSelector[] memory) {
+        return selectors;
     }
 }
