@@ -17,6 +17,7 @@ pub mod deferred_ledger;
 pub mod deferred_settler;
 pub mod error_response;
 pub mod facilitator_link;
+pub mod heap_release;
 pub mod metrics;
 pub mod offer;
 pub mod paid_request;

@@ -294,6 +294,7 @@ impl Proxy {
         }
         self.check_supported().await;
         background.push(spawn_pruning(self.state.clone()));
+        background.push(crate::heap_release::spawn(crate::heap_release::TRIM_EVERY));
         background.push(crate::deferred_settler::spawn(self.state.clone()));
         let admin_app = self.admin_router();
         background.push(tokio::spawn(async move {
