@@ -37,3 +37,24 @@ alloy::sol! {
         event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce);
     }
 }
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    Marketplace,
+    "artifacts/Marketplace.json"
+);
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    IdentityRegistry,
+    "artifacts/IdentityRegistry.json"
+);
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    ReputationRegistry,
+    "artifacts/ReputationRegistry.json"
+);
