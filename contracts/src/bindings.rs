@@ -51,3 +51,24 @@ alloy::sol!(
     Subscription,
     "artifacts/Subscription.json"
 );
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    Marketplace,
+    "artifacts/Marketplace.json"
+);
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    IdentityRegistry,
+    "artifacts/IdentityRegistry.json"
+);
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    ReputationRegistry,
+    "artifacts/ReputationRegistry.json"
+);
