@@ -1,6 +1,7 @@
 //! The local Arc devnet: anvil (automine unless a block time is given) with USDC's runtime code installed at
 //! Arc's USDC address and initialised like FiatToken (name "USDC", version "2", 6 decimals), Multicall3 at its
-//! canonical address, and USDC minted to every dev account. Account 0 holds every token role (owner, master
+//! canonical address, the commerce contracts at fixed addresses ([`crate::commerce`]), and USDC minted to every
+//! dev account. Account 0 holds every token role (owner, master
 //! minter, minter, pauser, blacklister). Dropping the [`Devnet`] stops anvil.
 //!
 //! Unlike Arc, the devnet's gas token is anvil's native ETH; USDC is only the ERC-20 at `0x3600…0000`.
@@ -125,6 +126,9 @@ impl Devnet {
             .await
             .map_err(|e| setup("anvil_setCode(Multicall3)")(e.to_string()))?;
 
+        // Account 0's first transactions, so the commerce contracts land at their fixed addresses.
+        let commerce = crate::commerce::deploy(&provider, ARC_USDC).await?;
+
         let usdc = USDC::new(ARC_USDC, provider.clone());
         let a = admin.address();
         confirm(
@@ -164,6 +168,7 @@ impl Devnet {
             network: caip2(config.chain_id),
             usdc: ARC_USDC,
             multicall3: MULTICALL3,
+            contracts: commerce,
             accounts,
         };
         Ok(Devnet {
@@ -216,15 +221,25 @@ async fn confirm<N: alloy::network::Network>(
     step: &'static str,
     sent: Result<alloy::providers::PendingTransactionBuilder<N>, alloy::contract::Error>,
 ) -> Result<B256, DevnetError> {
+    use alloy::network::ReceiptResponse;
+    Ok(receipt(step, sent).await?.transaction_hash())
+}
+
+/// The receipt of a sent transaction (bounded wait), or the set-up error naming `step` if it was not sent,
+/// not mined in time, or reverted.
+pub(crate) async fn receipt<N: alloy::network::Network>(
+    step: &'static str,
+    sent: Result<alloy::providers::PendingTransactionBuilder<N>, alloy::contract::Error>,
+) -> Result<N::ReceiptResponse, DevnetError> {
+    use alloy::network::ReceiptResponse;
     let pending = sent.map_err(|e| setup(step)(e.to_string()))?;
     let receipt = pending
         .with_timeout(Some(Duration::from_secs(30)))
         .get_receipt()
         .await
         .map_err(|e| setup(step)(e.to_string()))?;
-    use alloy::network::ReceiptResponse;
     if !receipt.status() {
         return Err(setup(step)("the transaction reverted".into()));
     }
-    Ok(receipt.transaction_hash())
+    Ok(receipt)
 }

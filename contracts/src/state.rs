@@ -1,5 +1,5 @@
 //! The devnet state file: what a running devnet made (RPC URL, chain, USDC, funded accounts with their keys),
-//! written as JSON by `nerdcabal devnet --state-file` and read by the other commands and the tests.
+//! the commerce contracts' addresses, written as JSON by `nerdcabal devnet --state-file` and read by the other commands and the tests.
 
 use alloy::primitives::{Address, B256, U256};
 use protocol::network::{Asset, Network};
@@ -25,6 +25,8 @@ pub struct DevnetState {
     pub network: String,
     pub usdc: Address,
     pub multicall3: Address,
+    /// The commerce contracts (Escrow, Subscription, …) at their fixed devnet addresses.
+    pub contracts: crate::commerce::CommerceContracts,
     pub accounts: Vec<DevAccount>,
 }
 
