@@ -37,3 +37,17 @@ alloy::sol! {
         event AuthorizationUsed(address indexed authorizer, bytes32 indexed nonce);
     }
 }
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    Treasury,
+    "artifacts/Treasury.json"
+);
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    TreasuryFactory,
+    "artifacts/TreasuryFactory.json"
+);
