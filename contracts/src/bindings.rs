@@ -72,3 +72,17 @@ alloy::sol!(
     ReputationRegistry,
     "artifacts/ReputationRegistry.json"
 );
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    Treasury,
+    "artifacts/Treasury.json"
+);
+
+alloy::sol!(
+    #[sol(rpc)]
+    #[derive(Debug)]
+    TreasuryFactory,
+    "artifacts/TreasuryFactory.json"
+);
