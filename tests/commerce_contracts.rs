@@ -10,7 +10,8 @@ use alloy::providers::ext::AnvilApi;
 use alloy::signers::SignerSync;
 use alloy::sol_types::{SolEvent, SolValue};
 use contracts::bindings::{
-    Escrow, IEip3009, IMarketplace, IdentityRegistry, Marketplace, ReputationRegistry, Subscription, USDC,
+    Escrow, IEip3009, IMarketplace, IdentityRegistry, Marketplace, ReputationRegistry, Subscription, Treasury,
+    TreasuryFactory, USDC,
 };
 use contracts::commerce::CommerceContracts;
 use contracts::{Devnet, DevnetConfig};
@@ -429,4 +430,107 @@ async fn agent_registries_record_an_agent_and_a_clients_feedback_and_refuse_self
         .await
         .unwrap();
     assert_eq!(summary.count, 1, "the refused feedback was never recorded");
+}
+
+#[tokio::test]
+async fn treasury_pays_small_at_once_large_after_m_approvals_and_settles_its_own_x402_authorization() {
+    let devnet = Devnet::start(DevnetConfig::default()).await.unwrap();
+    let listed = devnet.state().contracts;
+    let owners: Vec<Address> = (1..=3).map(|i| devnet.signer(i).unwrap().address()).collect();
+    let spender = devnet.signer(4).unwrap().address();
+    let seller = devnet.signer(5).unwrap().address();
+    let factory = TreasuryFactory::new(listed.treasury_factory, devnet.provider_for(1).unwrap());
+    let policy = TreasuryFactory::Policy {
+        perTxLimit: U256::from(50_000_000u64),
+        dailyLimit: U256::from(100_000_000u64),
+        approvalThreshold: U256::from(10_000_000u64),
+        proposalTtl: 3_600,
+        allowListEnabled: false,
+    };
+    let salt = B256::repeat_byte(9);
+    let create = factory.createTreasury(owners.clone(), U256::from(2u64), vec![spender], policy, salt);
+    let at = create.call().await.unwrap();
+    assert!(create.send().await.unwrap().get_receipt().await.unwrap().status());
+    assert!(factory.isTreasury(at).call().await.unwrap());
+    devnet.mint(at, U256::from(200_000_000u64)).await.unwrap();
+
+    let as_spender = Treasury::new(at, devnet.provider_for(4).unwrap());
+    let owner = |i: usize| Treasury::new(at, devnet.provider_for(i).unwrap());
+    let seller_before = balance(&devnet, seller).await;
+
+    // Below the approval threshold: paid at once.
+    let small = U256::from(2_000_000u64);
+    let pay = as_spender.proposePayment(seller, small, keccak256("invoice 1"));
+    assert!(pay.send().await.unwrap().get_receipt().await.unwrap().status());
+    assert_eq!(balance(&devnet, seller).await, seller_before + small);
+
+    // At or above it: refused until two owners approved, then anyone executes.
+    let large = U256::from(30_000_000u64);
+    let propose = as_spender.proposePayment(seller, large, keccak256("invoice 2"));
+    let id = propose.call().await.unwrap();
+    assert!(propose.send().await.unwrap().get_receipt().await.unwrap().status());
+    assert_eq!(
+        balance(&devnet, seller).await,
+        seller_before + small,
+        "nothing left before approval"
+    );
+    assert!(
+        owner(1)
+            .approve(id)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap()
+            .status()
+    );
+    let refused = as_spender.execute(id).call().await.unwrap_err();
+    let short = reverted_with::<Treasury::NotEnoughApprovals>(refused);
+    assert_eq!((short.approvals, short.threshold), (U256::from(1u64), U256::from(2u64)));
+    assert!(
+        owner(2)
+            .approve(id)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap()
+            .status()
+    );
+    assert!(
+        as_spender
+            .execute(id)
+            .send()
+            .await
+            .unwrap()
+            .get_receipt()
+            .await
+            .unwrap()
+            .status()
+    );
+    assert_eq!(balance(&devnet, seller).await, seller_before + small + large);
+    assert_eq!(
+        as_spender.remainingDailyAllowance().call().await.unwrap(),
+        U256::from(100_000_000u64) - small - large
+    );
+
+    // An x402 payment from the treasury: the spender proposes the EIP-3009 authorization, the contract approves
+    // it within policy (below the threshold: at once), and USDC moves the treasury's funds on its EIP-1271 word.
+    let now = chain_now(&devnet).await;
+    let amount = U256::from(1_000_000u64);
+    let (valid_after, valid_before) = (U256::from(now - 60), U256::from(now + 300));
+    let nonce = B256::repeat_byte(0x33);
+    let usdc = IEip3009::new(ARC_USDC, devnet.provider_for(6).unwrap());
+    let settle =
+        || usdc.transferWithAuthorization(at, seller, amount, valid_after, valid_before, nonce, Vec::new().into());
+    let unapproved = settle().call().await.unwrap_err();
+    assert!(unapproved.to_string().contains("invalid signature"), "{unapproved}");
+    let propose = as_spender.proposeAuthorization(0, seller, amount, valid_after, valid_before, nonce, B256::ZERO);
+    assert!(propose.send().await.unwrap().get_receipt().await.unwrap().status());
+    let before = balance(&devnet, seller).await;
+    assert!(settle().send().await.unwrap().get_receipt().await.unwrap().status());
+    assert_eq!(balance(&devnet, seller).await, before + amount);
+    assert!(settle().call().await.is_err(), "the authorization settles once");
 }

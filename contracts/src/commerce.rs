@@ -1,5 +1,5 @@
-//! The commerce contracts every devnet carries (Escrow, Subscription, the Marketplace and the ERC-8004
-//! Identity and Reputation registries; the Treasury factory joins after them), deployed by dev account 0 as its very
+//! The commerce contracts every devnet carries (Escrow, Subscription, the Marketplace, the ERC-8004
+//! Identity and Reputation registries, and the TreasuryFactory with the Treasury implementation it clones), deployed by dev account 0 as its very
 //! first transactions, so each sits at the same address on every run — the CREATE address of anvil's account 0
 //! (`0xf39F…2266`) at its nonce — whatever the chain id or the number of accounts.
 
@@ -8,7 +8,9 @@ use alloy::primitives::{Address, address};
 use alloy::providers::DynProvider;
 use serde::{Deserialize, Serialize};
 
-use crate::bindings::{Escrow, IdentityRegistry, Marketplace, ReputationRegistry, Subscription};
+use crate::bindings::{
+    Escrow, IdentityRegistry, Marketplace, ReputationRegistry, Subscription, Treasury, TreasuryFactory,
+};
 use crate::devnet::{DevnetError, receipt};
 
 /// Escrow: account 0's nonce 0.
@@ -21,6 +23,10 @@ pub const MARKETPLACE: Address = address!("0x9fE46736679d2D9a65F0992F2272dE9f3c7
 pub const IDENTITY_REGISTRY: Address = address!("0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9");
 /// ERC-8004 ReputationRegistry (bound to the IdentityRegistry): account 0's nonce 4.
 pub const REPUTATION_REGISTRY: Address = address!("0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9");
+/// The Treasury implementation every organisation's treasury is a clone of: account 0's nonce 5.
+pub const TREASURY_IMPLEMENTATION: Address = address!("0x5FC8d32690cc91D4c39d9d3abcBD16989F875707");
+/// TreasuryFactory (creates an organisation's Treasury): account 0's nonce 6.
+pub const TREASURY_FACTORY: Address = address!("0x0165878A594ca255338adfa4d48449f69242Eb8F");
 
 /// The addresses, as the state file lists them under `contracts`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +36,8 @@ pub struct CommerceContracts {
     pub marketplace: Address,
     pub identity_registry: Address,
     pub reputation_registry: Address,
+    pub treasury_factory: Address,
+    pub treasury_implementation: Address,
 }
 
 impl CommerceContracts {
@@ -40,6 +48,8 @@ impl CommerceContracts {
         marketplace: MARKETPLACE,
         identity_registry: IDENTITY_REGISTRY,
         reputation_registry: REPUTATION_REGISTRY,
+        treasury_factory: TREASURY_FACTORY,
+        treasury_implementation: TREASURY_IMPLEMENTATION,
     };
 }
 
@@ -73,6 +83,18 @@ pub async fn deploy(provider: &DynProvider, usdc: Address) -> Result<CommerceCon
             "deploy ReputationRegistry",
             fixed.reputation_registry,
             ReputationRegistry::deploy_builder(provider.clone(), fixed.identity_registry)
+                .send()
+                .await,
+        ),
+        (
+            "deploy Treasury",
+            fixed.treasury_implementation,
+            Treasury::deploy_builder(provider.clone()).send().await,
+        ),
+        (
+            "deploy TreasuryFactory",
+            fixed.treasury_factory,
+            TreasuryFactory::deploy_builder(provider.clone(), fixed.treasury_implementation, usdc)
                 .send()
                 .await,
         ),
