@@ -17,6 +17,25 @@ use contracts::commerce::CommerceContracts;
 use contracts::{Devnet, DevnetConfig};
 use protocol::network::ARC_USDC;
 
+/// Sends a call, waits for its receipt and asserts it succeeded; the receipt is the value.
+macro_rules! mined {
+    ($call:expr) => {{
+        let receipt = $call.send().await.unwrap().get_receipt().await.unwrap();
+        assert!(receipt.status(), "reverted: {}", stringify!($call));
+        receipt
+    }};
+}
+
+/// The first `E` event a receipt carries.
+fn event<E: SolEvent>(receipt: &alloy::rpc::types::TransactionReceipt) -> E {
+    receipt
+        .inner
+        .logs()
+        .iter()
+        .find_map(|log| E::decode_log(&log.inner).ok().map(|decoded| decoded.data))
+        .unwrap_or_else(|| panic!("no {} event", E::SIGNATURE))
+}
+
 fn receive_typehash() -> B256 {
     keccak256(
         "ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)",
@@ -136,28 +155,15 @@ async fn escrow_funds_by_authorization_releases_to_the_seller_and_refuses_the_wr
 
     let buyer_before = balance(&devnet, buyer.address()).await;
     let seller_before = balance(&devnet, seller).await;
-    let receipt = relayer
-        .createWithAuthorization(
-            terms,
-            buyer.address(),
-            valid_after,
-            valid_before,
-            nonce,
-            signature.to_vec().into(),
-        )
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    assert!(receipt.status());
-    let created = receipt
-        .inner
-        .logs()
-        .iter()
-        .find_map(|log| Escrow::AgreementCreated::decode_log(&log.inner).ok())
-        .unwrap();
+    let receipt = mined!(relayer.createWithAuthorization(
+        terms,
+        buyer.address(),
+        valid_after,
+        valid_before,
+        nonce,
+        signature.to_vec().into(),
+    ));
+    let created = event::<Escrow::AgreementCreated>(&receipt);
     let id = created.id;
     assert_eq!(created.buyer, buyer.address());
     assert_eq!(balance(&devnet, buyer.address()).await, buyer_before - amount);
@@ -179,17 +185,7 @@ async fn escrow_funds_by_authorization_releases_to_the_seller_and_refuses_the_wr
 
     let delivered = as_seller.markDelivered(id, keccak256("the body")).send().await.unwrap();
     assert!(delivered.get_receipt().await.unwrap().status());
-    assert!(
-        as_buyer
-            .release(id)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap()
-            .status()
-    );
+    mined!(as_buyer.release(id));
     assert_eq!(balance(&devnet, seller).await, seller_before + amount);
     assert_eq!(balance(&devnet, at).await, U256::ZERO);
     assert_eq!(relayer.openBalance().call().await.unwrap(), U256::ZERO);
@@ -213,7 +209,7 @@ async fn subscription_charges_one_price_per_period_and_nothing_after_cancel() {
 
     let plan_call = as_provider.createPlan(pay_to, price, period, "ipfs://plan".into());
     let plan_id = plan_call.call().await.unwrap();
-    assert!(plan_call.send().await.unwrap().get_receipt().await.unwrap().status());
+    mined!(plan_call);
     assert_eq!(as_provider.plan(plan_id).call().await.unwrap().provider, provider_addr);
 
     let usdc = USDC::new(ARC_USDC, devnet.provider_for(1).unwrap());
@@ -222,7 +218,7 @@ async fn subscription_charges_one_price_per_period_and_nothing_after_cancel() {
     let before = balance(&devnet, pay_to).await;
     let subscribe = as_subscriber.subscribe(plan_id);
     let sub_id = subscribe.call().await.unwrap();
-    assert!(subscribe.send().await.unwrap().get_receipt().await.unwrap().status());
+    mined!(subscribe);
     assert_eq!(
         balance(&devnet, pay_to).await,
         before + price,
@@ -239,33 +235,13 @@ async fn subscription_charges_one_price_per_period_and_nothing_after_cancel() {
     // One period later the keeper's charge moves exactly one price.
     devnet.admin_provider().anvil_increase_time(period).await.unwrap();
     devnet.admin_provider().anvil_mine(Some(1), None).await.unwrap();
-    assert!(
-        keeper
-            .charge(sub_id)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap()
-            .status()
-    );
+    mined!(keeper.charge(sub_id));
     assert_eq!(balance(&devnet, pay_to).await, before + price * U256::from(2u64));
     let refused = keeper.charge(sub_id).call().await.unwrap_err();
     reverted_with::<Subscription::AlreadyCharged>(refused);
 
     // Cancelled: the next period's charge moves nothing.
-    assert!(
-        as_subscriber
-            .cancel(sub_id)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap()
-            .status()
-    );
+    mined!(as_subscriber.cancel(sub_id));
     devnet.admin_provider().anvil_increase_time(period).await.unwrap();
     devnet.admin_provider().anvil_mine(Some(1), None).await.unwrap();
     let refused = keeper.charge(sub_id).call().await.unwrap_err();
@@ -276,7 +252,7 @@ async fn subscription_charges_one_price_per_period_and_nothing_after_cancel() {
         U256::ZERO,
         "a batch skips the cancelled one"
     );
-    assert!(batch.send().await.unwrap().get_receipt().await.unwrap().status());
+    mined!(batch);
     assert_eq!(balance(&devnet, pay_to).await, before + price * U256::from(2u64));
 }
 
@@ -306,7 +282,7 @@ async fn marketplace_pages_active_services_by_tag_and_only_the_owner_changes_one
     ] {
         let call = owner.register(service(name, tags, pay_to));
         ids.push(call.call().await.unwrap());
-        assert!(call.send().await.unwrap().get_receipt().await.unwrap().status());
+        mined!(call);
     }
     let page = owner
         .servicesByTag("image".into(), U256::ZERO, U256::from(10u64))
@@ -335,17 +311,7 @@ async fn marketplace_pages_active_services_by_tag_and_only_the_owner_changes_one
         .unwrap_err();
     reverted_with::<Marketplace::NotServiceOwner>(refused);
 
-    assert!(
-        owner
-            .deactivate(ids[0])
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap()
-            .status()
-    );
+    mined!(owner.deactivate(ids[0]));
     let page = owner
         .servicesByTag("image".into(), U256::ZERO, U256::from(10u64))
         .call()
@@ -364,21 +330,8 @@ async fn agent_registries_record_an_agent_and_a_clients_feedback_and_refuse_self
     let client = devnet.signer(2).unwrap().address();
     let identity = IdentityRegistry::new(listed.identity_registry, devnet.provider_for(1).unwrap());
     let uri = "https://agent.example/.well-known/registration.json".to_string();
-    let receipt = identity
-        .register_2(uri.clone())
-        .send()
-        .await
-        .unwrap()
-        .get_receipt()
-        .await
-        .unwrap();
-    assert!(receipt.status());
-    let registered = receipt
-        .inner
-        .logs()
-        .iter()
-        .find_map(|log| IdentityRegistry::Registered::decode_log(&log.inner).ok())
-        .unwrap();
+    let receipt = mined!(identity.register_2(uri.clone()));
+    let registered = event::<IdentityRegistry::Registered>(&receipt);
     assert_eq!(registered.owner, agent_owner);
     assert_eq!(registered.agentURI, uri);
     let agent_id = registered.agentId;
@@ -397,7 +350,7 @@ async fn agent_registries_record_an_agent_and_a_clients_feedback_and_refuse_self
         "ipfs://feedback".into(),
         keccak256(settlement_tx),
     );
-    assert!(feedback.send().await.unwrap().get_receipt().await.unwrap().status());
+    mined!(feedback);
     let summary = reputation
         .getSummary(agent_id, vec![client], String::new(), String::new())
         .call()
@@ -450,7 +403,7 @@ async fn treasury_pays_small_at_once_large_after_m_approvals_and_settles_its_own
     let salt = B256::repeat_byte(9);
     let create = factory.createTreasury(owners.clone(), U256::from(2u64), vec![spender], policy, salt);
     let at = create.call().await.unwrap();
-    assert!(create.send().await.unwrap().get_receipt().await.unwrap().status());
+    mined!(create);
     assert!(factory.isTreasury(at).call().await.unwrap());
     devnet.mint(at, U256::from(200_000_000u64)).await.unwrap();
 
@@ -461,55 +414,25 @@ async fn treasury_pays_small_at_once_large_after_m_approvals_and_settles_its_own
     // Below the approval threshold: paid at once.
     let small = U256::from(2_000_000u64);
     let pay = as_spender.proposePayment(seller, small, keccak256("invoice 1"));
-    assert!(pay.send().await.unwrap().get_receipt().await.unwrap().status());
+    mined!(pay);
     assert_eq!(balance(&devnet, seller).await, seller_before + small);
 
     // At or above it: refused until two owners approved, then anyone executes.
     let large = U256::from(30_000_000u64);
     let propose = as_spender.proposePayment(seller, large, keccak256("invoice 2"));
     let id = propose.call().await.unwrap();
-    assert!(propose.send().await.unwrap().get_receipt().await.unwrap().status());
+    mined!(propose);
     assert_eq!(
         balance(&devnet, seller).await,
         seller_before + small,
         "nothing left before approval"
     );
-    assert!(
-        owner(1)
-            .approve(id)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap()
-            .status()
-    );
+    mined!(owner(1).approve(id));
     let refused = as_spender.execute(id).call().await.unwrap_err();
     let short = reverted_with::<Treasury::NotEnoughApprovals>(refused);
     assert_eq!((short.approvals, short.threshold), (U256::from(1u64), U256::from(2u64)));
-    assert!(
-        owner(2)
-            .approve(id)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap()
-            .status()
-    );
-    assert!(
-        as_spender
-            .execute(id)
-            .send()
-            .await
-            .unwrap()
-            .get_receipt()
-            .await
-            .unwrap()
-            .status()
-    );
+    mined!(owner(2).approve(id));
+    mined!(as_spender.execute(id));
     assert_eq!(balance(&devnet, seller).await, seller_before + small + large);
     assert_eq!(
         as_spender.remainingDailyAllowance().call().await.unwrap(),
@@ -528,9 +451,9 @@ async fn treasury_pays_small_at_once_large_after_m_approvals_and_settles_its_own
     let unapproved = settle().call().await.unwrap_err();
     assert!(unapproved.to_string().contains("invalid signature"), "{unapproved}");
     let propose = as_spender.proposeAuthorization(0, seller, amount, valid_after, valid_before, nonce, B256::ZERO);
-    assert!(propose.send().await.unwrap().get_receipt().await.unwrap().status());
+    mined!(propose);
     let before = balance(&devnet, seller).await;
-    assert!(settle().send().await.unwrap().get_receipt().await.unwrap().status());
+    mined!(settle());
     assert_eq!(balance(&devnet, seller).await, before + amount);
     assert!(settle().call().await.is_err(), "the authorization settles once");
 }
