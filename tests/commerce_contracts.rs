@@ -1,7 +1,8 @@
 //! The commerce contracts as the devnet deploys them, driven through their Rust bindings: each sits at its
 //! fixed address (listed in the state file); Escrow holds a buyer's payment funded by one gasless
 //! ReceiveWithAuthorization and releases it to the seller; Subscription charges exactly one price per period;
-//! the Marketplace pages services by tag; the ERC-8004 registries record an agent and a client's feedback.
+//! the Marketplace pages services by tag; the ERC-8004 registries record an agent and a client's feedback; a
+//! Treasury pays within its policy, after M approvals above its threshold, and settles its own x402 authorization.
 //! Balances and state are read back from the chain; each contract's main refusal is decoded as its own error.
 
 use alloy::primitives::{Address, B256, U256, keccak256};
@@ -34,12 +35,6 @@ fn event<E: SolEvent>(receipt: &alloy::rpc::types::TransactionReceipt) -> E {
         .iter()
         .find_map(|log| E::decode_log(&log.inner).ok().map(|decoded| decoded.data))
         .unwrap_or_else(|| panic!("no {} event", E::SIGNATURE))
-}
-
-fn receive_typehash() -> B256 {
-    keccak256(
-        "ReceiveWithAuthorization(address from,address to,uint256 value,uint256 validAfter,uint256 validBefore,bytes32 nonce)",
-    )
 }
 
 async fn chain_now(devnet: &Devnet) -> u64 {
@@ -120,10 +115,11 @@ async fn escrow_funds_by_authorization_releases_to_the_seller_and_refuses_the_wr
     let nonce = relayer.termsNonce(terms.clone()).call().await.unwrap();
     let usdc = USDC::new(ARC_USDC, devnet.admin_provider().clone());
     let separator = usdc.DOMAIN_SEPARATOR().call().await.unwrap();
+    let receive_typehash = usdc.RECEIVE_WITH_AUTHORIZATION_TYPEHASH().call().await.unwrap();
     let (valid_after, valid_before) = (U256::from(now - 60), U256::from(now + 600));
     let struct_hash = keccak256(
         (
-            receive_typehash(),
+            receive_typehash,
             buyer.address(),
             at,
             amount,

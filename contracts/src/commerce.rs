@@ -1,7 +1,7 @@
-//! The commerce contracts every devnet carries (Escrow, Subscription, the Marketplace, the ERC-8004
-//! Identity and Reputation registries, and the TreasuryFactory with the Treasury implementation it clones), deployed by dev account 0 as its very
-//! first transactions, so each sits at the same address on every run — the CREATE address of anvil's account 0
-//! (`0xf39F…2266`) at its nonce — whatever the chain id or the number of accounts.
+//! The commerce contracts every devnet carries — Escrow, Subscription, the Marketplace, the ERC-8004 Identity
+//! and Reputation registries, and the TreasuryFactory with the Treasury implementation it clones — deployed by
+//! dev account 0 as its very first transactions, so each sits at the same address on every run (the CREATE
+//! address of anvil's account 0 `0xf39F…2266` at its nonce), whatever the chain id or the number of accounts.
 
 use alloy::network::ReceiptResponse;
 use alloy::primitives::{Address, address};

@@ -1,8 +1,8 @@
 //! The local Arc devnet: anvil (automine unless a block time is given) with USDC's runtime code installed at
 //! Arc's USDC address and initialised like FiatToken (name "USDC", version "2", 6 decimals), Multicall3 at its
 //! canonical address, the commerce contracts at fixed addresses ([`crate::commerce`]), and USDC minted to every
-//! dev account. Account 0 holds every token role (owner, master
-//! minter, minter, pauser, blacklister). Dropping the [`Devnet`] stops anvil.
+//! dev account. Account 0 holds every token role (owner, master minter, minter, pauser, blacklister). Dropping
+//! the [`Devnet`] stops anvil.
 //!
 //! Unlike Arc, the devnet's gas token is anvil's native ETH; USDC is only the ERC-20 at `0x3600…0000`.
 

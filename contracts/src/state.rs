@@ -1,5 +1,6 @@
-//! The devnet state file: what a running devnet made (RPC URL, chain, USDC, funded accounts with their keys),
-//! the commerce contracts' addresses, written as JSON by `nerdcabal devnet --state-file` and read by the other commands and the tests.
+//! The devnet state file: what a running devnet made (RPC URL, chain, USDC, the commerce contracts' addresses,
+//! funded accounts with their keys), written as JSON by `nerdcabal devnet --state-file` and read by the other
+//! commands and the tests.
 
 use alloy::primitives::{Address, B256, U256};
 use protocol::network::{Asset, Network};

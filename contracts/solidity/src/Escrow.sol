@@ -4,7 +4,7 @@ pragma solidity ^0.8.24;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
-import {IERC3009Receive} from "./interfaces/IERC3009Receive.sol";
+import {IEip3009Token} from "./interfaces/IEip3009Token.sol";
 
 /// @title Buyer-protected purchases: USDC held until delivery is accepted, disputed or refunded
 /// @notice One contract holds many agreements. A buyer funds an agreement (with an allowance, or in one step
@@ -132,7 +132,7 @@ contract Escrow is ReentrancyGuard {
         bytes32 expected = termsNonce(terms);
         if (nonce != expected) revert NonceDoesNotCommitToTerms(nonce, expected);
         id = _openAgreement(terms, buyer);
-        IERC3009Receive(address(token)).receiveWithAuthorization(
+        IEip3009Token(address(token)).receiveWithAuthorization(
             buyer, address(this), terms.amount, validAfter, validBefore, nonce, signature
         );
     }

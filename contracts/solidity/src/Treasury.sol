@@ -5,13 +5,13 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {Initializable} from "@openzeppelin/contracts/proxy/utils/Initializable.sol";
+import {IEip3009Token} from "./interfaces/IEip3009Token.sol";
 import {
     Policy,
     ProposalKind,
     AuthKind,
     ProposalState,
-    ProposalView,
-    IEip3009Token
+    ProposalView
 } from "./interfaces/ITreasuryTypes.sol";
 
 /// An M-of-N USDC treasury with an on-chain spending policy, cloned by TreasuryFactory (EIP-1167).

@@ -26,13 +26,7 @@ interface Vm {
     function expectRevert(bytes4 revertData) external;
     function expectEmit() external;
     function expectEmit(address emitter) external;
-    function label(address account, string calldata newLabel) external;
-    function store(address target, bytes32 slot, bytes32 value) external;
     function load(address target, bytes32 slot) external view returns (bytes32);
-    function getBlockTimestamp() external view returns (uint256);
-    function mockCallRevert(address callee, bytes calldata data, bytes calldata revertData) external;
-    function clearMockedCalls() external;
-    function recordLogs() external;
     function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData, address emitter) external;
     function assume(bool condition) external pure;
     function lastCallGas() external view returns (Gas memory gas);

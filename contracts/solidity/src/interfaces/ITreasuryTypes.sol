@@ -55,9 +55,3 @@ struct ProposalView {
     bytes32 nonce;
     bytes data;
 }
-
-/// The FiatToken v2 surface the Treasury reads to build EIP-3009 digests.
-interface IEip3009Token {
-    function DOMAIN_SEPARATOR() external view returns (bytes32);
-    function authorizationState(address authorizer, bytes32 nonce) external view returns (bool);
-}
