@@ -180,8 +180,8 @@ impl BuyerArgs {
         self,
         approval_threshold: Option<String>,
         max_per_request: Option<String>,
-    ) -> agents::buyer_config::BuyerFlags {
-        agents::buyer_config::BuyerFlags {
+    ) -> agents::buyer::buyer_config::BuyerFlags {
+        agents::buyer::buyer_config::BuyerFlags {
             config: self.config,
             key_file: self.key_file,
             ledger: self.ledger,
@@ -359,7 +359,7 @@ async fn main() -> anyhow::Result<()> {
             json,
             buyer,
         } => {
-            let options = agents::pay_command::PayOptions {
+            let options = agents::buyer::pay_command::PayOptions {
                 url,
                 method,
                 data,
@@ -369,7 +369,7 @@ async fn main() -> anyhow::Result<()> {
                 timeout: std::time::Duration::from_secs(buyer.timeout),
                 buyer: buyer.flags(None, None),
             };
-            let code = agents::pay_command::run(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
+            let code = agents::buyer::pay_command::run(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
             std::process::exit(code);
         }
         Command::Mcp {
@@ -381,7 +381,7 @@ async fn main() -> anyhow::Result<()> {
             max_per_request,
             buyer,
         } => {
-            let options = agents::mcp_server::McpOptions {
+            let options = agents::mcp::server::McpOptions {
                 http,
                 http_token,
                 http_token_file,
@@ -389,11 +389,12 @@ async fn main() -> anyhow::Result<()> {
                 timeout: std::time::Duration::from_secs(buyer.timeout),
                 buyer: buyer.flags(approval_threshold, max_per_request),
             };
-            agents::mcp_server::run(options, contracts::run::shutdown_signal()).await?;
+            agents::mcp::server::run(options, contracts::run::shutdown_signal()).await?;
         }
         Command::Approve { id, deny, list, ledger } => {
-            let options = agents::approve_command::ApproveOptions { id, deny, list, ledger };
-            let code = agents::approve_command::run(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
+            let options = agents::buyer::approve_command::ApproveOptions { id, deny, list, ledger };
+            let code =
+                agents::buyer::approve_command::run(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
             std::process::exit(code);
         }
         Command::Spend {
@@ -405,8 +406,8 @@ async fn main() -> anyhow::Result<()> {
                     json,
                 },
         } => {
-            let options = agents::spend_command::ReconcileOptions {
-                buyer: agents::buyer_config::BuyerFlags {
+            let options = agents::buyer::spend_command::ReconcileOptions {
+                buyer: agents::buyer::buyer_config::BuyerFlags {
                     config,
                     ledger,
                     devnet,
@@ -415,7 +416,8 @@ async fn main() -> anyhow::Result<()> {
                 json,
             };
             let code =
-                agents::spend_command::run_reconcile(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
+                agents::buyer::spend_command::run_reconcile(options, &mut std::io::stdout(), &mut std::io::stderr())
+                    .await;
             std::process::exit(code);
         }
         Command::Proxy { config, devnet } => {

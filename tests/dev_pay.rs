@@ -15,8 +15,8 @@ use alloy::providers::Provider;
 use common::dev::Dev;
 use serde_json::Value;
 
-async fn spend_rows(ledger: &str) -> Vec<agents::spend_ledger::SpendRecord> {
-    let ledger = agents::spend_ledger::SpendLedger::open(ledger).await.unwrap();
+async fn spend_rows(ledger: &str) -> Vec<agents::buyer::spend_ledger::SpendRecord> {
+    let ledger = agents::buyer::spend_ledger::SpendLedger::open(ledger).await.unwrap();
     ledger.recent(100).await.unwrap()
 }
 
@@ -86,7 +86,7 @@ async fn a_max_below_the_price_is_refused_before_anything_is_signed() {
     let ledger = dev.ledger("max");
     let paid_url = dev.state["paid_url"].as_str().unwrap().to_owned();
     let (code, _, stderr) = dev.pay(&ledger, &["--max", "$0.0005", &paid_url]).await;
-    assert_eq!(code, agents::pay_command::exit::OVER_BUDGET, "{stderr}");
+    assert_eq!(code, agents::buyer::pay_command::exit::OVER_BUDGET, "{stderr}");
     assert!(stderr.contains("over_budget"), "{stderr}");
     assert!(spend_rows(&ledger).await.is_empty(), "nothing was signed or recorded");
     assert_eq!(dev.balance(buyer).await, before);
@@ -112,7 +112,7 @@ async fn a_daily_budget_runs_out_mid_sequence() {
     for _ in 0..3 {
         codes.push(dev.pay(&ledger, &["--daily-budget", "$0.0025", &paid_url]).await.0);
     }
-    assert_eq!(codes, [0, 0, agents::pay_command::exit::OVER_BUDGET]);
+    assert_eq!(codes, [0, 0, agents::buyer::pay_command::exit::OVER_BUDGET]);
     assert_eq!(dev.balance(seller).await, before + dev.price() * U256::from(2));
     let (_, stdout, _) = dev
         .pay(&ledger, &["--daily-budget", "$0.0025", "--json", &paid_url])
@@ -432,16 +432,16 @@ async fn unproven_payments_stay_counted_until_the_chain_proves_them_and_spend_re
 
     // Three payments nobody can call settled or unsettled from the answers: all three stay counted.
     let (code, stdout, _) = pay("/taken").await;
-    assert_eq!(code, agents::pay_command::exit::HTTP_ERROR, "{stdout}");
+    assert_eq!(code, agents::buyer::pay_command::exit::HTTP_ERROR, "{stdout}");
     assert_eq!(
         dev.balance(seller).await,
         seller_before + U256::from(1_000),
         "the seller did settle it"
     );
     let (code, stdout, _) = pay("/lost").await;
-    assert_eq!(code, agents::pay_command::exit::HTTP_ERROR, "{stdout}");
+    assert_eq!(code, agents::buyer::pay_command::exit::HTTP_ERROR, "{stdout}");
     let (code, stdout, _) = pay("/timeout").await;
-    assert_eq!(code, agents::pay_command::exit::REFUSED, "{stdout}");
+    assert_eq!(code, agents::buyer::pay_command::exit::REFUSED, "{stdout}");
     assert_eq!(
         serde_json::from_str::<Value>(&stdout).unwrap()["reason"],
         "facilitator_timeout"
@@ -451,11 +451,11 @@ async fn unproven_payments_stay_counted_until_the_chain_proves_them_and_spend_re
     assert!(rows.iter().all(|r| r.state == "pending"), "{rows:?}");
     let paid_url = dev.state["paid_url"].as_str().unwrap().to_owned();
     let (code, stdout, _) = dev.pay(&ledger, &[budget[0], budget[1], "--json", &paid_url]).await;
-    assert_eq!(code, agents::pay_command::exit::OVER_BUDGET, "{stdout}");
+    assert_eq!(code, agents::buyer::pay_command::exit::OVER_BUDGET, "{stdout}");
     assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap()["spent"], "$0.003");
     // An authorization valid longer than the policy's 300 s is not signed at all.
     let (code, stdout, _) = pay("/long").await;
-    assert_eq!(code, agents::pay_command::exit::UNPAYABLE, "{stdout}");
+    assert_eq!(code, agents::buyer::pay_command::exit::UNPAYABLE, "{stdout}");
     assert_eq!(spend_rows(&ledger).await.len(), 3);
 
     // A chain that does not answer decides nothing: exit 6, and the rows stay as they are.
@@ -466,7 +466,7 @@ async fn unproven_payments_stay_counted_until_the_chain_proves_them_and_spend_re
     let (code, error) = reconcile_on(&dead_file, &ledger).await;
     assert_eq!(
         (code, &error["error"]),
-        (agents::pay_command::exit::NETWORK, &Value::from("network_error")),
+        (agents::buyer::pay_command::exit::NETWORK, &Value::from("network_error")),
         "{error}"
     );
     assert!(spend_rows(&ledger).await.iter().all(|r| r.state == "pending"));
@@ -484,7 +484,7 @@ async fn unproven_payments_stay_counted_until_the_chain_proves_them_and_spend_re
         (&Value::from(3), &Value::from(1), &Value::from(0), &Value::from(2)),
         "{report}"
     );
-    let state_of = |rows: &[agents::spend_ledger::SpendRecord], path: &str| {
+    let state_of = |rows: &[agents::buyer::spend_ledger::SpendRecord], path: &str| {
         let row = rows.iter().find(|r| r.url.ends_with(path)).unwrap();
         (row.state.clone(), row.reason.clone().unwrap_or_default())
     };
@@ -511,12 +511,12 @@ async fn unproven_payments_stay_counted_until_the_chain_proves_them_and_spend_re
         state_of(&rows, "/timeout"),
         ("unsettled".into(), "authorization_expired_unused".into())
     );
-    let spent = agents::spend_ledger::SpendLedger::open(&ledger)
+    let spent = agents::buyer::spend_ledger::SpendLedger::open(&ledger)
         .await
         .unwrap()
         .spent_since(
             buyer,
-            agents::spend_ledger::day_start(agents::spend_ledger::unix_now()),
+            agents::buyer::spend_ledger::day_start(agents::buyer::spend_ledger::unix_now()),
             None,
         )
         .await
@@ -584,9 +584,9 @@ async fn rpc_losing_broadcasts(target: String, forward: Arc<std::sync::atomic::A
 
 #[tokio::test]
 async fn a_transfer_whose_broadcast_got_no_answer_is_pending_until_found_by_its_hash_or_its_nonce_is_taken() {
-    use agents::direct_transfer::{TransferRequest, send};
-    use agents::spend_ledger::{OpenScope, SpendLedger};
-    use agents::spend_reconcile::reconcile;
+    use agents::buyer::direct_transfer::{TransferRequest, send};
+    use agents::buyer::spend_ledger::{OpenScope, SpendLedger};
+    use agents::buyer::spend_reconcile::reconcile;
     let dir = common::temp_dir("transfer-lost");
     let (devnet, _) = common::devnet(&dir).await;
     let key = devnet.signer(1).unwrap().clone();
@@ -596,7 +596,7 @@ async fn a_transfer_whose_broadcast_got_no_answer_is_pending_until_found_by_its_
     let ledger = SpendLedger::open(&format!("sqlite://{}", dir.join("spend.db").display()))
         .await
         .unwrap();
-    let policy = agents::spending_policy::SpendingPolicy::default();
+    let policy = agents::buyer::spending_policy::SpendingPolicy::default();
     let network = devnet.state().network.clone();
     let request = |rpc_url| TransferRequest {
         rpc_url,
@@ -666,7 +666,7 @@ async fn concurrent_pay_processes_on_one_postgresql_ledger_never_overspend() {
     let before = dev.balance(seller).await;
     let (db, ledger) = common::postgres_database("concurrent_pay").await;
     // Create the schema once, so the processes race on payments and not on migrations.
-    drop(agents::spend_ledger::SpendLedger::open(&ledger).await.unwrap());
+    drop(agents::buyer::spend_ledger::SpendLedger::open(&ledger).await.unwrap());
     let paid_url = dev.state["paid_url"].as_str().unwrap().to_owned();
     let args = ["--daily-budget", "$0.0025", paid_url.as_str()];
     let pays: Vec<_> = (0..8).map(|_| dev.pay(&ledger, &args)).collect();

@@ -298,7 +298,7 @@ async fn our_buyer_and_the_official_clients_pay_each_official_server_through_our
             }
         }
     }
-    let rows = agents::spend_ledger::SpendLedger::open(&ledger)
+    let rows = agents::buyer::spend_ledger::SpendLedger::open(&ledger)
         .await
         .unwrap()
         .recent(100)

@@ -144,7 +144,7 @@ async fn stdio_tools_quote_pay_report_refuse_and_wait_for_approval() {
     // Over budget: $0.051 spent of $0.10; a $0.05 transfer fits, the next does not, and nothing is signed.
     let status = structured(&call(&client, "budget_status", json!({})).await);
     assert_eq!(status["daily"]["spent"], "$0.051");
-    let rows_before = agents::spend_ledger::SpendLedger::open(&ledger)
+    let rows_before = agents::buyer::spend_ledger::SpendLedger::open(&ledger)
         .await
         .unwrap()
         .recent(100)
@@ -173,7 +173,7 @@ async fn stdio_tools_quote_pay_report_refuse_and_wait_for_approval() {
     assert_eq!(refused["scope"], "daily");
     assert_eq!(refused["spent"], "$0.0605");
     assert_eq!(refused["limit"], "$0.061");
-    let rows_after = agents::spend_ledger::SpendLedger::open(&ledger)
+    let rows_after = agents::buyer::spend_ledger::SpendLedger::open(&ledger)
         .await
         .unwrap()
         .recent(100)
@@ -425,7 +425,7 @@ async fn the_fetch_policy_refuses_internal_addresses_allows_the_devnet_proxy_and
         .unwrap();
     assert!(!metrics.contains("outcome=\"paid\""), "nothing was paid: {metrics}");
     assert!(
-        agents::spend_ledger::SpendLedger::open(&ledger)
+        agents::buyer::spend_ledger::SpendLedger::open(&ledger)
             .await
             .unwrap()
             .recent(10)
@@ -461,7 +461,10 @@ async fn the_fetch_policy_refuses_internal_addresses_allows_the_devnet_proxy_and
     let big = call(&client, "x402_fetch", json!({"url": format!("{internal}/big")})).await;
     assert_eq!(big.is_error, Some(false), "{big:?}");
     let big = structured(&big);
-    assert_eq!(big["body"].as_str().unwrap().len(), agents::mcp_tools::MAX_BODY_CHARS);
+    assert_eq!(
+        big["body"].as_str().unwrap().len(),
+        agents::mcp::buyer_tools::MAX_BODY_CHARS
+    );
     assert!(big["truncated"].as_str().unwrap().contains("longer than the"), "{big}");
     let made = produced.load(std::sync::atomic::Ordering::SeqCst);
     assert!(made < 64 << 20, "only a little of the gigabyte was produced: {made}");

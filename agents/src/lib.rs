@@ -1,22 +1,8 @@
-//! The buyer side: the x402 client that pays within a spending policy, the signers behind it (a local key or a
-//! Circle developer-controlled wallet), the persistent spend ledger (and its reconciliation with the chain) and
-//! human approvals, the buyer's configuration, the `nerdcabal pay`, `nerdcabal spend` and `nerdcabal approve`
-//! commands, and the MCP server that exposes the buyer's capabilities as tools.
+//! The agents: one module per capability. `buyer` is the x402 client that pays within a spending policy, its
+//! signers (a local key or a Circle developer-controlled wallet), the persistent spend ledger (and its
+//! reconciliation with the chain), human approvals, its configuration and the `pay`, `spend` and `approve`
+//! commands; `mcp` is the MCP server that exposes every capability as tools, one tools file per capability.
 
-pub mod approvals;
-pub mod approve_command;
-pub mod bounded_body;
-pub mod buyer_config;
-pub mod circle_wallet;
-pub mod direct_transfer;
-pub mod fetch_guard;
-pub mod mcp_http_auth;
-pub mod mcp_server;
-pub mod mcp_tools;
-pub mod offers;
-pub mod pay_command;
-pub mod spend_command;
-pub mod spend_ledger;
-pub mod spend_reconcile;
-pub mod spending_policy;
-pub mod x402_client;
+pub mod buyer;
+pub mod mcp;
+pub mod treasury;

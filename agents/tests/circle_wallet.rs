@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use agents::circle_wallet::{CircleWalletConfig, CircleWalletError, CircleWalletSigner};
+use agents::buyer::circle_wallet::{CircleWalletConfig, CircleWalletError, CircleWalletSigner};
 use alloy::dyn_abi::TypedData;
 use alloy::primitives::{Address, B256, U256, hex};
 use alloy::signers::local::PrivateKeySigner;

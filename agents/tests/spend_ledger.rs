@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use agents::spend_ledger::{Budgets, NewSpend, SpendKind, SpendLedger, day_start, unix_now};
+use agents::buyer::spend_ledger::{Budgets, NewSpend, SpendKind, SpendLedger, day_start, unix_now};
 use alloy::primitives::{Address, B256};
 use tokio::sync::Barrier;
 

@@ -5,9 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agents::spend_ledger::SpendLedger;
-use agents::spending_policy::SpendingPolicy;
-use agents::x402_client::{CallRequest, PayError, X402Client};
+use agents::buyer::spend_ledger::SpendLedger;
+use agents::buyer::spending_policy::SpendingPolicy;
+use agents::buyer::x402_client::{CallRequest, PayError, X402Client};
 use alloy::primitives::U256;
 use alloy::signers::local::PrivateKeySigner;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -499,7 +499,7 @@ async fn at_most_max_response_bytes_of_an_answer_is_read_and_the_cut_is_reported
 
 #[tokio::test]
 async fn a_guarded_client_screens_the_first_url_every_redirect_and_every_resolved_address() {
-    use agents::fetch_guard::FetchGuard;
+    use agents::buyer::fetch_guard::FetchGuard;
     let log = Log::default();
     let inner_log = log.clone();
     let inner = serve(axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {

@@ -24,13 +24,13 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::approvals::{Approvals, Unusable};
-use crate::direct_transfer::{self, TransferRequest};
-use crate::fetch_guard;
-use crate::offers::Offer;
-use crate::pay_command::body_json;
-use crate::spend_ledger::{self, day_start, unix_now};
-use crate::x402_client::{CallRequest, PayError, PaymentGate, X402Client, parse_header};
+use crate::buyer::approvals::{Approvals, Unusable};
+use crate::buyer::direct_transfer::{self, TransferRequest};
+use crate::buyer::fetch_guard;
+use crate::buyer::offers::Offer;
+use crate::buyer::pay_command::body_json;
+use crate::buyer::spend_ledger::{self, day_start, unix_now};
+use crate::buyer::x402_client::{CallRequest, PayError, PaymentGate, X402Client, parse_header};
 
 /// Bodies longer than this are cut, with a note.
 pub const MAX_BODY_CHARS: usize = 16_000;

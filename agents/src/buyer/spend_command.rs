@@ -6,10 +6,10 @@ use std::io::Write;
 
 use serde_json::json;
 
-use crate::buyer_config::{BuyerFlags, LedgerSettings};
-use crate::pay_command::exit;
-use crate::spend_ledger::{OpenScope, SpendLedger};
-use crate::spend_reconcile::{ReconcileError, reconcile};
+use crate::buyer::buyer_config::{BuyerFlags, LedgerSettings};
+use crate::buyer::pay_command::exit;
+use crate::buyer::spend_ledger::{OpenScope, SpendLedger};
+use crate::buyer::spend_reconcile::{ReconcileError, reconcile};
 
 /// How long the whole reconciliation may take (a chain that does not answer is a network error).
 pub const RECONCILE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
@@ -62,7 +62,7 @@ pub async fn run_reconcile(options: ReconcileOptions, stdout: &mut dyn Write, st
             "{}  {}  {}  {}  {} ({})",
             p.id,
             p.kind,
-            crate::spend_ledger::usd(p.amount),
+            crate::buyer::spend_ledger::usd(p.amount),
             p.url,
             p.state,
             p.reason

@@ -17,11 +17,11 @@ use protocol::{Networks, SettleResponse};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 
-use crate::bounded_body::{self, Body};
-use crate::fetch_guard::{self, FetchGuard, FetchRefused};
-use crate::offers::{self, Offer};
-use crate::spend_ledger::{NewSpend, SpendKind, SpendLedger, SpendState, unix_now};
-use crate::spending_policy::{OfferRefusal, SpendingPolicy};
+use crate::buyer::bounded_body::{self, Body};
+use crate::buyer::fetch_guard::{self, FetchGuard, FetchRefused};
+use crate::buyer::offers::{self, Offer};
+use crate::buyer::spend_ledger::{NewSpend, SpendKind, SpendLedger, SpendState, unix_now};
+use crate::buyer::spending_policy::{OfferRefusal, SpendingPolicy};
 
 /// What went wrong, by kind: each maps to its own exit code and MCP tool error.
 #[derive(Debug, thiserror::Error)]
@@ -76,9 +76,9 @@ impl From<FetchRefused> for PayError {
     }
 }
 
-impl From<crate::spend_ledger::BudgetExceeded> for PayError {
-    fn from(exceeded: crate::spend_ledger::BudgetExceeded) -> Self {
-        let usd = crate::spend_ledger::usd;
+impl From<crate::buyer::spend_ledger::BudgetExceeded> for PayError {
+    fn from(exceeded: crate::buyer::spend_ledger::BudgetExceeded) -> Self {
+        let usd = crate::buyer::spend_ledger::usd;
         PayError::OverBudget {
             scope: exceeded.scope.to_owned(),
             limit: usd(exceeded.limit),

@@ -7,8 +7,8 @@
 use alloy::primitives::{Address, U256};
 use protocol::money::format_usd;
 
-use crate::offers::Offer;
-use crate::spend_ledger::Budgets;
+use crate::buyer::offers::Offer;
+use crate::buyer::spend_ledger::Budgets;
 
 #[derive(Debug, Clone)]
 pub struct SpendingPolicy {

@@ -16,9 +16,9 @@ use alloy::sol_types::SolCall;
 use alloy::transports::RpcError;
 use protocol::redact::redact_in;
 
-use crate::spend_ledger::{NewSpend, SpendKind, SpendLedger, SpendState, unix_now};
-use crate::spending_policy::SpendingPolicy;
-use crate::x402_client::PayError;
+use crate::buyer::spend_ledger::{NewSpend, SpendKind, SpendLedger, SpendState, unix_now};
+use crate::buyer::spending_policy::SpendingPolicy;
+use crate::buyer::x402_client::PayError;
 
 alloy::sol! {
     #[sol(rpc)]

@@ -12,7 +12,7 @@ use alloy::primitives::{Address, B256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use protocol::redact::redact_in;
 
-use crate::spend_ledger::{OpenScope, SpendLedger, SpendLedgerError, SpendRecord, SpendState, unix_now};
+use crate::buyer::spend_ledger::{OpenScope, SpendLedger, SpendLedgerError, SpendRecord, SpendState, unix_now};
 
 alloy::sol! {
     #[sol(rpc)]

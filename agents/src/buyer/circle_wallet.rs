@@ -535,8 +535,8 @@ impl Signer for CircleWalletSigner {
 mod tests {
     use super::*;
 
-    const PKCS1: &str = include_str!("../tests/fixtures/circle_entity_public.pem");
-    const SPKI: &str = include_str!("../tests/fixtures/circle_entity_public_spki.pem");
+    const PKCS1: &str = include_str!("../../tests/fixtures/circle_entity_public.pem");
+    const SPKI: &str = include_str!("../../tests/fixtures/circle_entity_public_spki.pem");
 
     #[test]
     fn both_pem_forms_of_the_entity_key_parse_to_the_same_key() {

@@ -12,8 +12,8 @@ use alloy::signers::local::PrivateKeySigner;
 use protocol::redact::redact_url;
 use serde::Deserialize;
 
-use crate::circle_wallet::{CircleWalletConfig, CircleWalletSigner};
-use crate::spending_policy::SpendingPolicy;
+use crate::buyer::circle_wallet::{CircleWalletConfig, CircleWalletSigner};
+use crate::buyer::spending_policy::SpendingPolicy;
 
 /// Env: the buyer's private key (hex).
 pub const ENV_BUYER_KEY: &str = "NERDCABAL_BUYER_KEY";
@@ -381,7 +381,7 @@ impl BuyerConfig {
         let max_response_bytes = match file.fetch.max_response_bytes {
             Some(0) => return Err(invalid("fetch.max_response_bytes", "must be at least 1")),
             Some(limit) => limit,
-            None => crate::bounded_body::DEFAULT_MAX_RESPONSE_BYTES,
+            None => crate::buyer::bounded_body::DEFAULT_MAX_RESPONSE_BYTES,
         };
         Ok(BuyerConfig {
             signer,

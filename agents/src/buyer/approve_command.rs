@@ -3,9 +3,9 @@
 
 use std::io::Write;
 
-use crate::approvals::Approvals;
-use crate::buyer_config::ENV_SPEND_DB;
-use crate::spend_ledger::SpendLedger;
+use crate::buyer::approvals::Approvals;
+use crate::buyer::buyer_config::ENV_SPEND_DB;
+use crate::buyer::spend_ledger::SpendLedger;
 
 #[derive(Debug, Clone, Default)]
 pub struct ApproveOptions {
@@ -21,7 +21,7 @@ pub async fn run(options: ApproveOptions, stdout: &mut dyn Write, stderr: &mut d
         .ledger
         .clone()
         .or_else(|| std::env::var(ENV_SPEND_DB).ok())
-        .unwrap_or_else(crate::buyer_config::default_ledger_url);
+        .unwrap_or_else(crate::buyer::buyer_config::default_ledger_url);
     let ledger = match SpendLedger::open(&url).await {
         Ok(ledger) => ledger,
         Err(e) => {
@@ -34,7 +34,7 @@ pub async fn run(options: ApproveOptions, stdout: &mut dyn Write, stderr: &mut d
         return match approvals.pending().await {
             Ok(pending) => {
                 for a in pending {
-                    let price = crate::spend_ledger::usd(a.amount);
+                    let price = crate::buyer::spend_ledger::usd(a.amount);
                     let _ = writeln!(stdout, "{}  {}  {}  {price} to {}", a.id, a.kind, a.target, a.pay_to);
                 }
                 0

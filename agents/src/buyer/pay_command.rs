@@ -9,9 +9,9 @@ use alloy::primitives::U256;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::buyer_config::{BuyerConfig, BuyerFlags};
-use crate::spend_ledger::SpendLedger;
-use crate::x402_client::{CallOutcome, CallRequest, PayError, X402Client, parse_header};
+use crate::buyer::buyer_config::{BuyerConfig, BuyerFlags};
+use crate::buyer::spend_ledger::SpendLedger;
+use crate::buyer::x402_client::{CallOutcome, CallRequest, PayError, X402Client, parse_header};
 
 /// Exit codes.
 pub mod exit {
@@ -140,7 +140,7 @@ async fn prepare(options: &PayOptions) -> Result<(X402Client, CallRequest), Stri
         request.max_price = Some(protocol::money::parse_price(max, 6).map_err(|e| format!("--max: {e}"))?);
     }
     let ledger = SpendLedger::open(&config.ledger_url).await.map_err(|e| e.to_string())?;
-    crate::spend_reconcile::at_start(&ledger, &config.rpc_url, &config.network).await;
+    crate::buyer::spend_reconcile::at_start(&ledger, &config.rpc_url, &config.network).await;
     let networks = config.networks();
     let client = X402Client::new(
         config.signer.clone(),

@@ -1,5 +1,5 @@
 //! `nerdcabal mcp`: the buyer tools served over MCP — stdio by default, or streamable HTTP at `/mcp` behind a
-//! bearer token and Origin validation (`mcp_http_auth`; rmcp builds a handler per session; all state is in the
+//! bearer token and Origin validation (`http_auth`; rmcp builds a handler per session; all state is in the
 //! shared spend ledger). Stops on Ctrl-C/SIGTERM or when the stdio client goes away.
 
 use std::io::Write;
@@ -12,21 +12,21 @@ use rmcp::ServiceExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use crate::buyer_config::{BuyerConfig, BuyerFlags};
-use crate::fetch_guard::FetchGuard;
-use crate::mcp_http_auth::{self, HttpAccess, HttpAuthError};
-use crate::mcp_tools::{BuyerTools, BuyerToolsConfig};
-use crate::spend_ledger::SpendLedger;
-use crate::x402_client::X402Client;
+use crate::buyer::buyer_config::{BuyerConfig, BuyerFlags};
+use crate::buyer::fetch_guard::FetchGuard;
+use crate::buyer::spend_ledger::SpendLedger;
+use crate::buyer::x402_client::X402Client;
+use crate::mcp::buyer_tools::{BuyerTools, BuyerToolsConfig};
+use crate::mcp::http_auth::{self, HttpAccess, HttpAuthError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
     #[error(transparent)]
-    Config(#[from] crate::buyer_config::BuyerConfigError),
+    Config(#[from] crate::buyer::buyer_config::BuyerConfigError),
     #[error(transparent)]
-    Ledger(#[from] crate::spend_ledger::SpendLedgerError),
+    Ledger(#[from] crate::buyer::spend_ledger::SpendLedgerError),
     #[error(transparent)]
-    Client(#[from] crate::x402_client::PayError),
+    Client(#[from] crate::buyer::x402_client::PayError),
     #[error(transparent)]
     Auth(#[from] HttpAuthError),
     #[error("fetch policy: {0}")]
@@ -67,7 +67,7 @@ pub fn fetch_policy(config: &BuyerConfig) -> Result<FetchGuard, McpError> {
 /// The tools for a resolved buyer configuration.
 pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<BuyerTools, McpError> {
     let ledger = SpendLedger::open(&config.ledger_url).await?;
-    crate::spend_reconcile::at_start(&ledger, &config.rpc_url, &config.network).await;
+    crate::buyer::spend_reconcile::at_start(&ledger, &config.rpc_url, &config.network).await;
     let networks = config.networks();
     let guard = fetch_policy(&config)?;
     let client = X402Client::new(config.signer.clone(), config.policy.clone(), ledger, networks, timeout)?
@@ -92,8 +92,7 @@ pub async fn run(
     // Before anything else: a bind that needs a token and has none does not start.
     let access = match options.http {
         Some(addr) => {
-            let token =
-                mcp_http_auth::resolve_token(options.http_token.clone(), options.http_token_file.clone(), addr)?;
+            let token = http_auth::resolve_token(options.http_token.clone(), options.http_token_file.clone(), addr)?;
             if let Some(path) = &token.generated_in {
                 let _ = writeln!(
                     std::io::stderr(),
@@ -133,7 +132,7 @@ pub async fn run(
             );
             let app = axum::Router::new()
                 .nest_service("/mcp", service)
-                .layer(axum::middleware::from_fn_with_state(access, mcp_http_auth::require));
+                .layer(axum::middleware::from_fn_with_state(access, http_auth::require));
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|source| McpError::Listen { addr, source })?;

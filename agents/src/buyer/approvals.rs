@@ -5,7 +5,7 @@
 
 use alloy::primitives::Address;
 
-use crate::spend_ledger::{SpendLedger, SpendLedgerError, unix_now};
+use crate::buyer::spend_ledger::{SpendLedger, SpendLedgerError, unix_now};
 
 /// Where an approval request stands.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]

@@ -1,0 +1,6 @@
+//! The MCP server: every agent capability as MCP tools, over stdio or streamable HTTP (bearer-token
+//! authenticated). One tools file per capability; `server` runs them.
+
+pub mod buyer_tools;
+pub mod http_auth;
+pub mod server;
