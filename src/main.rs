@@ -139,6 +139,14 @@ enum Command {
         #[arg(long)]
         ledger: Option<String>,
     },
+    /// An organisation's on-chain Treasury: create (through the factory), status, policy, propose a payment,
+    /// and (owners) approve, revoke or execute a proposal.
+    Treasury {
+        #[command(subcommand)]
+        command: TreasuryCommand,
+        #[command(flatten)]
+        common: TreasuryArgs,
+    },
     /// Benchmarks (not tests): print throughput and latency beside a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -193,6 +201,79 @@ impl BuyerArgs {
             networks: self.networks,
         }
     }
+}
+
+/// What every `treasury` subcommand takes.
+#[derive(Args)]
+struct TreasuryArgs {
+    /// The Treasury contract (else `[wallet] treasury` of --config).
+    #[arg(long, global = true)]
+    treasury: Option<alloy::primitives::Address>,
+    /// The devnet of this `nerdcabal dev --state-file` (its RPC and TreasuryFactory).
+    #[arg(long, global = true)]
+    devnet: Option<PathBuf>,
+    /// Buyer configuration (TOML: [wallet] key_file and treasury, rpc_url, devnet).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// The key that sends: an owner's for approve/revoke, the creator's for create, else the spender's.
+    #[arg(long, global = true)]
+    key_file: Option<PathBuf>,
+    /// Print one JSON object instead.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum TreasuryCommand {
+    /// Deploy a Treasury through the TreasuryFactory; prints its address.
+    Create {
+        /// Owner addresses, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        owners: Vec<String>,
+        /// Approvals needed (M of the N owners).
+        #[arg(long)]
+        threshold: u64,
+        /// Spender (agent) addresses, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        spenders: Vec<String>,
+        /// The most that may leave in one UTC day, e.g. `$100`.
+        #[arg(long)]
+        daily: String,
+        /// The most one payment may move, e.g. `$10`.
+        #[arg(long)]
+        per_tx: String,
+        /// Payments above this need M approvals, e.g. `$5`.
+        #[arg(long)]
+        approval_above: String,
+        /// Seconds a proposal stays executable (one day by default).
+        #[arg(long)]
+        proposal_ttl: Option<u64>,
+        /// The factory (else the devnet's).
+        #[arg(long)]
+        factory: Option<alloy::primitives::Address>,
+    },
+    /// Owners, threshold, spenders, token, balance, what may still leave today, proposal count.
+    Status,
+    /// The rules the contract enforces.
+    Policy,
+    /// Propose a payment (executed at once below the approval amount, else it waits for M approvals).
+    Propose {
+        #[arg(long)]
+        to: alloy::primitives::Address,
+        /// e.g. `$2.50`.
+        #[arg(long)]
+        amount: String,
+        #[arg(long, default_value = "")]
+        memo: String,
+    },
+    /// An owner approves a proposal (the approval that reaches M executes it).
+    Approve { id: u64 },
+    /// An owner withdraws an approval.
+    Revoke { id: u64 },
+    /// Execute an approved proposal whose execution failed or was deferred.
+    Execute { id: u64 },
+    /// One proposal as it stands.
+    Proposal { id: u64 },
 }
 
 #[derive(Subcommand)]
@@ -418,6 +499,47 @@ async fn main() -> anyhow::Result<()> {
             let code =
                 agents::buyer::spend_command::run_reconcile(options, &mut std::io::stdout(), &mut std::io::stderr())
                     .await;
+            std::process::exit(code);
+        }
+        Command::Treasury { command, common } => {
+            use agents::treasury::command::{TreasuryAction, TreasuryOptions};
+            let action = match command {
+                TreasuryCommand::Create {
+                    owners,
+                    threshold,
+                    spenders,
+                    daily,
+                    per_tx,
+                    approval_above,
+                    proposal_ttl,
+                    factory,
+                } => TreasuryAction::Create {
+                    owners,
+                    threshold,
+                    spenders,
+                    daily,
+                    per_tx,
+                    approval_above,
+                    proposal_ttl_seconds: proposal_ttl,
+                    factory,
+                },
+                TreasuryCommand::Status => TreasuryAction::Status,
+                TreasuryCommand::Policy => TreasuryAction::Policy,
+                TreasuryCommand::Propose { to, amount, memo } => TreasuryAction::Propose { to, amount, memo },
+                TreasuryCommand::Approve { id } => TreasuryAction::Approve(id),
+                TreasuryCommand::Revoke { id } => TreasuryAction::Revoke(id),
+                TreasuryCommand::Execute { id } => TreasuryAction::Execute(id),
+                TreasuryCommand::Proposal { id } => TreasuryAction::Show(id),
+            };
+            let options = TreasuryOptions {
+                action,
+                treasury: common.treasury,
+                devnet: common.devnet,
+                config: common.config,
+                key_file: common.key_file,
+                json: common.json,
+            };
+            let code = agents::treasury::command::run(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
             std::process::exit(code);
         }
         Command::Proxy { config, devnet } => {

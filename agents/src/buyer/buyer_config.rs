@@ -87,6 +87,10 @@ pub struct WalletSection {
     /// A Circle developer-controlled wallet instead of a local key (secrets from the environment).
     #[serde(default)]
     pub circle: Option<CircleSection>,
+    /// An organisation's on-chain `Treasury` this key is a spender of: `pay`, `x402_fetch` and the
+    /// `treasury` commands pay from it.
+    #[serde(default)]
+    pub treasury: Option<Address>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +132,18 @@ pub struct DevState {
     /// The dev stack's paywall proxy (absent for a bare `nerdcabal devnet`).
     #[serde(default)]
     pub proxy_url: Option<String>,
+    /// The commerce contracts the devnet deployed (absent in state files older than them).
+    #[serde(default)]
+    pub contracts: Option<DevContracts>,
+    /// The funded dev accounts, account 0 (the deployer) first.
+    #[serde(default)]
+    pub accounts: Vec<DevAccount>,
+}
+
+/// The commerce contracts of a devnet state file that the buyer uses.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct DevContracts {
+    pub treasury_factory: Address,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,6 +195,8 @@ pub struct BuyerConfig {
     pub max_response_bytes: usize,
     /// `[fetch] allow_hosts`: internal hosts the MCP tools may fetch.
     pub allow_hosts: Vec<String>,
+    /// `[wallet] treasury`: pay x402 offers from this on-chain Treasury (the key is one of its spenders).
+    pub treasury: Option<Address>,
 }
 
 impl std::fmt::Debug for BuyerConfig {
@@ -234,7 +252,8 @@ impl std::fmt::Debug for LedgerSettings {
     }
 }
 
-fn read_file(flags: &BuyerFlags) -> Result<BuyerFile, BuyerConfigError> {
+/// The `--config` file (an empty one without it).
+pub fn read_file(flags: &BuyerFlags) -> Result<BuyerFile, BuyerConfigError> {
     match &flags.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| BuyerConfigError::Read {
@@ -247,13 +266,14 @@ fn read_file(flags: &BuyerFlags) -> Result<BuyerFile, BuyerConfigError> {
     }
 }
 
-fn read_devnet(flags: &BuyerFlags, file: &BuyerFile) -> Result<Option<DevState>, BuyerConfigError> {
+/// The devnet state file named by `--devnet` or the file's `devnet`.
+pub fn read_devnet(flags: &BuyerFlags, file: &BuyerFile) -> Result<Option<DevState>, BuyerConfigError> {
     let path = flags.devnet.clone().or(file.devnet.clone());
     path.as_deref().map(DevState::read).transpose()
 }
 
 /// The chain: the devnet's, else the file's `rpc_url` on Arc testnet, else Arc testnet's public RPC.
-fn chain_of(devnet: Option<&DevState>, file: &BuyerFile) -> (String, String, Address) {
+pub fn chain_of(devnet: Option<&DevState>, file: &BuyerFile) -> (String, String, Address) {
     match devnet {
         Some(d) => (d.rpc_url.clone(), d.network.clone(), d.usdc),
         None => (
@@ -395,6 +415,7 @@ impl BuyerConfig {
             approval_threshold,
             max_response_bytes,
             allow_hosts: file.fetch.allow_hosts,
+            treasury: file.wallet.treasury,
         })
     }
 

@@ -2,8 +2,9 @@
 //! (a local key policed by the spend ledger, or an on-chain `Treasury` contract whose limits are
 //! authoritative); the policy engine decides `allow | needs_approval | deny` before either is asked.
 //! On chain: `onchain_custody` drives the contract, `onchain_precheck` refuses early with its reasons,
-//! `onchain_revert` names its reverts, `create` deploys one through the factory.
+//! `onchain_revert` names its reverts, `create` deploys one through the factory; `command` is `nerdcabal treasury`.
 
+pub mod command;
 pub mod create;
 pub mod custody;
 pub mod onchain_custody;

@@ -118,6 +118,7 @@ impl OnChainCustody {
             .map_err(|e| custody_error(&e))?;
         let recipient_allowed = t.isRecipientAllowed(to).call().await.map_err(|e| custody_error(&e))?;
         let caller_is_spender = t.isSpender(caller).call().await.map_err(|e| custody_error(&e))?;
+        let caller_is_owner = t.isOwner(caller).call().await.map_err(|e| custody_error(&e))?;
         Ok(ChainFacts {
             per_tx_limit: policy.perTxLimit,
             remaining_today: remaining,
@@ -125,6 +126,7 @@ impl OnChainCustody {
             allow_list_enabled: policy.allowListEnabled,
             recipient_allowed,
             caller_is_spender,
+            caller_is_owner,
         })
     }
 

@@ -21,6 +21,8 @@ pub struct ChainFacts {
     pub recipient_allowed: bool,
     /// Whether the key that will send the proposal is one of the Treasury's spenders.
     pub caller_is_spender: bool,
+    /// Whether it is also an owner: an agent's key never is, so such a set-up is refused.
+    pub caller_is_owner: bool,
 }
 
 /// What the contract will do with a proposal that passes.
@@ -41,6 +43,11 @@ fn refused(rule: &str, message: String) -> CustodyError {
 
 /// The refusal the contract would revert with, first one first, or what it will do.
 pub fn precheck(to: Address, amount: U256, facts: &ChainFacts) -> Result<Expect, CustodyError> {
+    if facts.caller_is_owner {
+        return Err(CustodyError::NotAllowed(
+            "this key is an owner of the treasury: an agent's key is never an owner".to_owned(),
+        ));
+    }
     if !facts.caller_is_spender {
         return Err(CustodyError::NotAllowed(
             "this key is not a spender of the treasury".to_owned(),
@@ -92,6 +99,7 @@ mod tests {
             allow_list_enabled: false,
             recipient_allowed: false,
             caller_is_spender: true,
+            caller_is_owner: false,
         }
     }
 
@@ -134,5 +142,10 @@ mod tests {
             ..facts()
         };
         assert_eq!(rule(precheck(to, at(1), &stranger)), "not_allowed");
+        let owner = ChainFacts {
+            caller_is_owner: true,
+            ..facts()
+        };
+        assert_eq!(rule(precheck(to, at(1), &owner)), "not_allowed");
     }
 }

@@ -1,0 +1,230 @@
+//! An organisation's on-chain Treasury on the dev stack's devnet, through the real `nerdcabal` binary:
+//! `treasury create` deploys a 2-of-3 treasury through the factory; a spender's payment below the approval
+//! amount executes at once, one above it waits, one owner's approval is not enough, the second executes it;
+//! the daily cap refuses the next one (exit 3, `daily_cap`); the chain's balances and remaining allowance match.
+
+mod common;
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, U256};
+use alloy::providers::ProviderBuilder;
+use alloy::signers::local::PrivateKeySigner;
+use common::dev::Dev;
+use contracts::bindings::{Treasury, USDC};
+use serde_json::Value;
+
+/// `nerdcabal treasury <args…> --devnet <state> --json`: exit code and the JSON document printed.
+async fn treasury(dev: &Dev, args: &[&str]) -> (i32, Value) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_nerdcabal"))
+        .arg("treasury")
+        .args(args)
+        .arg("--devnet")
+        .arg(&dev.state_file)
+        .arg("--json")
+        .env_remove("NERDCABAL_BUYER_KEY")
+        .output()
+        .await
+        .expect("run nerdcabal treasury");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let document = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code().unwrap_or(-1), document)
+}
+
+fn account(dev: &Dev, index: usize) -> (Address, String) {
+    let entry = &dev.state["accounts"][index];
+    (
+        entry["address"].as_str().unwrap().parse().unwrap(),
+        entry["private_key"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Writes account `index`'s key to a file; returns its path.
+fn key_file(dev: &Dev, index: usize) -> String {
+    let path = dev.dir.join(format!("key-{index}"));
+    std::fs::write(&path, account(dev, index).1).unwrap();
+    path.display().to_string()
+}
+
+/// Sends `amount` USDC from account `from` to `to`.
+async fn fund(dev: &Dev, from: usize, to: Address, amount: U256) {
+    let key: PrivateKeySigner = account(dev, from).1.parse().unwrap();
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(key))
+        .connect(dev.state["rpc_url"].as_str().unwrap())
+        .await
+        .unwrap();
+    let receipt = USDC::new(protocol::network::ARC_USDC, provider)
+        .transfer(to, amount)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status());
+}
+
+fn usd(dollars: u64) -> U256 {
+    U256::from(dollars * 1_000_000)
+}
+
+#[tokio::test]
+async fn a_two_of_three_treasury_pays_small_at_once_large_after_two_approvals_and_stops_at_its_daily_cap() {
+    let dev = Dev::start().await;
+    let owners: Vec<Address> = (3..=5).map(|i| account(&dev, i).0).collect();
+    let owners_flag = owners.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
+    // The spender is the dev stack's buyer: `propose` signs with its key, as `pay` would.
+    let spender = dev.address("buyer");
+    let payee = account(&dev, 7).0;
+    let (code, created) = treasury(
+        &dev,
+        &[
+            "create",
+            "--owners",
+            &owners_flag,
+            "--threshold",
+            "2",
+            "--spenders",
+            &spender.to_string(),
+            "--daily",
+            "$12",
+            "--per-tx",
+            "$10",
+            "--approval-above",
+            "$5",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{created}");
+    let at: Address = created["address"].as_str().unwrap().parse().unwrap();
+    let at_flag = at.to_string();
+    fund(&dev, 6, at, usd(50)).await;
+    let (treasury_before, payee_before) = (dev.balance(at).await, dev.balance(payee).await);
+
+    let (code, status) = treasury(&dev, &["status", "--treasury", &at_flag]).await;
+    assert_eq!(code, 0, "{status}");
+    assert_eq!(status["threshold"], 2);
+    assert_eq!(status["balance"], usd(50).to_string());
+    assert_eq!(
+        status["spenders"][0].as_str().unwrap().parse::<Address>().unwrap(),
+        spender
+    );
+
+    let propose = |amount: &'static str, memo: &'static str| {
+        let at_flag = at_flag.clone();
+        let payee = payee.to_string();
+        let dev = &dev;
+        async move {
+            treasury(
+                dev,
+                &[
+                    "propose",
+                    "--treasury",
+                    &at_flag,
+                    "--to",
+                    &payee,
+                    "--amount",
+                    amount,
+                    "--memo",
+                    memo,
+                ],
+            )
+            .await
+        }
+    };
+
+    // Below the approval amount: executed at once.
+    let (code, small) = propose("$2", "invoice 1").await;
+    assert_eq!(code, 0, "{small}");
+    assert_eq!(small["state"], "executed", "{small}");
+    assert!(small["transaction"].as_str().unwrap().starts_with("0x"), "{small}");
+    assert_eq!(dev.balance(payee).await, payee_before + usd(2));
+
+    // Above it: waits (exit 0), one owner is not enough, the second executes it.
+    let (code, large) = propose("$8", "invoice 2").await;
+    assert_eq!(code, 0, "{large}");
+    assert_eq!(large["state"], "pending_approval", "{large}");
+    assert_eq!(
+        (large["approvals"].as_u64(), large["required"].as_u64()),
+        (Some(0), Some(2))
+    );
+    assert!(large["transaction"].is_null());
+    let id = large["proposal_id"].as_u64().unwrap().to_string();
+    assert_eq!(
+        dev.balance(payee).await,
+        payee_before + usd(2),
+        "nothing left before approval"
+    );
+
+    let (first_key, second_key) = (key_file(&dev, 3), key_file(&dev, 4));
+    let (code, first) = treasury(
+        &dev,
+        &["approve", &id, "--treasury", &at_flag, "--key-file", &first_key],
+    )
+    .await;
+    assert_eq!(code, 0, "{first}");
+    assert_eq!(first["state"], "pending_approval", "{first}");
+    assert_eq!(
+        (first["approvals"].as_u64(), first["required"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(dev.balance(payee).await, payee_before + usd(2));
+
+    let (code, second) = treasury(
+        &dev,
+        &["approve", &id, "--treasury", &at_flag, "--key-file", &second_key],
+    )
+    .await;
+    assert_eq!(code, 0, "{second}");
+    assert_eq!(second["state"], "executed", "{second}");
+    assert_eq!(second["approvals"].as_u64(), Some(2));
+    let executed_in = second["transaction"].as_str().unwrap().to_owned();
+    assert!(executed_in.starts_with("0x"), "{second}");
+
+    // The proposal read back later names the same executing transaction.
+    let (code, shown) = treasury(&dev, &["proposal", &id, "--treasury", &at_flag]).await;
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(shown["transaction"].as_str(), Some(executed_in.as_str()));
+
+    // $10 of $12 left today: $3 more is refused by the daily cap, before anything is sent.
+    let (code, refused) = propose("$3", "invoice 3").await;
+    assert_eq!(code, 3, "{refused}");
+    assert_eq!(refused["error"], "daily_cap", "{refused}");
+
+    // An owner's key cannot approve twice, and a stranger's cannot approve at all.
+    let (code, again) = treasury(
+        &dev,
+        &["approve", &id, "--treasury", &at_flag, "--key-file", &second_key],
+    )
+    .await;
+    assert_eq!((code, again["error"].as_str()), (2, Some("wrong_state")), "{again}");
+    let stranger_key = key_file(&dev, 8);
+    let (code, stranger) = treasury(
+        &dev,
+        &["approve", &id, "--treasury", &at_flag, "--key-file", &stranger_key],
+    )
+    .await;
+    assert_eq!(
+        (code, stranger["error"].as_str()),
+        (2, Some("not_allowed")),
+        "{stranger}"
+    );
+
+    assert_eq!(dev.balance(payee).await, payee_before + usd(10));
+    assert_eq!(dev.balance(at).await, treasury_before - usd(10));
+    let remaining = Treasury::new(at, dev.provider.clone())
+        .remainingDailyAllowance()
+        .call()
+        .await
+        .unwrap();
+    assert_eq!(remaining, usd(2));
+    let (code, policy) = treasury(&dev, &["policy", "--treasury", &at_flag]).await;
+    assert_eq!(code, 0, "{policy}");
+    assert_eq!(policy["remaining_today"], usd(2).to_string());
+    assert_eq!(policy["approval_threshold"], (usd(5) + U256::from(1u8)).to_string());
+}
