@@ -2,6 +2,10 @@
 //! `treasury create` deploys a 2-of-3 treasury through the factory; a spender's payment below the approval
 //! amount executes at once, one above it waits, one owner's approval is not enough, the second executes it;
 //! the daily cap refuses the next one (exit 3, `daily_cap`); the chain's balances and remaining allowance match.
+//! With `[wallet] treasury` set, `nerdcabal pay` pays the dev stack's priced route *from the treasury*: the
+//! payment names the Treasury as an EIP-1271 payer, our facilitator settles it, the seller gains the price, the
+//! Treasury loses it and its daily allowance shrinks by it; a dearer route above the approval amount answers
+//! `needs_approval` with the proposal id and moves nothing.
 
 mod common;
 
@@ -71,6 +75,111 @@ async fn fund(dev: &Dev, from: usize, to: Address, amount: U256) {
 
 fn usd(dollars: u64) -> U256 {
     U256::from(dollars * 1_000_000)
+}
+
+/// `treasury create` 2-of-3 (owners: accounts 3–5) with the dev buyer as spender; returns its address.
+async fn create_treasury(dev: &Dev, daily: &str, per_tx: &str, approval_above: &str) -> Address {
+    let owners = (3..=5)
+        .map(|i| account(dev, i).0.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let spender = dev.address("buyer").to_string();
+    let (code, created) = treasury(
+        dev,
+        &[
+            "create",
+            "--owners",
+            &owners,
+            "--threshold",
+            "2",
+            "--spenders",
+            &spender,
+            "--daily",
+            daily,
+            "--per-tx",
+            per_tx,
+            "--approval-above",
+            approval_above,
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{created}");
+    created["address"].as_str().unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn pay_from_the_treasury_settles_it_as_an_eip1271_payer_through_our_facilitator() {
+    let dev = Dev::start().await;
+    let at = create_treasury(&dev, "$1", "$1", "$0.01").await;
+    fund(&dev, 6, at, usd(5)).await;
+    let config = dev.dir.join("buyer.toml");
+    std::fs::write(&config, format!("[wallet]\ntreasury = \"{at}\"\n")).unwrap();
+    let config = config.display().to_string();
+    let (buyer, seller, price) = (dev.address("buyer"), dev.address("seller"), dev.price());
+    let (treasury_before, seller_before, buyer_before) = (
+        dev.balance(at).await,
+        dev.balance(seller).await,
+        dev.balance(buyer).await,
+    );
+    let contract = Treasury::new(at, dev.provider.clone());
+    let allowance_before = contract.remainingDailyAllowance().call().await.unwrap();
+    let ledger = dev.ledger("spend");
+    let paid_url = dev.state["paid_url"].as_str().unwrap().to_owned();
+
+    let (code, stdout, stderr) = dev.pay(&ledger, &["--config", &config, "--json", &paid_url]).await;
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    let outcome: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(outcome["body"]["city"], "paris", "{outcome}");
+    assert_eq!(
+        outcome["receipt"]["payer"]
+            .as_str()
+            .unwrap()
+            .parse::<Address>()
+            .unwrap(),
+        at
+    );
+    assert_eq!(dev.balance(seller).await, seller_before + price);
+    assert_eq!(dev.balance(at).await, treasury_before - price);
+    assert_eq!(
+        dev.balance(buyer).await,
+        buyer_before,
+        "the spender's own USDC never moves"
+    );
+    assert_eq!(
+        contract.remainingDailyAllowance().call().await.unwrap(),
+        allowance_before - price
+    );
+    let ledger_rows = agents::buyer::spend_ledger::SpendLedger::open(&ledger)
+        .await
+        .unwrap()
+        .recent(10)
+        .await
+        .unwrap();
+    assert_eq!(ledger_rows.len(), 1);
+    assert_eq!(
+        ledger_rows[0].payer.parse::<Address>().unwrap(),
+        at,
+        "the ledger records the treasury as the payer"
+    );
+
+    // The dearer route is above the approval amount: a proposal waits for owners and nothing moves.
+    let dear_url = dev.state["dear_url"].as_str().unwrap().to_owned();
+    let (code, stdout, _) = dev.pay(&ledger, &["--config", &config, "--json", &dear_url]).await;
+    assert_eq!(code, 3, "{stdout}");
+    let refused: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(refused["error"], "needs_approval", "{refused}");
+    assert_eq!(
+        (refused["approvals"].as_u64(), refused["required"].as_u64()),
+        (Some(0), Some(2))
+    );
+    let id = refused["proposal_id"].as_u64().unwrap();
+    let (code, shown) = treasury(&dev, &["proposal", &id.to_string(), "--treasury", &at.to_string()]).await;
+    assert_eq!(
+        (code, shown["state"].as_str()),
+        (0, Some("pending_approval")),
+        "{shown}"
+    );
+    assert_eq!(dev.balance(at).await, treasury_before - price);
 }
 
 #[tokio::test]

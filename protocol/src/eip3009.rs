@@ -1,6 +1,7 @@
 //! EIP-3009 `TransferWithAuthorization`: the EIP-712 typed data an `exact` EVM payment signs, its domain taken
 //! from a requirement, the signing hash, signing with any alloy signer, strict signer recovery (65 bytes,
-//! `v` ∈ {27, 28}, low `s` — what FiatToken itself accepts), and a builder that makes a payment for an offer.
+//! `v` ∈ {27, 28}, low `s` — what FiatToken itself accepts), a builder that makes a payment for an offer, and the
+//! unsigned authorization and digest for a contract-wallet payer (EIP-1271) that approves the digest itself.
 
 use alloy::dyn_abi::TypedData;
 use alloy::primitives::{Address, B256, Bytes, U256, b256};
@@ -238,6 +239,86 @@ pub fn build_authorization(
     })
 }
 
+/// The authorization for a v2 offer paid by `from`, unsigned, and the EIP-712 digest it is signed under: what a
+/// contract wallet (an EIP-1271 payer such as a `Treasury`) approves itself instead of an ECDSA signature.
+pub fn unsigned(
+    from: Address,
+    requirement: &v2::PaymentRequirements,
+    now: u64,
+    nonce: B256,
+) -> Result<(ExactEvmAuthorization, B256), Eip3009Error> {
+    let domain = domain_for(requirement)?;
+    let authorization = build_authorization(
+        from,
+        requirement.pay_to,
+        requirement.amount,
+        requirement.max_timeout_seconds,
+        now,
+        nonce,
+    )?;
+    let digest = signing_hash(&authorization, &domain);
+    Ok((authorization, digest))
+}
+
+/// The same for a v1 offer on the chain the caller resolved its network name to.
+pub fn unsigned_v1(
+    from: Address,
+    requirement: &v1::PaymentRequirements,
+    chain_id: u64,
+    now: u64,
+    nonce: B256,
+) -> Result<(ExactEvmAuthorization, B256), Eip3009Error> {
+    let domain = domain_for_v1(requirement, chain_id)?;
+    let authorization = build_authorization(
+        from,
+        requirement.pay_to,
+        requirement.max_amount_required,
+        requirement.max_timeout_seconds,
+        now,
+        nonce,
+    )?;
+    let digest = signing_hash(&authorization, &domain);
+    Ok((authorization, digest))
+}
+
+/// A v2 payment of `authorization` with `signature` (its `accepted` is a verbatim copy of the requirement).
+pub fn payload(
+    requirement: &v2::PaymentRequirements,
+    resource: Option<ResourceInfo>,
+    authorization: ExactEvmAuthorization,
+    signature: Bytes,
+) -> v2::PaymentPayload {
+    v2::PaymentPayload {
+        x402_version: Version,
+        resource,
+        accepted: requirement.clone(),
+        payload: ExactEvmPayload {
+            signature,
+            authorization,
+        }
+        .into(),
+        extensions: None,
+    }
+}
+
+/// A v1 payment of `authorization` with `signature`.
+pub fn payload_v1(
+    requirement: &v1::PaymentRequirements,
+    authorization: ExactEvmAuthorization,
+    signature: Bytes,
+) -> v1::PaymentPayload {
+    v1::PaymentPayload {
+        x402_version: Version,
+        scheme: requirement.scheme.clone(),
+        network: requirement.network.clone(),
+        payload: ExactEvmPayload {
+            signature,
+            authorization,
+        }
+        .into(),
+    }
+}
+
 /// Makes and signs a v2 payment for `requirement` (its `accepted` is a verbatim copy of the requirement).
 pub async fn pay<S>(
     signer: &S,
@@ -250,26 +331,9 @@ where
     S: Signer + ?Sized + Send + Sync,
 {
     let domain = domain_for(requirement)?;
-    let authorization = build_authorization(
-        signer.address(),
-        requirement.pay_to,
-        requirement.amount,
-        requirement.max_timeout_seconds,
-        now,
-        nonce,
-    )?;
+    let (authorization, _) = unsigned(signer.address(), requirement, now, nonce)?;
     let signature = sign(signer, &authorization, &domain).await?;
-    Ok(v2::PaymentPayload {
-        x402_version: Version,
-        resource,
-        accepted: requirement.clone(),
-        payload: ExactEvmPayload {
-            signature,
-            authorization,
-        }
-        .into(),
-        extensions: None,
-    })
+    Ok(payload(requirement, resource, authorization, signature))
 }
 
 /// Makes and signs a v1 payment for `requirement` on the chain the caller resolved its network name to.
@@ -284,25 +348,9 @@ where
     S: Signer + ?Sized + Send + Sync,
 {
     let domain = domain_for_v1(requirement, chain_id)?;
-    let authorization = build_authorization(
-        signer.address(),
-        requirement.pay_to,
-        requirement.max_amount_required,
-        requirement.max_timeout_seconds,
-        now,
-        nonce,
-    )?;
+    let (authorization, _) = unsigned_v1(signer.address(), requirement, chain_id, now, nonce)?;
     let signature = sign(signer, &authorization, &domain).await?;
-    Ok(v1::PaymentPayload {
-        x402_version: Version,
-        scheme: requirement.scheme.clone(),
-        network: requirement.network.clone(),
-        payload: ExactEvmPayload {
-            signature,
-            authorization,
-        }
-        .into(),
-    })
+    Ok(payload_v1(requirement, authorization, signature))
 }
 
 #[cfg(test)]

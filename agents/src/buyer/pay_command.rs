@@ -51,6 +51,8 @@ pub fn exit_code(error: &PayError) -> i32 {
         PayError::ApprovalRequired { .. } | PayError::ApprovalDenied(_) => exit::OVER_BUDGET,
         // Only the MCP tools fetch under a fetch policy; were `pay` to, a refused URL cannot be paid.
         PayError::FetchRefused { .. } => exit::UNPAYABLE,
+        // Paying from an on-chain treasury: its policy refused, or owners must approve first.
+        PayError::TreasuryRefused { .. } | PayError::NeedsApproval { .. } => exit::OVER_BUDGET,
     }
 }
 
@@ -151,6 +153,10 @@ async fn prepare(options: &PayOptions) -> Result<(X402Client, CallRequest), Stri
     )
     .map_err(|e| e.to_string())?
     .with_max_response_bytes(config.max_response_bytes);
+    let client = match crate::treasury::treasury_payer::for_config(&config).map_err(|e| e.to_string())? {
+        Some(treasury) => client.with_treasury(treasury),
+        None => client,
+    };
     Ok((client, request))
 }
 

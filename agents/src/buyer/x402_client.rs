@@ -22,6 +22,8 @@ use crate::buyer::fetch_guard::{self, FetchGuard, FetchRefused};
 use crate::buyer::offers::{self, Offer};
 use crate::buyer::spend_ledger::{NewSpend, SpendKind, SpendLedger, SpendState, unix_now};
 use crate::buyer::spending_policy::{OfferRefusal, SpendingPolicy};
+use crate::treasury::custody::CustodyError;
+use crate::treasury::treasury_payer::{TreasuryPayError, TreasuryPayer};
 
 /// What went wrong, by kind: each maps to its own exit code and MCP tool error.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,38 @@ pub enum PayError {
         host: String,
         message: String,
     },
+    /// Paying from an on-chain treasury: M owners must approve its proposal first (`nerdcabal treasury approve`).
+    #[error("the treasury needs {required} owner approvals for this payment (proposal {proposal_id} has {approvals})")]
+    NeedsApproval {
+        proposal_id: u64,
+        approvals: u64,
+        required: u64,
+    },
+    /// Paying from an on-chain treasury: its policy refused (`per_tx_cap`, `daily_cap`, `payee_allow_list`, …).
+    #[error("refused by the treasury policy ({rule}): {message}")]
+    TreasuryRefused { rule: String, message: String },
+}
+
+impl From<TreasuryPayError> for PayError {
+    fn from(error: TreasuryPayError) -> Self {
+        match error {
+            TreasuryPayError::NeedsApproval {
+                proposal_id,
+                approvals,
+                required,
+            } => PayError::NeedsApproval {
+                proposal_id,
+                approvals,
+                required,
+            },
+            TreasuryPayError::Unpayable(why) => PayError::Unpayable { why },
+            TreasuryPayError::Custody(CustodyError::Refused { rule, message }) => {
+                PayError::TreasuryRefused { rule, message }
+            }
+            TreasuryPayError::Custody(CustodyError::Chain(message)) => PayError::Network(message),
+            TreasuryPayError::Custody(other) => PayError::Signer(format!("treasury: {other}")),
+        }
+    }
 }
 
 impl From<FetchRefused> for PayError {
@@ -138,6 +172,22 @@ impl PayError {
                 document["rule"] = json!(rule);
                 document["host"] = json!(host);
             }
+            PayError::NeedsApproval {
+                proposal_id,
+                approvals,
+                required,
+            } => {
+                document["proposal_id"] = json!(proposal_id);
+                document["approvals"] = json!(approvals);
+                document["required"] = json!(required);
+                document["missing"] = json!(required.saturating_sub(*approvals));
+                document["how"] = json!(format!(
+                    "owners run `nerdcabal treasury approve {proposal_id} --key-file …`"
+                ));
+            }
+            PayError::TreasuryRefused { rule, .. } => {
+                document["rule"] = json!(rule);
+            }
             PayError::ApprovalRequired { id, amount } => {
                 document["approval_id"] = json!(id);
                 document["amount"] = json!(amount);
@@ -163,6 +213,8 @@ impl PayError {
             PayError::ApprovalRequired { .. } => "approval_required",
             PayError::ApprovalDenied(_) => "approval_denied",
             PayError::FetchRefused { .. } => "fetch_refused",
+            PayError::NeedsApproval { .. } => "needs_approval",
+            PayError::TreasuryRefused { .. } => "treasury_refused",
         }
     }
 }
@@ -253,6 +305,8 @@ pub struct X402Client {
     timeout: Duration,
     /// When set, every URL (and redirect, and resolved address) is screened by it.
     guard: Option<Arc<FetchGuard>>,
+    /// When set, offers are paid from this on-chain Treasury (the signer is its spender).
+    treasury: Option<TreasuryPayer>,
 }
 
 /// The client for unpaid requests (redirects followed, at most 5) and the one for paid attempts (none).
@@ -305,7 +359,21 @@ impl X402Client {
             max_response_bytes: bounded_body::DEFAULT_MAX_RESPONSE_BYTES,
             timeout,
             guard: None,
+            treasury: None,
         })
+    }
+
+    /// Pays every offer from `treasury` (an EIP-1271 payer) instead of the signer's own account.
+    pub fn with_treasury(mut self, treasury: TreasuryPayer) -> Self {
+        self.treasury = Some(treasury);
+        self
+    }
+
+    /// The account payments leave: the treasury when there is one, else the signer.
+    pub fn payer(&self) -> Address {
+        self.treasury
+            .as_ref()
+            .map_or_else(|| self.signer.address(), TreasuryPayer::address)
     }
 
     /// Screens every URL this client fetches with `guard` (the MCP tools' fetch policy).
@@ -403,7 +471,7 @@ impl X402Client {
             network: &network,
             asset: offer.asset(),
             pay_to: offer.pay_to(),
-            payer: self.signer.address(),
+            payer: self.payer(),
             nonce,
             amount,
             valid_before: Some(now.saturating_add(i64::try_from(offer.max_timeout_seconds()).unwrap_or(i64::MAX))),
@@ -415,11 +483,17 @@ impl X402Client {
             Ok(Err(exceeded)) => return Err(exceeded.into()),
             Err(e) => return Err(PayError::Ledger(e.to_string())),
         };
-        let (header_name, header_value) = match self.sign(offer, nonce, now).await {
+        let signed = match &self.treasury {
+            Some(treasury) => {
+                self.sign_from_treasury(treasury, offer, nonce, now, asked.as_str())
+                    .await
+            }
+            None => self.sign(offer, nonce, now).await,
+        };
+        let (header_name, header_value) = match signed {
             Ok(header) => header,
             Err(e) => {
-                self.finish(&id, SpendState::Unsettled, None, Some("signer_error"))
-                    .await;
+                self.finish(&id, SpendState::Unsettled, None, Some(e.kind())).await;
                 return Err(e);
             }
         };
@@ -509,6 +583,51 @@ impl X402Client {
                 let payload = protocol::eip3009::pay_v1(signer, requirement, chain_id, now, nonce)
                     .await
                     .map_err(|e| PayError::Signer(e.to_string()))?;
+                Ok((codec::X_PAYMENT, codec::encode(&payload)))
+            }
+        }
+    }
+
+    /// The payment for `offer` from the treasury: the authorization names it as `from`, and its signature is
+    /// the treasury's own approval of the digest (see `treasury_payer`).
+    async fn sign_from_treasury(
+        &self,
+        treasury: &TreasuryPayer,
+        offer: &Offer,
+        nonce: B256,
+        now: i64,
+        url: &str,
+    ) -> Result<(&'static str, String), PayError> {
+        let now = now.max(0) as u64;
+        let signer_error = |e: protocol::eip3009::Eip3009Error| PayError::Signer(e.to_string());
+        match offer {
+            Offer::V2 {
+                requirement,
+                resource,
+                accepted_json,
+                resource_json,
+                ..
+            } => {
+                let (authorization, digest) =
+                    protocol::eip3009::unsigned(treasury.address(), requirement, now, nonce).map_err(signer_error)?;
+                let signature = treasury
+                    .authorize(&authorization, digest, requirement.asset, url)
+                    .await?;
+                let payload = protocol::eip3009::payload(requirement, resource.clone(), authorization, signature);
+                let echoed = payload.echoing(accepted_json, resource_json.as_ref());
+                Ok((codec::PAYMENT_SIGNATURE, codec::encode(&echoed)))
+            }
+            Offer::V1 { requirement, chain_id } => {
+                let chain_id = chain_id.ok_or_else(|| PayError::Unpayable {
+                    why: format!("network `{}` is unknown", requirement.network),
+                })?;
+                let (authorization, digest) =
+                    protocol::eip3009::unsigned_v1(treasury.address(), requirement, chain_id, now, nonce)
+                        .map_err(signer_error)?;
+                let signature = treasury
+                    .authorize(&authorization, digest, requirement.asset, url)
+                    .await?;
+                let payload = protocol::eip3009::payload_v1(requirement, authorization, signature);
                 Ok((codec::X_PAYMENT, codec::encode(&payload)))
             }
         }

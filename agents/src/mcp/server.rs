@@ -29,6 +29,8 @@ pub enum McpError {
     Client(#[from] crate::buyer::x402_client::PayError),
     #[error(transparent)]
     Auth(#[from] HttpAuthError),
+    #[error(transparent)]
+    Treasury(#[from] crate::treasury::custody::CustodyError),
     #[error("fetch policy: {0}")]
     FetchPolicy(String),
     #[error("MCP over stdio: {0}")]
@@ -73,6 +75,10 @@ pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<Buyer
     let client = X402Client::new(config.signer.clone(), config.policy.clone(), ledger, networks, timeout)?
         .with_max_response_bytes(config.max_response_bytes)
         .with_fetch_guard(guard)?;
+    let client = match crate::treasury::treasury_payer::for_config(&config)? {
+        Some(treasury) => client.with_treasury(treasury),
+        None => client,
+    };
     Ok(BuyerTools::new(BuyerToolsConfig {
         client,
         approval_threshold: config.approval_threshold,
