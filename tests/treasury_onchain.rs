@@ -5,7 +5,9 @@
 //! With `[wallet] treasury` set, `nerdcabal pay` pays the dev stack's priced route *from the treasury*: the
 //! payment names the Treasury as an EIP-1271 payer, our facilitator settles it, the seller gains the price, the
 //! Treasury loses it and its daily allowance shrinks by it; a dearer route above the approval amount answers
-//! `needs_approval` with the proposal id and moves nothing.
+//! `needs_approval` with the proposal id and moves nothing. Over MCP (rmcp client): `propose_payment` above the
+//! approval amount is the tool error `needs_approval` with the proposal id; after two `treasury approve` calls
+//! `proposal_status` says `executed` with the transaction; no tool can approve.
 
 mod common;
 
@@ -15,7 +17,8 @@ use alloy::providers::ProviderBuilder;
 use alloy::signers::local::PrivateKeySigner;
 use common::dev::Dev;
 use contracts::bindings::{Treasury, USDC};
-use serde_json::Value;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use serde_json::{Value, json};
 
 /// `nerdcabal treasury <args…> --devnet <state> --json`: exit code and the JSON document printed.
 async fn treasury(dev: &Dev, args: &[&str]) -> (i32, Value) {
@@ -336,4 +339,94 @@ async fn a_two_of_three_treasury_pays_small_at_once_large_after_two_approvals_an
     assert_eq!(code, 0, "{policy}");
     assert_eq!(policy["remaining_today"], usd(2).to_string());
     assert_eq!(policy["approval_threshold"], (usd(5) + U256::from(1u8)).to_string());
+}
+
+async fn call_tool(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    tool: &str,
+    arguments: Value,
+) -> CallToolResult {
+    let params =
+        CallToolRequestParams::new(tool.to_owned()).with_arguments(arguments.as_object().cloned().unwrap_or_default());
+    client
+        .call_tool(params)
+        .await
+        .expect("a tool result, not a protocol error")
+}
+
+#[tokio::test]
+async fn mcp_proposes_from_the_treasury_and_reports_needs_approval_until_two_owners_approve() {
+    let dev = Dev::start().await;
+    let at = create_treasury(&dev, "$100", "$10", "$5").await;
+    fund(&dev, 6, at, usd(50)).await;
+    let config = dev.dir.join("buyer.toml");
+    std::fs::write(&config, format!("[wallet]\ntreasury = \"{at}\"\n")).unwrap();
+    let config = config.display().to_string();
+    let payee = account(&dev, 7).0;
+    let payee_before = dev.balance(payee).await;
+    let client = dev.mcp_stdio(&dev.ledger("spend"), &["--config", &config]).await;
+
+    let tools = client.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    for want in ["treasury_status", "propose_payment", "proposal_status", "x402_fetch"] {
+        assert!(names.contains(&want), "{want} in {names:?}");
+    }
+    assert!(
+        !names.iter().any(|n| n.contains("approve")),
+        "no tool approves: {names:?}"
+    );
+
+    let status = call_tool(&client, "treasury_status", json!({})).await;
+    assert_ne!(status.is_error, Some(true), "{status:?}");
+    let status = status.structured_content.unwrap();
+    assert_eq!(status["balance"], usd(50).to_string(), "{status}");
+
+    let small = call_tool(
+        &client,
+        "propose_payment",
+        json!({"to": payee, "amount": "$2", "memo": "a"}),
+    )
+    .await;
+    assert_ne!(small.is_error, Some(true), "{small:?}");
+    assert_eq!(small.structured_content.unwrap()["state"], "executed");
+
+    let large = call_tool(
+        &client,
+        "propose_payment",
+        json!({"to": payee, "amount": "$8", "memo": "b"}),
+    )
+    .await;
+    assert_eq!(large.is_error, Some(true), "{large:?}");
+    let large = large.structured_content.unwrap();
+    assert_eq!(large["error"], "needs_approval", "{large}");
+    assert_eq!(large["missing"], 2, "{large}");
+    let id = large["proposal_id"].as_u64().unwrap();
+
+    let over = call_tool(&client, "propose_payment", json!({"to": payee, "amount": "$11"})).await;
+    assert_eq!(over.is_error, Some(true));
+    assert_eq!(over.structured_content.unwrap()["error"], "per_tx_cap");
+
+    for owner in [3, 5] {
+        let key = key_file(&dev, owner);
+        let (code, approved) = treasury(
+            &dev,
+            &[
+                "approve",
+                &id.to_string(),
+                "--treasury",
+                &at.to_string(),
+                "--key-file",
+                &key,
+            ],
+        )
+        .await;
+        assert_eq!(code, 0, "{approved}");
+    }
+    let shown = call_tool(&client, "proposal_status", json!({"proposal_id": id})).await;
+    assert_ne!(shown.is_error, Some(true), "{shown:?}");
+    let shown = shown.structured_content.unwrap();
+    assert_eq!(shown["state"], "executed", "{shown}");
+    assert!(shown["transaction"].as_str().unwrap().starts_with("0x"), "{shown}");
+    assert_eq!(dev.balance(payee).await, payee_before + usd(10));
+    client.cancel().await.unwrap();
 }

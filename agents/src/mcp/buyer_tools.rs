@@ -6,7 +6,7 @@
 //! client supports it, otherwise through `nerdcabal approve <id>`. Every piece of state (budgets, approvals)
 //! lives in the shared spend ledger, so a handler per HTTP request sees the same limits. What `quote` and
 //! `x402_fetch` may reach is the fetch policy's (`fetch_guard`): a refused URL is the tool error
-//! `fetch_refused` naming the rule.
+//! `fetch_refused` naming the rule. The treasury's tools (`treasury_tools`) are a second router on this type.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +31,7 @@ use crate::buyer::offers::Offer;
 use crate::buyer::pay_command::body_json;
 use crate::buyer::spend_ledger::{self, day_start, unix_now};
 use crate::buyer::x402_client::{CallRequest, PayError, PaymentGate, X402Client, parse_header};
+use crate::treasury::custody::Custody;
 
 /// Bodies longer than this are cut, with a note.
 pub const MAX_BODY_CHARS: usize = 16_000;
@@ -44,7 +45,11 @@ policy; pass `max_price` to cap one call); `send_payment` to transfer USDC direc
 `spending_report` to see money and limits. Refusals come back as tool errors with a `error` reason: `over_budget` \
 (do not retry), `unpayable`, `rejected` (the seller's reason), `approval_required` (a person must run \
 `nerdcabal approve <id>`; then call again with `approval_id`), `fetch_refused` (internal and metadata addresses \
-are not reachable; do not retry). No tool can raise a limit or approve a payment.";
+are not reachable; do not retry). With an organisation's treasury configured, `treasury_status`, `propose_payment` \
+(pays from the treasury; executes at once within its policy) and `proposal_status` work on it: `needs_approval` \
+means owners must approve the proposal outside this server (do not retry; check `proposal_status` later), and a \
+policy refusal names its rule (`daily_cap`, `per_tx_cap`, `payee_allow_list`). No tool can raise a limit or \
+approve a payment.";
 
 /// Everything the tools share; cheap to clone (one per HTTP session is fine).
 #[derive(Clone)]
@@ -56,6 +61,8 @@ pub struct BuyerTools {
     rpc_url: Arc<str>,
     network: Arc<str>,
     usdc: Address,
+    /// The on-chain treasury the treasury tools (`treasury_tools`) propose to, with the agent's spender key.
+    treasury: Option<Arc<dyn Custody>>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -66,6 +73,8 @@ pub struct BuyerToolsConfig {
     pub rpc_url: String,
     pub network: String,
     pub usdc: Address,
+    /// `[wallet] treasury`, as custody the treasury tools use.
+    pub treasury: Option<Arc<dyn Custody>>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -400,8 +409,14 @@ impl BuyerTools {
             rpc_url: config.rpc_url.into(),
             network: config.network.into(),
             usdc: config.usdc,
-            tool_router: Self::tool_router(),
+            treasury: config.treasury,
+            tool_router: Self::tool_router() + Self::treasury_router(),
         }
+    }
+
+    /// The treasury custody, when one is configured.
+    pub(crate) fn treasury(&self) -> Option<&dyn Custody> {
+        self.treasury.as_deref()
     }
 
     /// What a URL asks to be paid, without paying: each offer in USDC and atomic units, and whether the

@@ -4,3 +4,4 @@
 pub mod buyer_tools;
 pub mod http_auth;
 pub mod server;
+pub mod treasury_tools;

@@ -18,6 +18,7 @@ use crate::buyer::spend_ledger::SpendLedger;
 use crate::buyer::x402_client::X402Client;
 use crate::mcp::buyer_tools::{BuyerTools, BuyerToolsConfig};
 use crate::mcp::http_auth::{self, HttpAccess, HttpAuthError};
+use crate::treasury::onchain_custody::OnChainCustody;
 
 #[derive(Debug, thiserror::Error)]
 pub enum McpError {
@@ -79,6 +80,11 @@ pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<Buyer
         Some(treasury) => client.with_treasury(treasury),
         None => client,
     };
+    let treasury = match (config.treasury, &config.local_key) {
+        (Some(at), Some(key)) => Some(Arc::new(OnChainCustody::new(&config.rpc_url, at, Some(key.clone()))?)
+            as Arc<dyn crate::treasury::custody::Custody>),
+        _ => None,
+    };
     Ok(BuyerTools::new(BuyerToolsConfig {
         client,
         approval_threshold: config.approval_threshold,
@@ -86,6 +92,7 @@ pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<Buyer
         rpc_url: config.rpc_url,
         network: config.network,
         usdc: config.usdc,
+        treasury,
     }))
 }
 

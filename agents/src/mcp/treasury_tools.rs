@@ -1,0 +1,140 @@
+//! The treasury's MCP tools, on the same server as the buyer's: `treasury_status` and `proposal_status`
+//! (read-only) and `propose_payment` (destructive: it executes at once when the treasury's policy allows). The
+//! server holds only the agent's spender key, so no tool can approve, revoke or execute: a payment that needs
+//! owners comes back as the tool error `needs_approval` with the proposal id and how many approvals are
+//! missing, and owners approve with `nerdcabal treasury approve <id> --key-file …`. Policy refusals are tool
+//! errors whose `error` is the rule (`per_tx_cap`, `daily_cap`, `payee_allow_list`, …).
+
+use alloy::primitives::Address;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::CallToolResult;
+use rmcp::{tool, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::mcp::buyer_tools::BuyerTools;
+use crate::treasury::custody::{Custody, CustodyError, PaymentProposal, ProposalState, ProposalStatus};
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ProposeInput {
+    /// The payee's address (0x…).
+    pub to: String,
+    /// The amount, e.g. "$2.50".
+    pub amount: String,
+    /// What the payment is for (only its hash is stored on chain).
+    #[serde(default)]
+    pub memo: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct ProposalInput {
+    /// The proposal id `propose_payment` (or `needs_approval`) returned.
+    pub proposal_id: u64,
+}
+
+fn bad_input(message: impl Into<String>) -> CallToolResult {
+    CallToolResult::structured_error(json!({"error": "invalid_input", "message": message.into()}))
+}
+
+/// A custody error as a tool error naming its reason (the rule, for a policy refusal).
+fn refusal(error: &CustodyError) -> CallToolResult {
+    let mut document = json!({"error": error.reason(), "message": error.to_string()});
+    if let CustodyError::Refused { rule, .. } = error {
+        document["rule"] = json!(rule);
+    }
+    CallToolResult::structured_error(document)
+}
+
+fn proposal_result(status: &ProposalStatus) -> Result<CallToolResult, CallToolResult> {
+    let document = serde_json::to_value(status).map_err(|e| bad_input(e.to_string()))?;
+    Ok(CallToolResult::structured(document))
+}
+
+impl BuyerTools {
+    fn custody(&self) -> Result<&dyn Custody, CallToolResult> {
+        self.treasury().ok_or_else(|| {
+            CallToolResult::structured_error(json!({
+                "error": "no_treasury",
+                "message": "no treasury is configured ([wallet] treasury)",
+            }))
+        })
+    }
+}
+
+#[tool_router(router = treasury_router, vis = "pub(crate)")]
+impl BuyerTools {
+    /// The organisation's treasury: owners, approvals needed, spenders, token, balance, what may still leave
+    /// today, and how many proposals it has.
+    #[tool(annotations(
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = true
+    ))]
+    async fn treasury_status(&self) -> Result<CallToolResult, CallToolResult> {
+        let status = self.custody()?.status().await.map_err(|e| refusal(&e))?;
+        let document = serde_json::to_value(&status).map_err(|e| bad_input(e.to_string()))?;
+        Ok(CallToolResult::structured(document))
+    }
+
+    /// Pay from the treasury: executes at once when its policy allows; a payment at or above its approval
+    /// amount waits for owners and comes back as the error `needs_approval` with the proposal id (owners
+    /// approve outside this server). Policy refusals name the rule (`daily_cap`, `per_tx_cap`, …).
+    #[tool(annotations(
+        read_only_hint = false,
+        destructive_hint = true,
+        idempotent_hint = false,
+        open_world_hint = true
+    ))]
+    async fn propose_payment(
+        &self,
+        Parameters(input): Parameters<ProposeInput>,
+    ) -> Result<CallToolResult, CallToolResult> {
+        let to: Address = input
+            .to
+            .trim()
+            .parse()
+            .map_err(|_| bad_input(format!("`{}` is not an address", input.to)))?;
+        let amount = protocol::money::parse_price(&input.amount, 6).map_err(|e| bad_input(e.to_string()))?;
+        let proposal = PaymentProposal {
+            to,
+            amount,
+            memo: input.memo.unwrap_or_default(),
+        };
+        let status = self.custody()?.propose(&proposal).await.map_err(|e| refusal(&e))?;
+        if status.state == ProposalState::PendingApproval {
+            let mut document = serde_json::to_value(&status).map_err(|e| bad_input(e.to_string()))?;
+            document["error"] = json!("needs_approval");
+            document["missing"] = json!(status.required.saturating_sub(status.approvals));
+            document["message"] = json!(format!(
+                "proposal {} needs {} more owner approvals: owners run `nerdcabal treasury approve {} --key-file …`",
+                status.proposal_id,
+                status.required.saturating_sub(status.approvals),
+                status.proposal_id
+            ));
+            return Err(CallToolResult::structured_error(document));
+        }
+        proposal_result(&status)
+    }
+
+    /// Where a treasury proposal stands: `executed` (with its transaction), `pending_approval` (approvals and
+    /// required), `expired` or `cancelled`.
+    #[tool(annotations(
+        read_only_hint = true,
+        destructive_hint = false,
+        idempotent_hint = true,
+        open_world_hint = true
+    ))]
+    async fn proposal_status(
+        &self,
+        Parameters(input): Parameters<ProposalInput>,
+    ) -> Result<CallToolResult, CallToolResult> {
+        let status = self
+            .custody()?
+            .proposal(input.proposal_id)
+            .await
+            .map_err(|e| refusal(&e))?;
+        proposal_result(&status)
+    }
+}
