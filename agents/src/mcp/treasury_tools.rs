@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::mcp::buyer_tools::BuyerTools;
-use crate::treasury::custody::{Custody, CustodyError, PaymentProposal, ProposalState, ProposalStatus};
+use crate::treasury::custody::{CustodyError, PaymentProposal, ProposalState};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ProposeInput {
@@ -46,20 +46,16 @@ fn refusal(error: &CustodyError) -> CallToolResult {
     CallToolResult::structured_error(document)
 }
 
-fn proposal_result(status: &ProposalStatus) -> Result<CallToolResult, CallToolResult> {
-    let document = serde_json::to_value(status).map_err(|e| bad_input(e.to_string()))?;
-    Ok(CallToolResult::structured(document))
+/// A plain struct as the tool's structured answer.
+fn document(value: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
 }
 
-impl BuyerTools {
-    fn custody(&self) -> Result<&dyn Custody, CallToolResult> {
-        self.treasury().ok_or_else(|| {
-            CallToolResult::structured_error(json!({
-                "error": "no_treasury",
-                "message": "no treasury is configured ([wallet] treasury)",
-            }))
-        })
-    }
+fn no_treasury() -> CallToolResult {
+    CallToolResult::structured_error(json!({
+        "error": "no_treasury",
+        "message": "no treasury is configured ([wallet] treasury)",
+    }))
 }
 
 #[tool_router(router = treasury_router, vis = "pub(crate)")]
@@ -73,9 +69,9 @@ impl BuyerTools {
         open_world_hint = true
     ))]
     async fn treasury_status(&self) -> Result<CallToolResult, CallToolResult> {
-        let status = self.custody()?.status().await.map_err(|e| refusal(&e))?;
-        let document = serde_json::to_value(&status).map_err(|e| bad_input(e.to_string()))?;
-        Ok(CallToolResult::structured(document))
+        let custody = self.treasury().ok_or_else(no_treasury)?;
+        let status = custody.status().await.map_err(|e| refusal(&e))?;
+        Ok(CallToolResult::structured(document(&status)))
     }
 
     /// Pay from the treasury: executes at once when its policy allows; a payment at or above its approval
@@ -102,9 +98,10 @@ impl BuyerTools {
             amount,
             memo: input.memo.unwrap_or_default(),
         };
-        let status = self.custody()?.propose(&proposal).await.map_err(|e| refusal(&e))?;
+        let custody = self.treasury().ok_or_else(no_treasury)?;
+        let status = custody.propose(&proposal).await.map_err(|e| refusal(&e))?;
         if status.state == ProposalState::PendingApproval {
-            let mut document = serde_json::to_value(&status).map_err(|e| bad_input(e.to_string()))?;
+            let mut document = document(&status);
             document["error"] = json!("needs_approval");
             document["missing"] = json!(status.required.saturating_sub(status.approvals));
             document["message"] = json!(format!(
@@ -115,7 +112,7 @@ impl BuyerTools {
             ));
             return Err(CallToolResult::structured_error(document));
         }
-        proposal_result(&status)
+        Ok(CallToolResult::structured(document(&status)))
     }
 
     /// Where a treasury proposal stands: `executed` (with its transaction), `pending_approval` (approvals and
@@ -130,11 +127,8 @@ impl BuyerTools {
         &self,
         Parameters(input): Parameters<ProposalInput>,
     ) -> Result<CallToolResult, CallToolResult> {
-        let status = self
-            .custody()?
-            .proposal(input.proposal_id)
-            .await
-            .map_err(|e| refusal(&e))?;
-        proposal_result(&status)
+        let custody = self.treasury().ok_or_else(no_treasury)?;
+        let status = custody.proposal(input.proposal_id).await.map_err(|e| refusal(&e))?;
+        Ok(CallToolResult::structured(document(&status)))
     }
 }
