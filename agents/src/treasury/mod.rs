@@ -1,5 +1,9 @@
 //! The treasury: an organisation's funds under a policy. `custody` is the one trait both custody modes meet
 //! (a local key policed by the spend ledger, or an on-chain `Treasury` contract whose limits are
-//! authoritative); the policy engine decides `allow | needs_approval | deny` before either is asked.
+//! authoritative); the policy engine (`policy_engine`, rules from `rules_config`, windows from `periods`)
+//! decides `allow | needs_approval | deny` before either is asked.
 
 pub mod custody;
+pub mod periods;
+pub mod policy_engine;
+pub mod rules_config;
