@@ -22,6 +22,8 @@ use crate::buyer::fetch_guard::{self, FetchGuard, FetchRefused};
 use crate::buyer::offers::{self, Offer};
 use crate::buyer::spend_ledger::{NewSpend, SpendKind, SpendLedger, SpendState, unix_now};
 use crate::buyer::spending_policy::{OfferRefusal, SpendingPolicy};
+use crate::treasury::ledger_policy::TreasuryGuard;
+use crate::treasury::proposals::ProposalKind;
 
 /// What went wrong, by kind: each maps to its own exit code and MCP tool error.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +65,20 @@ pub enum PayError {
         rule: String,
         host: String,
         message: String,
+    },
+    /// A treasury policy rule refused the payment (`rule`: `daily_cap`, `per_tx_cap`, …).
+    #[error("refused by the treasury policy ({rule}): {message}")]
+    PolicyDenied { rule: String, message: String },
+    /// The treasury's owners must approve it: a local proposal waits for `required` approvals.
+    #[error(
+        "the treasury's owners must approve this payment ({rule}): proposal {proposal_id} has {approvals} of \
+         {required} approvals (`nerdcabal treasury approve {proposal_id}`)"
+    )]
+    NeedsApproval {
+        proposal_id: u64,
+        rule: String,
+        approvals: u64,
+        required: u64,
     },
 }
 
@@ -138,6 +154,20 @@ impl PayError {
                 document["rule"] = json!(rule);
                 document["host"] = json!(host);
             }
+            PayError::PolicyDenied { rule, .. } => {
+                document["rule"] = json!(rule);
+            }
+            PayError::NeedsApproval {
+                proposal_id,
+                rule,
+                approvals,
+                required,
+            } => {
+                document["proposal_id"] = json!(proposal_id);
+                document["rule"] = json!(rule);
+                document["approvals"] = json!(approvals);
+                document["required"] = json!(required);
+            }
             PayError::ApprovalRequired { id, amount } => {
                 document["approval_id"] = json!(id);
                 document["amount"] = json!(amount);
@@ -163,6 +193,8 @@ impl PayError {
             PayError::ApprovalRequired { .. } => "approval_required",
             PayError::ApprovalDenied(_) => "approval_denied",
             PayError::FetchRefused { .. } => "fetch_refused",
+            PayError::PolicyDenied { .. } => "policy_denied",
+            PayError::NeedsApproval { .. } => "needs_approval",
         }
     }
 }
@@ -253,6 +285,8 @@ pub struct X402Client {
     timeout: Duration,
     /// When set, every URL (and redirect, and resolved address) is screened by it.
     guard: Option<Arc<FetchGuard>>,
+    /// When set, every payment also meets the treasury policy (read and reserved in one ledger transaction).
+    treasury: Option<TreasuryGuard>,
 }
 
 /// The client for unpaid requests (redirects followed, at most 5) and the one for paid attempts (none).
@@ -305,7 +339,18 @@ impl X402Client {
             max_response_bytes: bounded_body::DEFAULT_MAX_RESPONSE_BYTES,
             timeout,
             guard: None,
+            treasury: None,
         })
+    }
+
+    /// Holds every payment to the treasury policy `guard` as well as the spending policy.
+    pub fn with_treasury(mut self, guard: TreasuryGuard) -> Self {
+        self.treasury = Some(guard);
+        self
+    }
+
+    pub fn treasury(&self) -> Option<&TreasuryGuard> {
+        self.treasury.as_ref()
     }
 
     /// Screens every URL this client fetches with `guard` (the MCP tools' fetch policy).
@@ -375,6 +420,17 @@ impl X402Client {
 
     /// [`Self::call`], with `gate` asked before the chosen offer is paid.
     pub async fn call_gated(&self, request: &CallRequest, gate: &dyn PaymentGate) -> Result<CallOutcome, PayError> {
+        self.call_approved(request, gate, None).await
+    }
+
+    /// [`Self::call_gated`], paying under the treasury proposal `proposal` the owners approved for this URL
+    /// (it answered `needs_approval` with that id before); the payment uses the proposal up.
+    pub async fn call_approved(
+        &self,
+        request: &CallRequest,
+        gate: &dyn PaymentGate,
+        proposal: Option<u64>,
+    ) -> Result<CallOutcome, PayError> {
         self.screen(&request.url)?;
         let first = self
             .send(&self.http, request, &request.url, None)
@@ -410,10 +466,18 @@ impl X402Client {
             tx_hash: None,
             chain_nonce: None,
         };
-        let id = match self.ledger.reserve(&spend, self.policy.budgets(), now).await {
-            Ok(Ok(id)) => id,
-            Ok(Err(exceeded)) => return Err(exceeded.into()),
-            Err(e) => return Err(PayError::Ledger(e.to_string())),
+        let id = match &self.treasury {
+            Some(treasury) => {
+                let memo = format!("x402 {}", asked.as_str());
+                treasury
+                    .reserve(&spend, self.policy.budgets(), now, proposal, ProposalKind::X402, &memo)
+                    .await?
+            }
+            None => match self.ledger.reserve(&spend, self.policy.budgets(), now).await {
+                Ok(Ok(id)) => id,
+                Ok(Err(exceeded)) => return Err(exceeded.into()),
+                Err(e) => return Err(PayError::Ledger(e.to_string())),
+            },
         };
         let (header_name, header_value) = match self.sign(offer, nonce, now).await {
             Ok(header) => header,

@@ -70,9 +70,16 @@ pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<Buyer
     crate::buyer::spend_reconcile::at_start(&ledger, &config.rpc_url, &config.network).await;
     let networks = config.networks();
     let guard = fetch_policy(&config)?;
-    let client = X402Client::new(config.signer.clone(), config.policy.clone(), ledger, networks, timeout)?
+    let treasury = config
+        .treasury
+        .clone()
+        .map(|rules| crate::treasury::ledger_policy::TreasuryGuard::new(rules, ledger.clone()));
+    let mut client = X402Client::new(config.signer.clone(), config.policy.clone(), ledger, networks, timeout)?
         .with_max_response_bytes(config.max_response_bytes)
         .with_fetch_guard(guard)?;
+    if let Some(treasury) = treasury {
+        client = client.with_treasury(treasury);
+    }
     Ok(BuyerTools::new(BuyerToolsConfig {
         client,
         approval_threshold: config.approval_threshold,
