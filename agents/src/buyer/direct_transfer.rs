@@ -19,6 +19,8 @@ use protocol::redact::redact_in;
 use crate::buyer::spend_ledger::{NewSpend, SpendKind, SpendLedger, SpendState, unix_now};
 use crate::buyer::spending_policy::SpendingPolicy;
 use crate::buyer::x402_client::PayError;
+use crate::treasury::ledger_policy::TreasuryGuard;
+use crate::treasury::proposals::ProposalKind;
 
 alloy::sol! {
     #[sol(rpc)]
@@ -36,6 +38,9 @@ pub struct Transfer {
     /// Atomic units.
     pub amount: String,
     pub network: String,
+    /// The spend ledger's row for it.
+    #[serde(skip)]
+    pub ledger_id: String,
 }
 
 pub struct TransferRequest<'a> {
@@ -56,6 +61,25 @@ pub async fn send(
     policy: &SpendingPolicy,
     ledger: &SpendLedger,
     request: TransferRequest<'_>,
+) -> Result<Transfer, PayError> {
+    send_under(key, policy, ledger, request, None).await
+}
+
+/// The treasury policy a transfer also meets, and the approved proposal (if any) it executes.
+#[derive(Debug, Clone, Copy)]
+pub struct UnderTreasury<'a> {
+    pub guard: &'a TreasuryGuard,
+    pub proposal: Option<u64>,
+}
+
+/// [`send`], also held to the treasury policy: the history is read and the spend reserved in one ledger
+/// transaction; `needs_approval` records a transfer proposal the owners' approvals execute.
+pub async fn send_under(
+    key: &PrivateKeySigner,
+    policy: &SpendingPolicy,
+    ledger: &SpendLedger,
+    request: TransferRequest<'_>,
+    treasury: Option<UnderTreasury<'_>>,
 ) -> Result<Transfer, PayError> {
     if request.amount.is_zero() {
         return Err(PayError::Unpayable {
@@ -108,10 +132,26 @@ pub async fn send(
         tx_hash: Some(&tx),
         chain_nonce: Some(i64::try_from(envelope.nonce()).unwrap_or(i64::MAX)),
     };
-    let id = match ledger.reserve(&spend, policy.budgets(), unix_now()).await {
-        Ok(Ok(id)) => id,
-        Ok(Err(exceeded)) => return Err(exceeded.into()),
-        Err(e) => return Err(PayError::Ledger(e.to_string())),
+    let id = match treasury {
+        Some(under) => {
+            let memo = request.memo.unwrap_or("");
+            under
+                .guard
+                .reserve(
+                    &spend,
+                    policy.budgets(),
+                    unix_now(),
+                    under.proposal,
+                    ProposalKind::Transfer,
+                    memo,
+                )
+                .await?
+        }
+        None => match ledger.reserve(&spend, policy.budgets(), unix_now()).await {
+            Ok(Ok(id)) => id,
+            Ok(Err(exceeded)) => return Err(exceeded.into()),
+            Err(e) => return Err(PayError::Ledger(e.to_string())),
+        },
     };
     let finish = |state: SpendState, reason: Option<&'static str>| {
         let (ledger, id, tx) = (ledger, id.clone(), tx.clone());
@@ -161,6 +201,7 @@ pub async fn send(
         to: request.to,
         amount: request.amount.to_string(),
         network: request.network.to_owned(),
+        ledger_id: id,
     })
 }
 

@@ -49,10 +49,11 @@ pub fn exit_code(error: &PayError) -> i32 {
         PayError::Network(_) => exit::NETWORK,
         PayError::Signer(_) | PayError::Ledger(_) => exit::CONFIG,
         PayError::ApprovalRequired { .. } | PayError::ApprovalDenied(_) => exit::OVER_BUDGET,
+        // The treasury policy (off chain or the Treasury contract's): a refusal is over budget, a proposal
+        // waiting for owners as approval_required.
+        PayError::PolicyDenied { .. } | PayError::NeedsApproval { .. } => exit::OVER_BUDGET,
         // Only the MCP tools fetch under a fetch policy; were `pay` to, a refused URL cannot be paid.
         PayError::FetchRefused { .. } => exit::UNPAYABLE,
-        // Paying from an on-chain treasury: its policy refused, or owners must approve first.
-        PayError::TreasuryRefused { .. } | PayError::NeedsApproval { .. } => exit::OVER_BUDGET,
     }
 }
 
@@ -144,7 +145,11 @@ async fn prepare(options: &PayOptions) -> Result<(X402Client, CallRequest), Stri
     let ledger = SpendLedger::open(&config.ledger_url).await.map_err(|e| e.to_string())?;
     crate::buyer::spend_reconcile::at_start(&ledger, &config.rpc_url, &config.network).await;
     let networks = config.networks();
-    let client = X402Client::new(
+    let treasury = config
+        .treasury
+        .clone()
+        .map(|rules| crate::treasury::ledger_policy::TreasuryGuard::new(rules, ledger.clone()));
+    let mut client = X402Client::new(
         config.signer.clone(),
         config.policy.clone(),
         ledger,
@@ -153,8 +158,11 @@ async fn prepare(options: &PayOptions) -> Result<(X402Client, CallRequest), Stri
     )
     .map_err(|e| e.to_string())?
     .with_max_response_bytes(config.max_response_bytes);
+    if let Some(treasury) = treasury {
+        client = client.with_treasury(treasury);
+    }
     let client = match crate::treasury::treasury_payer::for_config(&config).map_err(|e| e.to_string())? {
-        Some(treasury) => client.with_treasury(treasury),
+        Some(payer) => client.with_treasury_payer(payer),
         None => client,
     };
     Ok((client, request))

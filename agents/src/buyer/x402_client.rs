@@ -23,6 +23,8 @@ use crate::buyer::offers::{self, Offer};
 use crate::buyer::spend_ledger::{NewSpend, SpendKind, SpendLedger, SpendState, unix_now};
 use crate::buyer::spending_policy::{OfferRefusal, SpendingPolicy};
 use crate::treasury::custody::CustodyError;
+use crate::treasury::ledger_policy::TreasuryGuard;
+use crate::treasury::proposals::ProposalKind;
 use crate::treasury::treasury_payer::{TreasuryPayError, TreasuryPayer};
 
 /// What went wrong, by kind: each maps to its own exit code and MCP tool error.
@@ -66,16 +68,20 @@ pub enum PayError {
         host: String,
         message: String,
     },
-    /// Paying from an on-chain treasury: M owners must approve its proposal first (`nerdcabal treasury approve`).
-    #[error("the treasury needs {required} owner approvals for this payment (proposal {proposal_id} has {approvals})")]
+    /// A treasury policy rule refused the payment (`rule`: `daily_cap`, `per_tx_cap`, …).
+    #[error("refused by the treasury policy ({rule}): {message}")]
+    PolicyDenied { rule: String, message: String },
+    /// The treasury's owners must approve it: a local proposal waits for `required` approvals.
+    #[error(
+        "the treasury's owners must approve this payment ({rule}): proposal {proposal_id} has {approvals} of \
+         {required} approvals (`nerdcabal treasury approve {proposal_id}`)"
+    )]
     NeedsApproval {
         proposal_id: u64,
+        rule: String,
         approvals: u64,
         required: u64,
     },
-    /// Paying from an on-chain treasury: its policy refused (`per_tx_cap`, `daily_cap`, `payee_allow_list`, …).
-    #[error("refused by the treasury policy ({rule}): {message}")]
-    TreasuryRefused { rule: String, message: String },
 }
 
 impl From<TreasuryPayError> for PayError {
@@ -87,12 +93,13 @@ impl From<TreasuryPayError> for PayError {
                 required,
             } => PayError::NeedsApproval {
                 proposal_id,
+                rule: "needs_approval".to_owned(),
                 approvals,
                 required,
             },
             TreasuryPayError::Unpayable(why) => PayError::Unpayable { why },
             TreasuryPayError::Custody(CustodyError::Refused { rule, message }) => {
-                PayError::TreasuryRefused { rule, message }
+                PayError::PolicyDenied { rule, message }
             }
             TreasuryPayError::Custody(CustodyError::Chain(message)) => PayError::Network(message),
             TreasuryPayError::Custody(other) => PayError::Signer(format!("treasury: {other}")),
@@ -172,21 +179,19 @@ impl PayError {
                 document["rule"] = json!(rule);
                 document["host"] = json!(host);
             }
+            PayError::PolicyDenied { rule, .. } => {
+                document["rule"] = json!(rule);
+            }
             PayError::NeedsApproval {
                 proposal_id,
+                rule,
                 approvals,
                 required,
             } => {
                 document["proposal_id"] = json!(proposal_id);
+                document["rule"] = json!(rule);
                 document["approvals"] = json!(approvals);
                 document["required"] = json!(required);
-                document["missing"] = json!(required.saturating_sub(*approvals));
-                document["how"] = json!(format!(
-                    "owners run `nerdcabal treasury approve {proposal_id} --key-file …`"
-                ));
-            }
-            PayError::TreasuryRefused { rule, .. } => {
-                document["rule"] = json!(rule);
             }
             PayError::ApprovalRequired { id, amount } => {
                 document["approval_id"] = json!(id);
@@ -213,8 +218,8 @@ impl PayError {
             PayError::ApprovalRequired { .. } => "approval_required",
             PayError::ApprovalDenied(_) => "approval_denied",
             PayError::FetchRefused { .. } => "fetch_refused",
+            PayError::PolicyDenied { .. } => "policy_denied",
             PayError::NeedsApproval { .. } => "needs_approval",
-            PayError::TreasuryRefused { .. } => "treasury_refused",
         }
     }
 }
@@ -305,8 +310,10 @@ pub struct X402Client {
     timeout: Duration,
     /// When set, every URL (and redirect, and resolved address) is screened by it.
     guard: Option<Arc<FetchGuard>>,
+    /// When set, every payment also meets the treasury policy (read and reserved in one ledger transaction).
+    treasury: Option<TreasuryGuard>,
     /// When set, offers are paid from this on-chain Treasury (the signer is its spender).
-    treasury: Option<TreasuryPayer>,
+    treasury_payer: Option<TreasuryPayer>,
 }
 
 /// The client for unpaid requests (redirects followed, at most 5) and the one for paid attempts (none).
@@ -360,18 +367,29 @@ impl X402Client {
             timeout,
             guard: None,
             treasury: None,
+            treasury_payer: None,
         })
     }
 
-    /// Pays every offer from `treasury` (an EIP-1271 payer) instead of the signer's own account.
-    pub fn with_treasury(mut self, treasury: TreasuryPayer) -> Self {
-        self.treasury = Some(treasury);
+    /// Holds every payment to the treasury policy `guard` as well as the spending policy.
+    pub fn with_treasury(mut self, guard: TreasuryGuard) -> Self {
+        self.treasury = Some(guard);
         self
     }
 
-    /// The account payments leave: the treasury when there is one, else the signer.
+    pub fn treasury(&self) -> Option<&TreasuryGuard> {
+        self.treasury.as_ref()
+    }
+
+    /// Pays every offer from the on-chain `payer` (an EIP-1271 Treasury) instead of the signer's own account.
+    pub fn with_treasury_payer(mut self, payer: TreasuryPayer) -> Self {
+        self.treasury_payer = Some(payer);
+        self
+    }
+
+    /// The account payments leave: the on-chain treasury when there is one, else the signer.
     pub fn payer(&self) -> Address {
-        self.treasury
+        self.treasury_payer
             .as_ref()
             .map_or_else(|| self.signer.address(), TreasuryPayer::address)
     }
@@ -443,6 +461,17 @@ impl X402Client {
 
     /// [`Self::call`], with `gate` asked before the chosen offer is paid.
     pub async fn call_gated(&self, request: &CallRequest, gate: &dyn PaymentGate) -> Result<CallOutcome, PayError> {
+        self.call_approved(request, gate, None).await
+    }
+
+    /// [`Self::call_gated`], paying under the treasury proposal `proposal` the owners approved for this URL
+    /// (it answered `needs_approval` with that id before); the payment uses the proposal up.
+    pub async fn call_approved(
+        &self,
+        request: &CallRequest,
+        gate: &dyn PaymentGate,
+        proposal: Option<u64>,
+    ) -> Result<CallOutcome, PayError> {
         self.screen(&request.url)?;
         let first = self
             .send(&self.http, request, &request.url, None)
@@ -478,16 +507,21 @@ impl X402Client {
             tx_hash: None,
             chain_nonce: None,
         };
-        let id = match self.ledger.reserve(&spend, self.policy.budgets(), now).await {
-            Ok(Ok(id)) => id,
-            Ok(Err(exceeded)) => return Err(exceeded.into()),
-            Err(e) => return Err(PayError::Ledger(e.to_string())),
-        };
-        let signed = match &self.treasury {
+        let id = match &self.treasury {
             Some(treasury) => {
-                self.sign_from_treasury(treasury, offer, nonce, now, asked.as_str())
-                    .await
+                let memo = format!("x402 {}", asked.as_str());
+                treasury
+                    .reserve(&spend, self.policy.budgets(), now, proposal, ProposalKind::X402, &memo)
+                    .await?
             }
+            None => match self.ledger.reserve(&spend, self.policy.budgets(), now).await {
+                Ok(Ok(id)) => id,
+                Ok(Err(exceeded)) => return Err(exceeded.into()),
+                Err(e) => return Err(PayError::Ledger(e.to_string())),
+            },
+        };
+        let signed = match &self.treasury_payer {
+            Some(payer) => self.sign_from_treasury(payer, offer, nonce, now, asked.as_str()).await,
             None => self.sign(offer, nonce, now).await,
         };
         let (header_name, header_value) = match signed {

@@ -73,14 +73,21 @@ pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<Buyer
     crate::buyer::spend_reconcile::at_start(&ledger, &config.rpc_url, &config.network).await;
     let networks = config.networks();
     let guard = fetch_policy(&config)?;
-    let client = X402Client::new(config.signer.clone(), config.policy.clone(), ledger, networks, timeout)?
+    let treasury = config
+        .treasury
+        .clone()
+        .map(|rules| crate::treasury::ledger_policy::TreasuryGuard::new(rules, ledger.clone()));
+    let mut client = X402Client::new(config.signer.clone(), config.policy.clone(), ledger, networks, timeout)?
         .with_max_response_bytes(config.max_response_bytes)
         .with_fetch_guard(guard)?;
+    if let Some(treasury) = treasury {
+        client = client.with_treasury(treasury);
+    }
     let client = match crate::treasury::treasury_payer::for_config(&config)? {
-        Some(treasury) => client.with_treasury(treasury),
+        Some(payer) => client.with_treasury_payer(payer),
         None => client,
     };
-    let treasury = match (config.treasury, &config.local_key) {
+    let onchain = match (config.onchain_treasury, &config.local_key) {
         (Some(at), Some(key)) => Some(Arc::new(OnChainCustody::new(&config.rpc_url, at, Some(key.clone()))?)
             as Arc<dyn crate::treasury::custody::Custody>),
         _ => None,
@@ -92,7 +99,7 @@ pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<Buyer
         rpc_url: config.rpc_url,
         network: config.network,
         usdc: config.usdc,
-        treasury,
+        treasury: onchain,
     }))
 }
 

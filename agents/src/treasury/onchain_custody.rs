@@ -121,6 +121,7 @@ impl OnChainCustody {
         let caller_is_owner = t.isOwner(caller).call().await.map_err(|e| custody_error(&e))?;
         Ok(ChainFacts {
             per_tx_limit: policy.perTxLimit,
+            daily_limit: policy.dailyLimit,
             remaining_today: remaining,
             approval_threshold: policy.approvalThreshold,
             allow_list_enabled: policy.allowListEnabled,

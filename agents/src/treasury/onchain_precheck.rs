@@ -1,18 +1,22 @@
-//! The early, off-chain refusal of a payment a `Treasury` contract would revert: the contract's own checks
-//! (`_checkSpend`, then `onlySpender`) replayed in the contract's order over facts read from it (its policy,
-//! its remaining daily allowance, whether the payee is allow-listed, whether the caller is a spender), with the
-//! same rule names the off-chain policy engine uses. The contract stays authoritative: a payment this passes can
+//! The early, off-chain refusal of a payment a `Treasury` contract would revert: the contract's policy read
+//! from it (limits, remaining daily allowance, whether the payee is allow-listed) run through the off-chain
+//! policy engine (`policy_engine::evaluate`), so the refusal carries the engine's rule name and message, after
+//! the caller checks (a spender, never an owner) and the contract's zero checks. The contract stays authoritative: a payment this passes can
 //! still revert (the day turned, another spender spent first), and that revert is decoded the same way.
 //! Whether the amount needs M approvals is answered too, so a caller can say `pending_approval` before sending.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use alloy::primitives::{Address, U256};
 
 use crate::treasury::custody::CustodyError;
+use crate::treasury::policy_engine::{Decision, History, PaymentFacts, PolicyRules, evaluate};
 
 /// The contract's policy and the facts about one payment, as read from the chain just before sending it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainFacts {
     pub per_tx_limit: U256,
+    pub daily_limit: U256,
     pub remaining_today: U256,
     /// Amounts at or above it need M owner approvals.
     pub approval_threshold: U256,
@@ -41,7 +45,33 @@ fn refused(rule: &str, message: String) -> CustodyError {
     }
 }
 
-/// The refusal the contract would revert with, first one first, or what it will do.
+/// The contract's policy as the off-chain engine's rules: its per-transaction and daily limits, its allow-list
+/// (as far as this payee is concerned), and `approvalThreshold` (at or above it) as `approval_above` (above
+/// it). Built here rather than through `TreasuryRules::validate`: the contract validated its own policy.
+fn engine_rules(to: Address, facts: &ChainFacts) -> PolicyRules {
+    PolicyRules {
+        per_tx_cap: Some(facts.per_tx_limit),
+        daily_cap: Some(facts.daily_limit),
+        weekly_cap: None,
+        monthly_cap: None,
+        per_payee_daily_caps: BTreeMap::new(),
+        payee_allow: facts
+            .allow_list_enabled
+            .then(|| facts.recipient_allowed.then_some(to).into_iter().collect()),
+        payee_deny: BTreeSet::new(),
+        assets: None,
+        networks: None,
+        allowed_hours: None,
+        velocity: None,
+        first_time_payee_needs_approval: false,
+        approval_above: facts.approval_threshold.checked_sub(U256::from(1u8)),
+        owners: Vec::new(),
+        threshold: 0,
+        proposal_ttl_seconds: 0,
+    }
+}
+
+/// The refusal the contract would revert with, as the policy engine names it, or what it will do.
 pub fn precheck(to: Address, amount: U256, facts: &ChainFacts) -> Result<Expect, CustodyError> {
     if facts.caller_is_owner {
         return Err(CustodyError::NotAllowed(
@@ -59,32 +89,23 @@ pub fn precheck(to: Address, amount: U256, facts: &ChainFacts) -> Result<Expect,
     if amount.is_zero() {
         return Err(refused("zero_amount", "the amount is zero".to_owned()));
     }
-    if amount > facts.per_tx_limit {
-        return Err(refused(
-            "per_tx_cap",
-            format!("{amount} is above the per-transaction limit {}", facts.per_tx_limit),
-        ));
+    let payment = PaymentFacts {
+        to,
+        amount,
+        // The contract holds one token on one chain: the engine's asset and network rules are off here.
+        asset: Address::ZERO,
+        network: String::new(),
+        at: 0,
+    };
+    let history = History {
+        spent_today: facts.daily_limit.saturating_sub(facts.remaining_today),
+        ..History::default()
+    };
+    match evaluate(&engine_rules(to, facts), &payment, &history) {
+        Decision::Allow => Ok(Expect::ExecutesAtOnce),
+        Decision::NeedsApproval { .. } => Ok(Expect::NeedsApproval),
+        Decision::Deny { rule, message } => Err(refused(rule.as_str(), message)),
     }
-    if amount > facts.remaining_today {
-        return Err(refused(
-            "daily_cap",
-            format!(
-                "{amount} is above what may still leave today ({})",
-                facts.remaining_today
-            ),
-        ));
-    }
-    if facts.allow_list_enabled && !facts.recipient_allowed {
-        return Err(refused(
-            "payee_allow_list",
-            format!("{to} is not on the treasury's allow-list"),
-        ));
-    }
-    Ok(if amount >= facts.approval_threshold {
-        Expect::NeedsApproval
-    } else {
-        Expect::ExecutesAtOnce
-    })
 }
 
 #[cfg(test)]
@@ -94,6 +115,7 @@ mod tests {
     fn facts() -> ChainFacts {
         ChainFacts {
             per_tx_limit: U256::from(10_000_000u64),
+            daily_limit: U256::from(100_000_000u64),
             remaining_today: U256::from(12_000_000u64),
             approval_threshold: U256::from(5_000_001u64),
             allow_list_enabled: false,
@@ -123,7 +145,7 @@ mod tests {
         };
         assert_eq!(rule(precheck(to, at(3_000_001), &spent)), "daily_cap");
         assert_eq!(rule(precheck(to, at(3_000_000), &spent)), "ExecutesAtOnce");
-        // Over both caps: the per-transaction one is named, as the contract checks it first.
+        // Over both caps: the per-transaction one is named, as the engine (and the contract) checks it first.
         assert_eq!(rule(precheck(to, at(20_000_000), &spent)), "per_tx_cap");
         let listed = ChainFacts {
             allow_list_enabled: true,

@@ -115,7 +115,7 @@ impl TreasuryPayer {
 
 /// The treasury payer a buyer configuration names (`[wallet] treasury`), with its local key as the spender.
 pub fn for_config(config: &crate::buyer::buyer_config::BuyerConfig) -> Result<Option<TreasuryPayer>, CustodyError> {
-    let Some(treasury) = config.treasury else {
+    let Some(treasury) = config.onchain_treasury else {
         return Ok(None);
     };
     let key = config.local_key.clone().ok_or_else(|| {
