@@ -409,8 +409,12 @@ impl BuyerTools {
             rpc_url: config.rpc_url.into(),
             network: config.network.into(),
             usdc: config.usdc,
+            // The treasury's tools only when there is a treasury to use.
+            tool_router: match config.treasury {
+                Some(_) => Self::tool_router() + Self::treasury_router(),
+                None => Self::tool_router(),
+            },
             treasury: config.treasury,
-            tool_router: Self::tool_router() + Self::treasury_router(),
         }
     }
 

@@ -1,4 +1,4 @@
-//! The treasury's MCP tools, on the same server as the buyer's: `treasury_status` and `proposal_status`
+//! The treasury's MCP tools, on the same server as the buyer's and listed only when a treasury is configured: `treasury_status` and `proposal_status`
 //! (read-only) and `propose_payment` (destructive: it executes at once when the treasury's policy allows). The
 //! server holds only the agent's spender key, so no tool can approve, revoke or execute: a payment that needs
 //! owners comes back as the tool error `needs_approval` with the proposal id and how many approvals are
@@ -8,13 +8,13 @@
 use alloy::primitives::Address;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
-use rmcp::{tool, tool_router};
+use rmcp::{Json, tool, tool_router};
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::mcp::buyer_tools::BuyerTools;
-use crate::treasury::custody::{CustodyError, PaymentProposal, ProposalState};
+use crate::treasury::custody::{CustodyError, PaymentProposal, ProposalState, ProposalStatus, TreasuryStatus};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ProposeInput {
@@ -33,6 +33,75 @@ pub struct ProposalInput {
     pub proposal_id: u64,
 }
 
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TreasuryView {
+    /// `on_chain` (a Treasury contract) or `local`.
+    pub mode: String,
+    /// The account that holds the funds.
+    pub address: String,
+    pub token: String,
+    /// Atomic units (USDC has 6 decimals).
+    pub balance: String,
+    pub owners: Vec<String>,
+    /// Owner approvals a payment above the approval amount needs.
+    pub threshold: u64,
+    pub spenders: Vec<String>,
+    /// What may still leave today (UTC), atomic units.
+    pub remaining_today: Option<String>,
+    pub proposals: u64,
+}
+
+impl From<TreasuryStatus> for TreasuryView {
+    fn from(s: TreasuryStatus) -> Self {
+        let text = |list: Vec<Address>| list.iter().map(|a| a.to_checksum(None)).collect();
+        TreasuryView {
+            mode: s.mode.to_owned(),
+            address: s.address.to_checksum(None),
+            token: s.token.to_checksum(None),
+            balance: s.balance,
+            owners: text(s.owners),
+            threshold: s.threshold,
+            spenders: text(s.spenders),
+            remaining_today: s.remaining_today,
+            proposals: s.proposals,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ProposalView {
+    pub proposal_id: u64,
+    /// `executed`, `pending_approval`, `expired` or `cancelled`.
+    pub state: String,
+    pub to: String,
+    /// Atomic units.
+    pub amount: String,
+    pub approvals: u64,
+    /// Approvals needed; 0 when the policy let it execute without any.
+    pub required: u64,
+    pub approvers: Vec<String>,
+    /// The transaction that moved the money, once there is one.
+    pub transaction: Option<String>,
+    /// Unix seconds after which a pending proposal can no longer execute.
+    pub expires_at: u64,
+}
+
+impl From<&ProposalStatus> for ProposalView {
+    fn from(s: &ProposalStatus) -> Self {
+        ProposalView {
+            proposal_id: s.proposal_id,
+            state: s.state.as_str().to_owned(),
+            to: s.to.to_checksum(None),
+            amount: s.amount.clone(),
+            approvals: s.approvals,
+            required: s.required,
+            approvers: s.approvers.iter().map(|a| a.to_checksum(None)).collect(),
+            transaction: s.transaction.clone(),
+            expires_at: s.expires_at,
+        }
+    }
+}
+
 fn bad_input(message: impl Into<String>) -> CallToolResult {
     CallToolResult::structured_error(json!({"error": "invalid_input", "message": message.into()}))
 }
@@ -44,11 +113,6 @@ fn refusal(error: &CustodyError) -> CallToolResult {
         document["rule"] = json!(rule);
     }
     CallToolResult::structured_error(document)
-}
-
-/// A plain struct as the tool's structured answer.
-fn document(value: &impl serde::Serialize) -> serde_json::Value {
-    serde_json::to_value(value).unwrap_or_default()
 }
 
 fn no_treasury() -> CallToolResult {
@@ -68,10 +132,10 @@ impl BuyerTools {
         idempotent_hint = true,
         open_world_hint = true
     ))]
-    async fn treasury_status(&self) -> Result<CallToolResult, CallToolResult> {
+    async fn treasury_status(&self) -> Result<Json<TreasuryView>, CallToolResult> {
         let custody = self.treasury().ok_or_else(no_treasury)?;
         let status = custody.status().await.map_err(|e| refusal(&e))?;
-        Ok(CallToolResult::structured(document(&status)))
+        Ok(Json(status.into()))
     }
 
     /// Pay from the treasury: executes at once when its policy allows; a payment at or above its approval
@@ -86,7 +150,7 @@ impl BuyerTools {
     async fn propose_payment(
         &self,
         Parameters(input): Parameters<ProposeInput>,
-    ) -> Result<CallToolResult, CallToolResult> {
+    ) -> Result<Json<ProposalView>, CallToolResult> {
         let to: Address = input
             .to
             .trim()
@@ -101,7 +165,7 @@ impl BuyerTools {
         let custody = self.treasury().ok_or_else(no_treasury)?;
         let status = custody.propose(&proposal).await.map_err(|e| refusal(&e))?;
         if status.state == ProposalState::PendingApproval {
-            let mut document = document(&status);
+            let mut document = serde_json::to_value(ProposalView::from(&status)).unwrap_or_default();
             document["error"] = json!("needs_approval");
             document["missing"] = json!(status.required.saturating_sub(status.approvals));
             document["message"] = json!(format!(
@@ -112,7 +176,7 @@ impl BuyerTools {
             ));
             return Err(CallToolResult::structured_error(document));
         }
-        Ok(CallToolResult::structured(document(&status)))
+        Ok(Json(ProposalView::from(&status)))
     }
 
     /// Where a treasury proposal stands: `executed` (with its transaction), `pending_approval` (approvals and
@@ -126,9 +190,9 @@ impl BuyerTools {
     async fn proposal_status(
         &self,
         Parameters(input): Parameters<ProposalInput>,
-    ) -> Result<CallToolResult, CallToolResult> {
+    ) -> Result<Json<ProposalView>, CallToolResult> {
         let custody = self.treasury().ok_or_else(no_treasury)?;
         let status = custody.proposal(input.proposal_id).await.map_err(|e| refusal(&e))?;
-        Ok(CallToolResult::structured(document(&status)))
+        Ok(Json(ProposalView::from(&status)))
     }
 }
