@@ -428,5 +428,46 @@ async fn mcp_proposes_from_the_treasury_and_reports_needs_approval_until_two_own
     assert_eq!(shown["state"], "executed", "{shown}");
     assert!(shown["transaction"].as_str().unwrap().starts_with("0x"), "{shown}");
     assert_eq!(dev.balance(payee).await, payee_before + usd(10));
+
+    // An owner's approval can be withdrawn; without M approvals `execute` is refused and nothing moves.
+    let (code, waiting) = treasury(
+        &dev,
+        &[
+            "propose",
+            "--treasury",
+            &at.to_string(),
+            "--to",
+            &payee.to_string(),
+            "--amount",
+            "$7",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (code, waiting["state"].as_str()),
+        (0, Some("pending_approval")),
+        "{waiting}"
+    );
+    let id = waiting["proposal_id"].as_u64().unwrap().to_string();
+    let owner = key_file(&dev, 4);
+    let (_, approved) = treasury(
+        &dev,
+        &["approve", &id, "--treasury", &at.to_string(), "--key-file", &owner],
+    )
+    .await;
+    assert_eq!(approved["approvals"].as_u64(), Some(1), "{approved}");
+    let (code, revoked) = treasury(
+        &dev,
+        &["revoke", &id, "--treasury", &at.to_string(), "--key-file", &owner],
+    )
+    .await;
+    assert_eq!(code, 0, "{revoked}");
+    assert_eq!(
+        (revoked["state"].as_str(), revoked["approvals"].as_u64()),
+        (Some("pending_approval"), Some(0))
+    );
+    let (code, early) = treasury(&dev, &["execute", &id, "--treasury", &at.to_string()]).await;
+    assert_eq!((code, early["error"].as_str()), (2, Some("wrong_state")), "{early}");
+    assert_eq!(dev.balance(payee).await, payee_before + usd(10));
     client.cancel().await.unwrap();
 }

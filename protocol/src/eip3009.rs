@@ -382,4 +382,44 @@ mod tests {
         assert_eq!(json["primaryType"], "TransferWithAuthorization");
         assert_eq!(json["message"]["value"], "10000");
     }
+
+    #[tokio::test]
+    async fn an_unsigned_authorization_is_what_pay_signs_with_from_set_to_the_payer() {
+        let signer = alloy::signers::local::PrivateKeySigner::random();
+        let requirement = v2::PaymentRequirements {
+            scheme: "exact".into(),
+            network: "eip155:5042002".into(),
+            amount: U256::from(10_000),
+            asset: crate::network::ARC_USDC,
+            pay_to: Address::repeat_byte(2),
+            max_timeout_seconds: 60,
+            extra: Some(Extra {
+                name: Some("USDC".into()),
+                version: Some("2".into()),
+                ..Default::default()
+            }),
+        };
+        let (now, nonce) = (1_740_672_089, B256::repeat_byte(3));
+        let treasury = Address::repeat_byte(9);
+        let (authorization, digest) = unsigned(treasury, &requirement, now, nonce).unwrap();
+        assert_eq!(authorization.from, treasury);
+        assert_eq!(
+            (authorization.to, authorization.value),
+            (requirement.pay_to, requirement.amount)
+        );
+        assert_eq!(digest, signing_hash(&authorization, &domain_for(&requirement).unwrap()));
+        // `pay` signs the same authorization for its own address: the digest differs only by `from`.
+        let paid = pay(&signer, &requirement, None, now, nonce).await.unwrap();
+        let exact = paid.payload.exact_evm().unwrap();
+        let (own, own_digest) = unsigned(signer.address(), &requirement, now, nonce).unwrap();
+        assert_eq!(exact.authorization, own);
+        assert_eq!(
+            recover_prehash(&own_digest, &exact.signature).unwrap(),
+            signer.address()
+        );
+        assert_ne!(own_digest, digest);
+        let carried = payload(&requirement, None, authorization.clone(), Bytes::new());
+        assert_eq!(carried.payload.exact_evm().unwrap().authorization, authorization);
+        assert!(carried.payload.exact_evm().unwrap().signature.is_empty());
+    }
 }
