@@ -7,7 +7,8 @@
 //! Treasury loses it and its daily allowance shrinks by it; a dearer route above the approval amount answers
 //! `needs_approval` with the proposal id and moves nothing. Over MCP (rmcp client): `propose_payment` above the
 //! approval amount is the tool error `needs_approval` with the proposal id; after two `treasury approve` calls
-//! `proposal_status` says `executed` with the transaction; no tool can approve.
+//! `proposal_status` says `executed` with the transaction; `x402_fetch` pays from the treasury; no tool can
+//! approve; a withdrawn approval leaves the proposal short and `execute` refused.
 
 mod common;
 
@@ -380,6 +381,13 @@ async fn mcp_proposes_from_the_treasury_and_reports_needs_approval_until_two_own
     assert_ne!(status.is_error, Some(true), "{status:?}");
     let status = status.structured_content.unwrap();
     assert_eq!(status["balance"], usd(50).to_string(), "{status}");
+    assert_eq!(status["address"].as_str().unwrap().parse::<Address>().unwrap(), at);
+
+    // x402_fetch pays from the treasury too (the price is below the approval amount).
+    let treasury_before = dev.balance(at).await;
+    let fetched = call_tool(&client, "x402_fetch", json!({"url": dev.state["paid_url"]})).await;
+    assert_ne!(fetched.is_error, Some(true), "{fetched:?}");
+    assert_eq!(dev.balance(at).await, treasury_before - dev.price());
 
     let small = call_tool(
         &client,
