@@ -5,7 +5,7 @@
 //! With `[wallet] treasury` set, `nerdcabal pay` pays the dev stack's priced route *from the treasury*: the
 //! payment names the Treasury as an EIP-1271 payer, our facilitator settles it, the seller gains the price, the
 //! Treasury loses it and its daily allowance shrinks by it; a dearer route above the approval amount answers
-//! `needs_approval` with the proposal id and moves nothing. Over MCP (rmcp client): `propose_payment` above the
+//! `needs_approval` with the proposal id and moves nothing; an owner's key is refused as the paying agent. Over MCP (rmcp client): `propose_payment` above the
 //! approval amount is the tool error `needs_approval` with the proposal id; after two `treasury approve` calls
 //! `proposal_status` says `executed` with the transaction; `x402_fetch` pays from the treasury; no tool can
 //! approve; a withdrawn approval leaves the proposal short and `execute` refused.
@@ -165,6 +165,15 @@ async fn pay_from_the_treasury_settles_it_as_an_eip1271_payer_through_our_facili
         at,
         "the ledger records the treasury as the payer"
     );
+
+    // An owner's key is refused as the paying agent before anything is signed.
+    let owner_key = key_file(&dev, 3);
+    let (code, _, stderr) = dev
+        .pay(&ledger, &["--config", &config, "--key-file", &owner_key, &paid_url])
+        .await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("never an owner"), "{stderr}");
+    assert_eq!(dev.balance(at).await, treasury_before - price);
 
     // The dearer route is above the approval amount: a proposal waits for owners and nothing moves.
     let dear_url = dev.state["dear_url"].as_str().unwrap().to_owned();

@@ -161,7 +161,10 @@ async fn prepare(options: &PayOptions) -> Result<(X402Client, CallRequest), Stri
     if let Some(treasury) = treasury {
         client = client.with_treasury(treasury);
     }
-    let client = match crate::treasury::treasury_payer::for_config(&config).map_err(|e| e.to_string())? {
+    let client = match crate::treasury::treasury_payer::for_config(&config)
+        .await
+        .map_err(|e| e.to_string())?
+    {
         Some(payer) => client.with_treasury_payer(payer),
         None => client,
     };

@@ -83,7 +83,7 @@ pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<Buyer
     if let Some(treasury) = treasury {
         client = client.with_treasury(treasury);
     }
-    let client = match crate::treasury::treasury_payer::for_config(&config)? {
+    let client = match crate::treasury::treasury_payer::for_config(&config).await? {
         Some(payer) => client.with_treasury_payer(payer),
         None => client,
     };

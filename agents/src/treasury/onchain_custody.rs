@@ -103,6 +103,11 @@ impl OnChainCustody {
             .ok_or_else(|| CustodyError::NotAllowed("no spender key: set [wallet] key_file or --key-file".to_owned()))
     }
 
+    /// The read-only provider.
+    pub(crate) fn reader(&self) -> &DynProvider {
+        &self.reader
+    }
+
     fn reading(&self) -> Treasury::TreasuryInstance<&DynProvider> {
         Treasury::new(self.treasury, &self.reader)
     }

@@ -54,6 +54,26 @@ impl TreasuryPayer {
         self.custody.address()
     }
 
+    /// Refuses a set-up that cannot or must not pay: the key is not one of the Treasury's spenders, or it is one
+    /// of its owners (an agent's key never is). Asked once, when `pay` or `mcp` starts.
+    pub async fn check_roles(&self) -> Result<(), CustodyError> {
+        let agent = self.custody.sender()?.address();
+        let t = Treasury::new(self.custody.address(), self.custody.reader());
+        if t.isOwner(agent).call().await.map_err(|e| custody_error(&e))? {
+            return Err(CustodyError::NotAllowed(format!(
+                "{agent} is an owner of the treasury {}: an agent's key is never an owner",
+                self.custody.address()
+            )));
+        }
+        if !t.isSpender(agent).call().await.map_err(|e| custody_error(&e))? {
+            return Err(CustodyError::NotAllowed(format!(
+                "{agent} is not a spender of the treasury {}",
+                self.custody.address()
+            )));
+        }
+        Ok(())
+    }
+
     /// Has the Treasury approve `authorization` (whose `from` is the Treasury) for `url`; returns the signature
     /// bytes the payment carries. `digest` is the EIP-712 digest under the offer's domain, `asset` its token.
     pub async fn authorize(
@@ -113,13 +133,18 @@ impl TreasuryPayer {
     }
 }
 
-/// The treasury payer a buyer configuration names (`[wallet] treasury`), with its local key as the spender.
-pub fn for_config(config: &crate::buyer::buyer_config::BuyerConfig) -> Result<Option<TreasuryPayer>, CustodyError> {
+/// The treasury payer a buyer configuration names (`[wallet] treasury`), with its local key as the spender —
+/// refused unless the key is a spender and not an owner.
+pub async fn for_config(
+    config: &crate::buyer::buyer_config::BuyerConfig,
+) -> Result<Option<TreasuryPayer>, CustodyError> {
     let Some(treasury) = config.onchain_treasury else {
         return Ok(None);
     };
     let key = config.local_key.clone().ok_or_else(|| {
         CustodyError::NotAllowed("paying from a treasury needs a local spender key ([wallet] key_file)".to_owned())
     })?;
-    TreasuryPayer::new(&config.rpc_url, treasury, key).map(Some)
+    let payer = TreasuryPayer::new(&config.rpc_url, treasury, key)?;
+    payer.check_roles().await?;
+    Ok(Some(payer))
 }
