@@ -1,14 +1,14 @@
-//! An organisation's on-chain Treasury on the dev stack's devnet, through the real `nerdcabal` binary:
-//! `treasury create` deploys a 2-of-3 treasury through the factory; a spender's payment below the approval
-//! amount executes at once, one above it waits, one owner's approval is not enough, the second executes it;
-//! the daily cap refuses the next one (exit 3, `daily_cap`); the chain's balances and remaining allowance match.
-//! With `[wallet] treasury` set, `nerdcabal pay` pays the dev stack's priced route *from the treasury*: the
-//! payment names the Treasury as an EIP-1271 payer, our facilitator settles it, the seller gains the price, the
-//! Treasury loses it and its daily allowance shrinks by it; a dearer route above the approval amount answers
-//! `needs_approval` with the proposal id and moves nothing; an owner's key is refused as the paying agent. Over MCP (rmcp client): `propose_payment` above the
-//! approval amount is the tool error `needs_approval` with the proposal id; after two `treasury approve` calls
-//! `proposal_status` says `executed` with the transaction; `x402_fetch` pays from the treasury; no tool can
-//! approve; a withdrawn approval leaves the proposal short and `execute` refused.
+//! An organisation's on-chain Treasury on the dev stack's devnet, through the real `nerdcabal` binary: `treasury
+//! create` deploys a 2-of-3 treasury through the factory; a spender's payment below the approval amount executes at
+//! once, one above it waits, one owner's approval is not enough, the second executes it; the daily cap refuses the
+//! next one (exit 3, `daily_cap`); the chain's balances and remaining allowance match. With `[wallet] treasury` set,
+//! `nerdcabal pay` pays the dev stack's priced route *from the treasury*: the payment names the Treasury as an
+//! EIP-1271 payer, our facilitator settles it, the seller gains the price, the Treasury loses it and its daily
+//! allowance shrinks by it; a dearer route above the approval amount answers `needs_approval` with the proposal id
+//! and moves nothing; an owner's key is refused as the paying agent. Over MCP (rmcp client): `propose_payment` above
+//! the approval amount is the tool error `needs_approval` with the proposal id; after two `treasury approve` calls
+//! `proposal_status` says `executed` with the transaction; `x402_fetch` pays from the treasury; no tool can approve;
+//! a withdrawn approval leaves the proposal short and `execute` refused.
 
 mod common;
 

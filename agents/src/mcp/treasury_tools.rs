@@ -1,9 +1,9 @@
-//! The treasury's MCP tools, on the same server as the buyer's and listed only when a treasury is configured: `treasury_status` and `proposal_status`
-//! (read-only) and `propose_payment` (destructive: it executes at once when the treasury's policy allows). The
-//! server holds only the agent's spender key, so no tool can approve, revoke or execute: a payment that needs
-//! owners comes back as the tool error `needs_approval` with the proposal id and how many approvals are
-//! missing, and owners approve with `nerdcabal treasury approve <id> --key-file …`. Policy refusals are tool
-//! errors whose `error` is the rule (`per_tx_cap`, `daily_cap`, `payee_allow_list`, …).
+//! The treasury's MCP tools, on the same server as the buyer's and listed only when a treasury is configured:
+//! `treasury_status` and `proposal_status` (read-only) and `propose_payment` (destructive: it executes at once when
+//! the treasury's policy allows). The server holds only the agent's spender key, so no tool can approve, revoke or
+//! execute: a payment that needs owners comes back as the tool error `needs_approval` with the proposal id and how
+//! many approvals are missing, and owners approve with `nerdcabal treasury approve <id> --key-file …`. Policy
+//! refusals are tool errors whose `error` is the rule (`per_tx_cap`, `daily_cap`, `payee_allow_list`, …).
 
 use alloy::primitives::Address;
 use rmcp::handler::server::wrapper::Parameters;

@@ -230,7 +230,8 @@ fn proposal_output(status: &ProposalStatus) -> Output {
 
 fn status_output(status: &TreasuryStatus) -> Output {
     let text = format!(
-        "treasury {} ({})\ntoken {}  balance {} atomic\nowners {} of {}: {:?}\nspenders {:?}\nremaining today {}\nproposals {}",
+        "treasury {} ({})\ntoken {}  balance {} atomic\nowners {} of {}: {:?}\nspenders {:?}\n\
+         remaining today {}\nproposals {}",
         status.address,
         status.mode,
         status.token,

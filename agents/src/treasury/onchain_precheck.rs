@@ -1,8 +1,8 @@
-//! The early, off-chain refusal of a payment a `Treasury` contract would revert: the contract's policy read
-//! from it (limits, remaining daily allowance, whether the payee is allow-listed) run through the off-chain
-//! policy engine (`policy_engine::evaluate`), so the refusal carries the engine's rule name and message, after
-//! the caller checks (a spender, never an owner) and the contract's zero checks. The contract stays authoritative: a payment this passes can
-//! still revert (the day turned, another spender spent first), and that revert is decoded the same way.
+//! The early, off-chain refusal of a payment a `Treasury` contract would revert: the contract's policy read from it
+//! (limits, remaining daily allowance, whether the payee is allow-listed) run through the off-chain policy engine
+//! (`policy_engine::evaluate`), so the refusal carries the engine's rule name and message, after the caller checks
+//! (a spender, never an owner) and the contract's zero checks. The contract stays authoritative: a payment this
+//! passes can still revert (the day turned, another spender spent first), and that revert is decoded the same way.
 //! Whether the amount needs M approvals is answered too, so a caller can say `pending_approval` before sending.
 
 use std::collections::{BTreeMap, BTreeSet};
