@@ -203,3 +203,197 @@ async fn without_owners_a_payment_that_needs_approval_is_refused() {
     assert!(ledger.recent(10).await.unwrap().is_empty());
     assert_eq!(guard.proposals().count().await.unwrap(), 0);
 }
+
+// ---- the scenario in local mode, against a real devnet ----
+
+use agents::buyer::buyer_config::{BuyerConfig, BuyerConfigError, BuyerFlags};
+use agents::buyer::direct_transfer;
+use agents::buyer::spending_policy::SpendingPolicy;
+use agents::treasury::custody::{Custody, CustodyError, PaymentProposal, ProposalState};
+use agents::treasury::local_custody::{LocalCustody, LocalCustodyParts};
+use alloy::primitives::U256;
+use alloy::signers::local::PrivateKeySigner;
+use contracts::{Devnet, DevnetConfig};
+
+fn dollars(n: u64) -> U256 {
+    U256::from(n * 1_000_000)
+}
+
+fn scenario_rules(owners: &[&PrivateKeySigner]) -> String {
+    let owners: Vec<String> = owners.iter().map(|o| format!("\"{}\"", o.address())).collect();
+    format!(
+        "daily_cap = \"$20\"\napproval_above = \"$5\"\nowners = [{}]\nthreshold = 2",
+        owners.join(", ")
+    )
+}
+
+#[tokio::test]
+async fn two_of_three_owners_approve_a_payment_above_the_threshold_and_the_daily_cap_refuses_the_next() {
+    let devnet = Devnet::start(DevnetConfig::default()).await.unwrap();
+    let state = devnet.state().clone();
+    let agent = devnet.signer(1).unwrap().clone();
+    let payee = Address::random();
+    let owners = [
+        PrivateKeySigner::random(),
+        PrivateKeySigner::random(),
+        PrivateKeySigner::random(),
+    ];
+    let outsider = PrivateKeySigner::random();
+    let dir = std::env::temp_dir().join(format!("nerdcabal-local-treasury-{}", B256::random()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ledger = SpendLedger::open(&format!("sqlite://{}", dir.join("spend.db").display()))
+        .await
+        .unwrap();
+    let custody = LocalCustody::new(LocalCustodyParts {
+        key: agent.clone(),
+        rules: rules(&scenario_rules(&[&owners[0], &owners[1], &owners[2]])),
+        spending_policy: SpendingPolicy {
+            max_per_request: dollars(1_000),
+            daily_budget: None,
+            assets: vec![state.usdc],
+            ..SpendingPolicy::default()
+        },
+        ledger: ledger.clone(),
+        rpc_url: state.rpc_url.clone(),
+        network: state.network.clone(),
+        usdc: state.usdc,
+    })
+    .unwrap();
+    let balance = |who: Address| {
+        let (rpc, usdc) = (state.rpc_url.clone(), state.usdc);
+        async move { direct_transfer::balance(&rpc, usdc, who).await.unwrap() }
+    };
+    let agent_start = balance(agent.address()).await;
+    let propose = |amount: u64, memo: &str| PaymentProposal {
+        to: payee,
+        amount: dollars(amount),
+        memo: memo.to_owned(),
+    };
+
+    // Below the approval amount: executes at once.
+    let small = custody.propose(&propose(4, "coffee")).await.unwrap();
+    assert_eq!((small.state, small.required), (ProposalState::Executed, 0), "{small:?}");
+    assert!(small.transaction.is_some());
+    assert_eq!(balance(payee).await, dollars(4));
+
+    // Above it: waits for 2 of 3.
+    let big = custody.propose(&propose(10, "rent")).await.unwrap();
+    assert_eq!(
+        (big.state, big.approvals, big.required, big.transaction.as_deref()),
+        (ProposalState::PendingApproval, 0, 2, None)
+    );
+    let id = big.proposal_id;
+    assert_eq!(balance(payee).await, dollars(4), "nothing moved while it waits");
+
+    // Neither the agent nor an outsider can approve; an owner's approval is not enough alone.
+    assert!(matches!(
+        custody.approve(id, &agent).await,
+        Err(CustodyError::NotAllowed(_))
+    ));
+    assert!(matches!(
+        custody.approve(id, &outsider).await,
+        Err(CustodyError::NotAllowed(_))
+    ));
+    let one = custody.approve(id, &owners[0]).await.unwrap();
+    assert_eq!((one.state, one.approvals), (ProposalState::PendingApproval, 1));
+    // The same owner twice still counts once; a revoked approval no longer counts.
+    assert_eq!(custody.approve(id, &owners[0]).await.unwrap().approvals, 1);
+    assert_eq!(custody.revoke(id, &owners[0]).await.unwrap().approvals, 0);
+    assert_eq!(custody.approve(id, &owners[0]).await.unwrap().approvals, 1);
+    assert_eq!(balance(payee).await, dollars(4));
+
+    // The second owner's approval executes it.
+    let done = custody.approve(id, &owners[2]).await.unwrap();
+    assert_eq!(
+        (done.state, done.approvals, done.required),
+        (ProposalState::Executed, 2, 2),
+        "{done:?}"
+    );
+    assert_eq!(done.approvers, vec![owners[0].address(), owners[2].address()]);
+    assert!(done.transaction.is_some());
+    assert_eq!(custody.proposal(id).await.unwrap(), done);
+    assert!(matches!(
+        custody.approve(id, &owners[1]).await,
+        Err(CustodyError::WrongState { .. })
+    ));
+    assert!(
+        matches!(custody.execute(id).await, Err(CustodyError::WrongState { .. })),
+        "executed once"
+    );
+
+    // $14 of $20 spent today: $7 more is refused by the daily cap, and nothing moves.
+    let refused = custody.propose(&propose(2 + 5, "more")).await.unwrap_err();
+    assert_eq!(refused.reason(), "daily_cap", "{refused}");
+    assert!(
+        refused.to_string().contains("$7 requested, $14 of $20 spent today"),
+        "{refused}"
+    );
+
+    // The chain agrees with the ledger.
+    assert_eq!(balance(payee).await, dollars(14));
+    assert_eq!(balance(agent.address()).await, agent_start - dollars(14));
+    let status = custody.status().await.unwrap();
+    assert_eq!(
+        (
+            status.mode,
+            status.threshold,
+            status.remaining_today.as_deref(),
+            status.proposals
+        ),
+        ("local", 2, Some("6000000"), 2)
+    );
+    assert_eq!(status.balance, (agent_start - dollars(14)).to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn an_agent_key_among_the_owners_is_refused_at_config_load() {
+    let dir = std::env::temp_dir().join(format!("nerdcabal-treasury-config-{}", B256::random()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let agent = PrivateKeySigner::random();
+    let other = PrivateKeySigner::random();
+    let key_file = dir.join("agent.key");
+    std::fs::write(&key_file, format!("{}\n", alloy::hex::encode(agent.to_bytes()))).unwrap();
+    let write = |owners: &[&PrivateKeySigner]| {
+        let path = dir.join("buyer.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "[wallet]\nkey_file = \"{}\"\n\n[treasury]\n{}\n",
+                key_file.display(),
+                scenario_rules(owners)
+            ),
+        )
+        .unwrap();
+        BuyerFlags {
+            config: Some(path),
+            ledger: Some("sqlite::memory:".into()),
+            ..BuyerFlags::default()
+        }
+    };
+    let refused = BuyerConfig::resolve(&write(&[&other, &agent]), |_| None).unwrap_err();
+    assert!(
+        matches!(refused, BuyerConfigError::AgentIsOwner(a) if a == agent.address()),
+        "{refused}"
+    );
+    let third = PrivateKeySigner::random();
+    let config = BuyerConfig::resolve(&write(&[&other, &third]), |_| None).unwrap();
+    let rules = config.treasury.as_ref().expect("[treasury] is resolved");
+    assert_eq!((rules.threshold(), rules.owners().len()), (2, 2));
+    // The same refusal holds for custody built from parts.
+    let parts = LocalCustodyParts {
+        key: agent.clone(),
+        rules: rules_with_owner(agent.address()),
+        spending_policy: SpendingPolicy::default(),
+        ledger: SpendLedger::open("sqlite::memory:").await.unwrap(),
+        rpc_url: "http://127.0.0.1:1".into(),
+        network: "eip155:5042002".into(),
+        usdc: protocol::network::ARC_USDC,
+    };
+    assert!(matches!(LocalCustody::new(parts), Err(CustodyError::NotAllowed(_))));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn rules_with_owner(owner: Address) -> agents::treasury::policy_engine::PolicyRules {
+    rules(&format!("owners = [\"{owner}\"]\nthreshold = 1"))
+}
