@@ -397,3 +397,151 @@ async fn an_agent_key_among_the_owners_is_refused_at_config_load() {
 fn rules_with_owner(owner: Address) -> agents::treasury::policy_engine::PolicyRules {
     rules(&format!("owners = [\"{owner}\"]\nthreshold = 1"))
 }
+
+// ---- an x402 payment that needs approval: a proposal, two owners, the agent's retry ----
+
+use agents::buyer::x402_client::{CallRequest, NoGate, X402Client};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::IntoResponse;
+use protocol::header as codec;
+use protocol::wire::{Extra, ResourceInfo, v2};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A seller of one route at $0.001 that settles every payment it gets (a success `PAYMENT-RESPONSE`);
+/// returns its URL and how many paid requests it saw.
+async fn settling_seller() -> (String, Arc<AtomicUsize>) {
+    let paid = Arc::new(AtomicUsize::new(0));
+    let seen = paid.clone();
+    let offer = v2::PaymentRequirements {
+        scheme: "exact".into(),
+        network: "eip155:5042002".into(),
+        amount: U256::from(1_000u64),
+        asset: protocol::network::ARC_USDC,
+        pay_to: Address::repeat_byte(0x42),
+        max_timeout_seconds: 60,
+        extra: Some(Extra::eip712("USDC", "2")),
+    };
+    let router = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+        let (offer, seen) = (offer.clone(), seen.clone());
+        async move {
+            if headers.contains_key(codec::PAYMENT_SIGNATURE) {
+                seen.fetch_add(1, Ordering::SeqCst);
+                let receipt = codec::encode(&protocol::SettleResponse {
+                    success: true,
+                    error_reason: None,
+                    error_message: None,
+                    payer: None,
+                    transaction: format!("{:#x}", B256::repeat_byte(0xab)),
+                    network: "eip155:5042002".into(),
+                    amount: None,
+                });
+                return ([(codec::PAYMENT_RESPONSE, receipt)], "paid content").into_response();
+            }
+            let required = v2::PaymentRequired {
+                x402_version: protocol::version::Version,
+                error: Some("pay".into()),
+                resource: ResourceInfo {
+                    url: uri.path().to_owned(),
+                    description: None,
+                    mime_type: None,
+                },
+                accepts: vec![offer],
+                extensions: None,
+            };
+            (
+                StatusCode::PAYMENT_REQUIRED,
+                [(codec::PAYMENT_REQUIRED, codec::encode(&required))],
+            )
+                .into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (url, paid)
+}
+
+#[tokio::test]
+async fn an_x402_payment_above_the_approval_amount_pays_only_after_two_owners_approve_and_the_agent_retries() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (seller, paid) = settling_seller().await;
+    let agent = PrivateKeySigner::random();
+    let owners = [PrivateKeySigner::random(), PrivateKeySigner::random()];
+    let text = format!(
+        "approval_above = \"$0.0005\"\nowners = [\"{}\", \"{}\"]\nthreshold = 2",
+        owners[0].address(),
+        owners[1].address()
+    );
+    let ledger = SpendLedger::open("sqlite::memory:").await.unwrap();
+    let client = X402Client::new(
+        Arc::new(agent.clone()),
+        SpendingPolicy::default(),
+        ledger.clone(),
+        protocol::Networks::builtin(),
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap()
+    .with_treasury(TreasuryGuard::new(rules(&text), ledger.clone()));
+    let custody = LocalCustody::new(LocalCustodyParts {
+        key: agent.clone(),
+        rules: rules(&text),
+        spending_policy: SpendingPolicy::default(),
+        ledger: ledger.clone(),
+        rpc_url: "http://127.0.0.1:1".into(),
+        network: "eip155:5042002".into(),
+        usdc: protocol::network::ARC_USDC,
+    })
+    .unwrap();
+    let request = CallRequest::get(format!("{seller}/report").parse().unwrap());
+
+    let Err(waiting) = client.call(&request).await else {
+        panic!("above the approval amount nothing is paid");
+    };
+    let PayError::NeedsApproval {
+        proposal_id,
+        ref rule,
+        approvals: 0,
+        required: 2,
+    } = waiting
+    else {
+        panic!("expected needs_approval, got {waiting:?}");
+    };
+    assert_eq!(rule, "needs_approval");
+    assert_eq!(waiting.to_json()["proposal_id"], proposal_id);
+    assert_eq!(agents::buyer::pay_command::exit_code(&waiting), 3);
+    assert_eq!(paid.load(Ordering::SeqCst), 0, "signed nothing, sent nothing");
+    assert!(ledger.recent(10).await.unwrap().is_empty());
+
+    // Retrying before the owners approve does not pay either.
+    let early = client.call_approved(&request, &NoGate, Some(proposal_id)).await;
+    assert!(matches!(early, Err(PayError::ApprovalDenied(_))), "{early:?}");
+
+    assert_eq!(custody.approve(proposal_id, &owners[0]).await.unwrap().approvals, 1);
+    let approved = custody.approve(proposal_id, &owners[1]).await.unwrap();
+    assert_eq!(
+        (approved.state, approved.approvals, approved.required),
+        (ProposalState::PendingApproval, 2, 2),
+        "approved; an x402 proposal waits for the agent's retry"
+    );
+    assert_eq!(paid.load(Ordering::SeqCst), 0);
+
+    let outcome = client
+        .call_approved(&request, &NoGate, Some(proposal_id))
+        .await
+        .unwrap();
+    assert_eq!(outcome.body, b"paid content");
+    assert!(outcome.receipt.is_some());
+    assert_eq!(paid.load(Ordering::SeqCst), 1);
+    let done = custody.proposal(proposal_id).await.unwrap();
+    assert_eq!(done.state, ProposalState::Executed);
+    assert_eq!(done.transaction, Some(format!("{:#x}", B256::repeat_byte(0xab))));
+
+    // Used once: the same proposal pays nothing more, and a new call asks again.
+    let again = client.call_approved(&request, &NoGate, Some(proposal_id)).await;
+    assert!(matches!(again, Err(PayError::ApprovalDenied(_))), "{again:?}");
+    assert!(matches!(
+        client.call(&request).await,
+        Err(PayError::NeedsApproval { proposal_id: next, .. }) if next != proposal_id
+    ));
+    assert_eq!(paid.load(Ordering::SeqCst), 1);
+}
