@@ -169,6 +169,22 @@ async fn a_payment_above_the_approval_amount_waits_and_only_its_approved_proposa
         reserve(7 * PRICE, url, Some(proposal_id)).await,
         Err(PayError::ApprovalDenied(_))
     ));
+    let mut transfer = spend(payer, payee, 6 * PRICE, url);
+    transfer.kind = SpendKind::Transfer;
+    let other_kind = guard
+        .reserve(
+            &transfer,
+            Budgets::default(),
+            now,
+            Some(proposal_id),
+            ProposalKind::Transfer,
+            "",
+        )
+        .await;
+    assert!(
+        matches!(other_kind, Err(PayError::ApprovalDenied(_))),
+        "an x402 proposal pays no transfer"
+    );
     let payment = reserve(6 * PRICE, url, Some(proposal_id))
         .await
         .expect("the approved payment");
@@ -200,6 +216,10 @@ async fn without_owners_a_payment_that_needs_approval_is_refused() {
         matches!(result, Err(PayError::PolicyDenied { ref rule, .. }) if rule == "needs_approval"),
         "{result:?}"
     );
+    let refused = result.unwrap_err();
+    assert_eq!(refused.kind(), "policy_denied");
+    assert_eq!(refused.to_json()["rule"], "needs_approval");
+    assert_eq!(agents::buyer::pay_command::exit_code(&refused), 3);
     assert!(ledger.recent(10).await.unwrap().is_empty());
     assert_eq!(guard.proposals().count().await.unwrap(), 0);
 }
