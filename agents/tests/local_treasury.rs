@@ -329,7 +329,11 @@ async fn two_of_three_owners_approve_a_payment_above_the_threshold_and_the_daily
         (ProposalState::Executed, 2, 2),
         "{done:?}"
     );
-    assert_eq!(done.approvers, vec![owners[0].address(), owners[2].address()]);
+    let mut approvers = done.approvers.clone();
+    approvers.sort();
+    let mut expected = vec![owners[0].address(), owners[2].address()];
+    expected.sort();
+    assert_eq!(approvers, expected);
     assert!(done.transaction.is_some());
     assert_eq!(custody.proposal(id).await.unwrap(), done);
     assert!(matches!(
@@ -564,4 +568,121 @@ async fn an_x402_payment_above_the_approval_amount_pays_only_after_two_owners_ap
         Err(PayError::NeedsApproval { proposal_id: next, .. }) if next != proposal_id
     ));
     assert_eq!(paid.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_proposal_expires_after_its_ttl_and_can_no_longer_be_used() {
+    let ledger = SpendLedger::open("sqlite::memory:").await.unwrap();
+    let owners = "owners = [\"0x1111111111111111111111111111111111111111\"]\nthreshold = 1";
+    let guard = TreasuryGuard::new(
+        rules(&format!("approval_above = \"$1\"\nproposal_ttl_seconds = 60\n{owners}")),
+        ledger.clone(),
+    );
+    let (payer, payee, url) = (Address::random(), Address::repeat_byte(7), "http://h/ttl");
+    let now = unix_now();
+    let Err(PayError::NeedsApproval { proposal_id, .. }) = guard
+        .reserve(
+            &spend(payer, payee, 2 * PRICE, url),
+            Budgets::default(),
+            now,
+            None,
+            ProposalKind::X402,
+            "",
+        )
+        .await
+    else {
+        panic!("needs approval");
+    };
+    let proposals = guard.proposals();
+    assert_eq!(
+        proposals.get(proposal_id, now + 60).await.unwrap().unwrap().state,
+        "pending_approval"
+    );
+    assert!(
+        proposals
+            .transition(proposal_id, "pending_approval", "approved", None, None, now)
+            .await
+            .unwrap()
+    );
+    // One second past its expiry it cannot pay, and reads as expired.
+    let late = guard
+        .reserve(
+            &spend(payer, payee, 2 * PRICE, url),
+            Budgets::default(),
+            now + 61,
+            Some(proposal_id),
+            ProposalKind::X402,
+            "",
+        )
+        .await;
+    assert!(matches!(late, Err(PayError::ApprovalDenied(_))), "{late:?}");
+    assert_eq!(
+        proposals.get(proposal_id, now + 61).await.unwrap().unwrap().state,
+        "expired"
+    );
+    assert!(ledger.recent(10).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_approved_transfer_whose_execution_failed_is_executed_by_execute() {
+    let devnet = Devnet::start(DevnetConfig::default()).await.unwrap();
+    let state = devnet.state().clone();
+    let agent = devnet.signer(2).unwrap().clone();
+    let payee = Address::random();
+    let owners = [PrivateKeySigner::random(), PrivateKeySigner::random()];
+    let text = format!(
+        "approval_above = \"$5\"\nowners = [\"{}\", \"{}\"]\nthreshold = 2",
+        owners[0].address(),
+        owners[1].address()
+    );
+    let custody = LocalCustody::new(LocalCustodyParts {
+        key: agent.clone(),
+        rules: rules(&text),
+        spending_policy: SpendingPolicy {
+            max_per_request: dollars(10_000_000),
+            daily_budget: None,
+            assets: vec![state.usdc],
+            ..SpendingPolicy::default()
+        },
+        ledger: SpendLedger::open("sqlite::memory:").await.unwrap(),
+        rpc_url: state.rpc_url.clone(),
+        network: state.network.clone(),
+        usdc: state.usdc,
+    })
+    .unwrap();
+    // More than the agent holds (1,000,000 USDC): approved, but the transfer cannot be made.
+    let amount = dollars(2_000_000);
+    let waiting = custody
+        .propose(&PaymentProposal {
+            to: payee,
+            amount,
+            memo: "too much for now".into(),
+        })
+        .await
+        .unwrap();
+    let id = waiting.proposal_id;
+    custody.approve(id, &owners[0]).await.unwrap();
+    let failed = custody.approve(id, &owners[1]).await.unwrap_err();
+    assert!(matches!(failed, CustodyError::Chain(_)), "{failed:?}");
+    let after = custody.proposal(id).await.unwrap();
+    assert_eq!(
+        (after.state, after.approvals, after.transaction.as_deref()),
+        (ProposalState::PendingApproval, 2, None),
+        "still approved, not executed"
+    );
+    // Funded, `execute` pays it, once.
+    devnet.mint(agent.address(), amount).await.unwrap();
+    let done = custody.execute(id).await.unwrap();
+    assert_eq!(done.state, ProposalState::Executed);
+    assert!(done.transaction.is_some());
+    assert_eq!(
+        direct_transfer::balance(&state.rpc_url, state.usdc, payee)
+            .await
+            .unwrap(),
+        amount
+    );
+    assert!(matches!(
+        custody.execute(id).await,
+        Err(CustodyError::WrongState { .. })
+    ));
 }

@@ -90,6 +90,31 @@ pub async fn send_under(
     let amount = i64::try_from(request.amount).map_err(|_| PayError::Unpayable {
         why: "the amount does not fit the spend ledger".into(),
     })?;
+    let target = format!(
+        "transfer:{}{}",
+        request.to,
+        request.memo.map(|m| format!("?memo={m}")).unwrap_or_default()
+    );
+    if let Some(UnderTreasury { guard, proposal: None }) = treasury {
+        // Refused or sent to the owners before anything is prepared on chain (the reservation decides again).
+        let early = NewSpend {
+            kind: SpendKind::Transfer,
+            url: &target,
+            host: "direct-transfer",
+            network: request.network,
+            asset: request.asset,
+            pay_to: request.to,
+            payer: key.address(),
+            nonce: B256::ZERO,
+            amount,
+            valid_before: None,
+            tx_hash: None,
+            chain_nonce: None,
+        };
+        guard
+            .precheck(&early, unix_now(), ProposalKind::Transfer, request.memo.unwrap_or(""))
+            .await?;
+    }
     let rpc_error = |e: &dyn std::fmt::Display| redact_in(&e.to_string(), request.rpc_url);
     let url: url::Url = request
         .rpc_url
@@ -113,11 +138,6 @@ pub async fn send_under(
         .try_into_envelope()
         .map_err(|e| PayError::Signer(e.to_string()))?;
     let tx = format!("{:#x}", envelope.tx_hash());
-    let target = format!(
-        "transfer:{}{}",
-        request.to,
-        request.memo.map(|m| format!("?memo={m}")).unwrap_or_default()
-    );
     let spend = NewSpend {
         kind: SpendKind::Transfer,
         url: &target,
