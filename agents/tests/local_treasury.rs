@@ -686,3 +686,71 @@ async fn an_approved_transfer_whose_execution_failed_is_executed_by_execute() {
         Err(CustodyError::WrongState { .. })
     ));
 }
+
+#[tokio::test]
+async fn nerdcabal_pay_under_a_treasury_refuses_with_the_rule_and_waits_for_owners_with_exit_3() {
+    use agents::buyer::pay_command::{PayOptions, run};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (seller, paid) = settling_seller().await;
+    let dir = std::env::temp_dir().join(format!("nerdcabal-treasury-pay-{}", B256::random()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("agent.key");
+    std::fs::write(&key_file, alloy::hex::encode(PrivateKeySigner::random().to_bytes())).unwrap();
+    let owners = [PrivateKeySigner::random(), PrivateKeySigner::random()];
+    let pay = |treasury: String| {
+        let config = dir.join("buyer.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "ledger = \"sqlite://{}\"\nrpc_url = \"http://127.0.0.1:1\"\n[wallet]\nkey_file = \"{}\"\n\n[treasury]\n{treasury}\n",
+                dir.join("spend.db").display(),
+                key_file.display()
+            ),
+        )
+        .unwrap();
+        let options = PayOptions {
+            url: format!("{seller}/report"),
+            json: true,
+            timeout: std::time::Duration::from_secs(5),
+            buyer: BuyerFlags {
+                config: Some(config),
+                ..BuyerFlags::default()
+            },
+            ..PayOptions::default()
+        };
+        async move {
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let code = run(options, &mut out, &mut err).await;
+            let document: serde_json::Value =
+                serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&err)));
+            (code, document)
+        }
+    };
+    // The price ($0.001) is over the per-transaction cap.
+    let (code, refused) = pay("per_tx_cap = \"$0.0005\"".into()).await;
+    assert_eq!(code, 3, "{refused}");
+    assert_eq!(
+        (refused["error"].as_str(), refused["rule"].as_str()),
+        (Some("policy_denied"), Some("per_tx_cap"))
+    );
+    // Above the approval amount: a proposal for two owners.
+    let (code, waiting) = pay(format!(
+        "approval_above = \"$0.0005\"\nowners = [\"{}\", \"{}\"]\nthreshold = 2",
+        owners[0].address(),
+        owners[1].address()
+    ))
+    .await;
+    assert_eq!(code, 3, "{waiting}");
+    assert_eq!(waiting["error"], "needs_approval");
+    assert_eq!(
+        (waiting["approvals"].as_u64(), waiting["required"].as_u64()),
+        (Some(0), Some(2))
+    );
+    assert!(waiting["proposal_id"].as_u64().is_some(), "{waiting}");
+    assert_eq!(paid.load(Ordering::SeqCst), 0, "nothing was sent to the seller");
+    // Within every rule it pays.
+    let (code, ok) = pay("per_tx_cap = \"$1\"\ndaily_cap = \"$2\"".into()).await;
+    assert_eq!(code, 0, "{ok}");
+    assert_eq!(paid.load(Ordering::SeqCst), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
