@@ -1,7 +1,7 @@
 //! A direct USDC transfer from the buyer's own key (`send_payment`), under the same spending policy as paid
 //! calls: the payee allow-list, the per-request maximum and the budgets (recorded in the spend ledger before
-//! the transaction is broadcast, with its hash), and the approval gate. The transaction is signed locally,
-//! sent through the configured RPC and its receipt awaited.
+//! the transaction is broadcast, with its hash), the approval gate, and with `[treasury]` the treasury policy
+//! (`send_under`). The transaction is signed locally, sent through the configured RPC and its receipt awaited.
 
 use std::time::Duration;
 
