@@ -3,8 +3,9 @@
 //! spend ledger (budgets, and with `[treasury]` the treasury policy, checked in the same step), signs, and
 //! sends the payment only to the URL that asked for it (redirects are not followed with a payment). When the
 //! paid attempt fails ambiguously it resends the *same* signed payment — never a second signature — and reads
-//! the receipt from `PAYMENT-RESPONSE` (or `X-PAYMENT-RESPONSE`). A payment without a success receipt stays counted in the ledger as pending until the
-//! chain proves it unsettled (`spend_reconcile`). No more than `max_response_bytes` of any answer is read.
+//! the receipt from `PAYMENT-RESPONSE` (or `X-PAYMENT-RESPONSE`). A payment without a success receipt stays
+//! counted in the ledger as pending until the chain proves it unsettled (`spend_reconcile`). No more than
+//! `max_response_bytes` of any answer is read.
 
 use std::sync::Arc;
 use std::time::Duration;
