@@ -218,6 +218,9 @@ struct TreasuryArgs {
     /// The key that sends: an owner's for approve/revoke, the creator's for create, else the spender's.
     #[arg(long, global = true)]
     key_file: Option<PathBuf>,
+    /// Spend ledger URL, for local custody (else NERDCABAL_SPEND_DB, else ~/.nerdcabal/spend.db).
+    #[arg(long, global = true)]
+    ledger: Option<String>,
     /// Print one JSON object instead.
     #[arg(long, global = true)]
     json: bool,
@@ -537,6 +540,7 @@ async fn main() -> anyhow::Result<()> {
                 devnet: common.devnet,
                 config: common.config,
                 key_file: common.key_file,
+                ledger: common.ledger,
                 json: common.json,
             };
             let code = agents::treasury::command::run(options, &mut std::io::stdout(), &mut std::io::stderr()).await;

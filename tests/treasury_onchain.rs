@@ -8,7 +8,8 @@
 //! and moves nothing; an owner's key is refused as the paying agent. Over MCP (rmcp client): `propose_payment` above
 //! the approval amount is the tool error `needs_approval` with the proposal id; after two `treasury approve` calls
 //! `proposal_status` says `executed` with the transaction; `x402_fetch` pays from the treasury; no tool can approve;
-//! a withdrawn approval leaves the proposal short and `execute` refused.
+//! a withdrawn approval leaves the proposal short and `execute` refused. Without a treasury address the same CLI
+//! scenario runs in local custody (`[treasury]` rules; the agent's key pays, owners sign EIP-712 approvals).
 
 mod common;
 
@@ -487,4 +488,81 @@ async fn mcp_proposes_from_the_treasury_and_reports_needs_approval_until_two_own
     assert_eq!((code, early["error"].as_str()), (2, Some("wrong_state")), "{early}");
     assert_eq!(dev.balance(payee).await, payee_before + usd(10));
     client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn without_a_treasury_address_the_same_cli_scenario_runs_in_local_custody_against_the_spend_ledger() {
+    let dev = Dev::start().await;
+    let owners = (3..=5)
+        .map(|i| format!("\"{}\"", account(&dev, i).0))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let config = dev.dir.join("local.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[policy]\nmax_per_request = \"$20\"\ndaily_budget = \"$50\"\n\
+             [treasury]\nper_tx_cap = \"$10\"\ndaily_cap = \"$12\"\napproval_above = \"$5\"\n\
+             owners = [{owners}]\nthreshold = 2\n"
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    let ledger = dev.ledger("local");
+    let (buyer, payee) = (dev.address("buyer"), account(&dev, 7).0);
+    let (buyer_before, payee_before) = (dev.balance(buyer).await, dev.balance(payee).await);
+    let local = |args: Vec<String>| {
+        let dev = &dev;
+        let (config, ledger) = (config.clone(), ledger.clone());
+        async move {
+            let mut all: Vec<String> = args;
+            all.extend(["--config".to_owned(), config, "--ledger".to_owned(), ledger]);
+            let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+            treasury(dev, &refs).await
+        }
+    };
+    let propose = |amount: &str| {
+        vec![
+            "propose".to_owned(),
+            "--to".to_owned(),
+            payee.to_string(),
+            "--amount".to_owned(),
+            amount.to_owned(),
+        ]
+    };
+
+    let (code, small) = local(propose("$2")).await;
+    assert_eq!((code, small["state"].as_str()), (0, Some("executed")), "{small}");
+    let (code, large) = local(propose("$8")).await;
+    assert_eq!(
+        (code, large["state"].as_str()),
+        (0, Some("pending_approval")),
+        "{large}"
+    );
+    let id = large["proposal_id"].as_u64().unwrap().to_string();
+    let approve = |owner: usize| {
+        vec![
+            "approve".to_owned(),
+            id.clone(),
+            "--key-file".to_owned(),
+            key_file(&dev, owner),
+        ]
+    };
+    let (code, first) = local(approve(3)).await;
+    assert_eq!(code, 0, "{first}");
+    assert_eq!(
+        (
+            first["state"].as_str(),
+            first["approvals"].as_u64(),
+            first["required"].as_u64()
+        ),
+        (Some("pending_approval"), Some(1), Some(2))
+    );
+    let (code, second) = local(approve(4)).await;
+    assert_eq!((code, second["state"].as_str()), (0, Some("executed")), "{second}");
+    assert!(second["transaction"].as_str().unwrap().starts_with("0x"), "{second}");
+    let (code, refused) = local(propose("$3")).await;
+    assert_eq!((code, refused["error"].as_str()), (3, Some("daily_cap")), "{refused}");
+    assert_eq!(dev.balance(payee).await, payee_before + usd(10));
+    assert_eq!(dev.balance(buyer).await, buyer_before - usd(10));
 }

@@ -6,6 +6,9 @@
 //! Keys: `propose` and `execute` send with the buyer's key (`--key-file`, `[wallet] key_file`,
 //! `NERDCABAL_BUYER_KEY`, the devnet buyer) — a spender; `approve` and `revoke` with `--key-file` — an owner;
 //! `create` with `--key-file` (any funded account; on a devnet its deployer, account 0, by default).
+//! Without a treasury address, a `[treasury]` section in `--config` selects local custody (`custody_for`): the
+//! agent's own key pays under the policy in the spend ledger (`--ledger`), owners approve with EIP-712
+//! signatures of their `--key-file`.
 //!
 //! Exit codes (those of `nerdcabal pay`): 0 done — a proposal waiting for approval is done too
 //! (`pending_approval`); 2 configuration or usage (bad flags, no key, a key that is not a spender or owner,
@@ -22,8 +25,10 @@ use serde_json::json;
 
 use crate::buyer::buyer_config::{self, BuyerConfig, BuyerFlags, DevState};
 use crate::buyer::pay_command::exit;
+use crate::buyer::spend_ledger::SpendLedger;
 use crate::treasury::create::{self, DEFAULT_PROPOSAL_TTL_SECONDS, TreasurySpec};
 use crate::treasury::custody::{Custody, CustodyError, PaymentProposal, ProposalStatus, TreasuryStatus};
+use crate::treasury::local_custody::LocalCustody;
 use crate::treasury::onchain_custody::OnChainCustody;
 use crate::treasury::onchain_revert::custody_error;
 
@@ -62,6 +67,8 @@ pub struct TreasuryOptions {
     pub devnet: Option<PathBuf>,
     pub config: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+    /// Spend ledger URL, for local custody.
+    pub ledger: Option<String>,
     pub json: bool,
 }
 
@@ -117,6 +124,7 @@ impl TreasurySettings {
             config: options.config.clone(),
             key_file: options.key_file.clone(),
             devnet: options.devnet.clone(),
+            ledger: options.ledger.clone(),
             ..BuyerFlags::default()
         };
         let file = buyer_config::read_file(&flags).map_err(config)?;
@@ -150,18 +158,34 @@ impl TreasurySettings {
     }
 }
 
-/// The custody the settings name: on chain when a treasury address is set. Local custody (the agent's own key
-/// under the spend ledger) plugs in here.
-pub fn custody_for(
+/// The custody the settings name: on chain when a treasury address is set (`sender` proposes and executes),
+/// else local custody when the configuration has a `[treasury]` section — the agent's own key (`[wallet]
+/// key_file`, `NERDCABAL_BUYER_KEY`, the devnet buyer; `--key-file` too unless it is an owner's, `owner_key`)
+/// pays under the policy in the spend ledger.
+pub async fn custody_for(
     settings: &TreasurySettings,
     sender: Option<PrivateKeySigner>,
+    owner_key: bool,
 ) -> Result<Box<dyn Custody>, CommandError> {
-    match settings.treasury {
-        Some(treasury) => Ok(Box::new(OnChainCustody::new(&settings.rpc_url, treasury, sender)?)),
-        None => Err(config(
-            "no treasury: pass --treasury 0x… or set [wallet] treasury (local custody is not available yet)",
-        )),
+    if let Some(treasury) = settings.treasury {
+        return Ok(Box::new(OnChainCustody::new(&settings.rpc_url, treasury, sender)?));
     }
+    let flags = BuyerFlags {
+        key_file: if owner_key {
+            None
+        } else {
+            settings.flags.key_file.clone()
+        },
+        ..settings.flags.clone()
+    };
+    let buyer = BuyerConfig::resolve(&flags, |name| std::env::var(name).ok()).map_err(config)?;
+    if buyer.treasury.is_none() {
+        return Err(config(
+            "no treasury: pass --treasury 0x…, set [wallet] treasury, or give --config a [treasury] section",
+        ));
+    }
+    let ledger = SpendLedger::open(&buyer.ledger_url).await.map_err(config)?;
+    Ok(Box::new(LocalCustody::open(&buyer, ledger)?))
 }
 
 fn amount(flag: &str, text: &str) -> Result<U256, CommandError> {
@@ -294,7 +318,9 @@ async fn execute(options: TreasuryOptions) -> Result<Output, CommandError> {
                 text: address.to_checksum(None),
             })
         }
-        TreasuryAction::Status => Ok(status_output(&custody_for(&settings, None)?.status().await?)),
+        TreasuryAction::Status => Ok(status_output(
+            &custody_for(&settings, None, false).await?.status().await?,
+        )),
         TreasuryAction::Policy => policy(&settings).await,
         TreasuryAction::Propose { to, amount: text, memo } => {
             let proposal = PaymentProposal {
@@ -302,26 +328,30 @@ async fn execute(options: TreasuryOptions) -> Result<Output, CommandError> {
                 amount: amount("--amount", &text)?,
                 memo,
             };
-            let custody = custody_for(&settings, Some(settings.buyer_key()?))?;
+            let sender = settings.treasury.map(|_| settings.buyer_key()).transpose()?;
+            let custody = custody_for(&settings, sender, false).await?;
             Ok(proposal_output(&custody.propose(&proposal).await?))
         }
         TreasuryAction::Approve(id) => {
             let owner = settings.key_file("approve")?;
             Ok(proposal_output(
-                &custody_for(&settings, None)?.approve(id, &owner).await?,
+                &custody_for(&settings, None, true).await?.approve(id, &owner).await?,
             ))
         }
         TreasuryAction::Revoke(id) => {
             let owner = settings.key_file("revoke")?;
             Ok(proposal_output(
-                &custody_for(&settings, None)?.revoke(id, &owner).await?,
+                &custody_for(&settings, None, true).await?.revoke(id, &owner).await?,
             ))
         }
         TreasuryAction::Execute(id) => {
-            let custody = custody_for(&settings, Some(settings.buyer_key()?))?;
+            let sender = settings.treasury.map(|_| settings.buyer_key()).transpose()?;
+            let custody = custody_for(&settings, sender, false).await?;
             Ok(proposal_output(&custody.execute(id).await?))
         }
-        TreasuryAction::Show(id) => Ok(proposal_output(&custody_for(&settings, None)?.proposal(id).await?)),
+        TreasuryAction::Show(id) => Ok(proposal_output(
+            &custody_for(&settings, None, false).await?.proposal(id).await?,
+        )),
     }
 }
 
