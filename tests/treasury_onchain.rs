@@ -565,4 +565,19 @@ async fn without_a_treasury_address_the_same_cli_scenario_runs_in_local_custody_
     assert_eq!((code, refused["error"].as_str()), (3, Some("daily_cap")), "{refused}");
     assert_eq!(dev.balance(payee).await, payee_before + usd(10));
     assert_eq!(dev.balance(buyer).await, buyer_before - usd(10));
+
+    // The MCP server over the same configuration sees the same local treasury and proposals.
+    let client = dev.mcp_stdio(&ledger, &["--config", &config]).await;
+    let status = call_tool(&client, "treasury_status", json!({})).await;
+    assert_eq!(status.structured_content.unwrap()["mode"], "local");
+    let shown = call_tool(
+        &client,
+        "proposal_status",
+        json!({"proposal_id": id.parse::<u64>().unwrap()}),
+    )
+    .await;
+    let shown = shown.structured_content.unwrap();
+    assert_eq!(shown["state"], "executed", "{shown}");
+    assert_eq!(shown["transaction"], second["transaction"]);
+    client.cancel().await.unwrap();
 }

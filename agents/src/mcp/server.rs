@@ -18,6 +18,7 @@ use crate::buyer::spend_ledger::SpendLedger;
 use crate::buyer::x402_client::X402Client;
 use crate::mcp::buyer_tools::{BuyerTools, BuyerToolsConfig};
 use crate::mcp::http_auth::{self, HttpAccess, HttpAuthError};
+use crate::treasury::local_custody::LocalCustody;
 use crate::treasury::onchain_custody::OnChainCustody;
 
 #[derive(Debug, thiserror::Error)]
@@ -87,9 +88,13 @@ pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<Buyer
         Some(payer) => client.with_treasury_payer(payer),
         None => client,
     };
-    let onchain = match (config.onchain_treasury, &config.local_key) {
-        (Some(at), Some(key)) => Some(Arc::new(OnChainCustody::new(&config.rpc_url, at, Some(key.clone()))?)
-            as Arc<dyn crate::treasury::custody::Custody>),
+    // The treasury tools' custody: the on-chain Treasury, else local custody under `[treasury]`.
+    let custody: Option<Arc<dyn crate::treasury::custody::Custody>> = match (config.onchain_treasury, &config.local_key)
+    {
+        (Some(at), Some(key)) => Some(Arc::new(OnChainCustody::new(&config.rpc_url, at, Some(key.clone()))?)),
+        (None, Some(_)) if config.treasury.is_some() => {
+            Some(Arc::new(LocalCustody::open(&config, client.ledger().clone())?))
+        }
         _ => None,
     };
     Ok(BuyerTools::new(BuyerToolsConfig {
@@ -99,7 +104,7 @@ pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<Buyer
         rpc_url: config.rpc_url,
         network: config.network,
         usdc: config.usdc,
-        treasury: onchain,
+        treasury: custody,
     }))
 }
 
