@@ -5,11 +5,12 @@
 //! `nerdcabal pay` pays the dev stack's priced route *from the treasury*: the payment names the Treasury as an
 //! EIP-1271 payer, our facilitator settles it, the seller gains the price, the Treasury loses it and its daily
 //! allowance shrinks by it; a dearer route above the approval amount answers `needs_approval` with the proposal id
-//! and moves nothing; an owner's key is refused as the paying agent. Over MCP (rmcp client): `propose_payment` above
-//! the approval amount is the tool error `needs_approval` with the proposal id; after two `treasury approve` calls
-//! `proposal_status` says `executed` with the transaction; `x402_fetch` pays from the treasury; no tool can approve;
-//! a withdrawn approval leaves the proposal short and `execute` refused. Without a treasury address the same CLI
-//! scenario runs in local custody (`[treasury]` rules; the agent's key pays, owners sign EIP-712 approvals).
+//! and moves nothing; an owner's key is refused as the paying agent; an approval that reaches M stands when
+//! execution is refused by the daily cap. Over MCP (rmcp client): `propose_payment` above the approval amount is the
+//! tool error `needs_approval` with the proposal id; after two `treasury approve` calls `proposal_status` says
+//! `executed` with the transaction; `x402_fetch` pays from the treasury; no tool can approve; a withdrawn approval
+//! leaves the proposal short and `execute` refused. Without a treasury address the same CLI scenario runs in local
+//! custody (`[treasury]` rules; the agent's key pays, owners sign EIP-712 approvals).
 
 mod common;
 
@@ -194,6 +195,51 @@ async fn pay_from_the_treasury_settles_it_as_an_eip1271_payer_through_our_facili
         "{shown}"
     );
     assert_eq!(dev.balance(at).await, treasury_before - price);
+
+    // The approval that reaches M stands even when execution is refused (another payment took the day's
+    // allowance meanwhile): exit 3 naming `daily_cap`, the proposal still waits with both approvals.
+    let at_flag = at.to_string();
+    let payee = account(&dev, 7).0.to_string();
+    let propose = |amount: &'static str| {
+        let (dev, at_flag, payee) = (&dev, at_flag.clone(), payee.clone());
+        async move {
+            treasury(
+                dev,
+                &["propose", "--treasury", &at_flag, "--to", &payee, "--amount", amount],
+            )
+            .await
+        }
+    };
+    let (_, first) = propose("$0.5").await;
+    let (_, second) = propose("$0.6").await;
+    let (first, second) = (
+        first["proposal_id"].as_u64().unwrap().to_string(),
+        second["proposal_id"].as_u64().unwrap().to_string(),
+    );
+    let approve = |id: String, owner: usize| {
+        let (dev, at_flag) = (&dev, at_flag.clone());
+        async move {
+            let key = key_file(dev, owner);
+            treasury(dev, &["approve", &id, "--treasury", &at_flag, "--key-file", &key]).await
+        }
+    };
+    assert_eq!(approve(first.clone(), 3).await.0, 0);
+    assert_eq!(approve(second.clone(), 3).await.0, 0);
+    let (code, paid) = approve(second, 4).await;
+    assert_eq!((code, paid["state"].as_str()), (0, Some("executed")), "{paid}");
+    let (code, refused) = approve(first.clone(), 4).await;
+    assert_eq!((code, refused["error"].as_str()), (3, Some("daily_cap")), "{refused}");
+    assert!(
+        refused["message"].as_str().unwrap().contains("approved (2 of 2)"),
+        "{refused}"
+    );
+    let (_, waiting) = treasury(&dev, &["proposal", &first, "--treasury", &at_flag]).await;
+    assert_eq!(
+        (waiting["state"].as_str(), waiting["approvals"].as_u64()),
+        (Some("pending_approval"), Some(2)),
+        "{waiting}"
+    );
+    assert_eq!(dev.balance(at).await, treasury_before - price - U256::from(600_000u64));
 }
 
 #[tokio::test]

@@ -257,8 +257,21 @@ impl OnChainCustody {
         if status.state != ProposalState::PendingApproval || status.approvals < status.required {
             return Ok(status);
         }
-        // This approval reached M: execute at once, in the same call.
-        let receipt = mined(t.execute(U256::from(id))).await?;
+        // This approval reached M: execute at once, in the same call. The approval stands if execution is
+        // refused (the day's allowance went meanwhile): `execute` retries it.
+        let receipt = match mined(t.execute(U256::from(id))).await {
+            Ok(receipt) => receipt,
+            Err(CustodyError::Refused { rule, message }) => {
+                return Err(CustodyError::Refused {
+                    rule,
+                    message: format!(
+                        "approved ({} of {}), but execution was refused: {message}; `treasury execute {id}` retries",
+                        status.approvals, status.required
+                    ),
+                });
+            }
+            Err(other) => return Err(other),
+        };
         self.status_of(id, Some(receipt.transaction_hash)).await
     }
 
