@@ -25,6 +25,9 @@ pub mod exit {
     pub const NETWORK: i32 = 6;
     /// The API answered an HTTP error (nothing was charged).
     pub const HTTP_ERROR: i32 = 7;
+    /// A compliance screen refused the counterparty (`compliance_blocked`) or could not screen it
+    /// (`compliance_unavailable`); nothing was signed.
+    pub const COMPLIANCE: i32 = 8;
 }
 
 #[derive(Debug, Clone, Default)]
@@ -51,6 +54,7 @@ pub fn exit_code(error: &PayError) -> i32 {
         PayError::ApprovalRequired { .. } | PayError::ApprovalDenied(_) => exit::OVER_BUDGET,
         // Only the MCP tools fetch under a fetch policy; were `pay` to, a refused URL cannot be paid.
         PayError::FetchRefused { .. } => exit::UNPAYABLE,
+        PayError::ComplianceBlocked { .. } | PayError::ComplianceUnavailable { .. } => exit::COMPLIANCE,
     }
 }
 

@@ -64,6 +64,21 @@ pub enum PayError {
         host: String,
         message: String,
     },
+    /// A screening source said the counterparty is blocked; nothing was signed.
+    #[error("compliance: {address} is blocked by {screener}: {detail}")]
+    ComplianceBlocked {
+        address: Address,
+        /// The source that blocked (`ofac`, `token_blocklist`, `circle`, `local_list`).
+        screener: String,
+        detail: String,
+    },
+    /// A screening source that is not advisory could not answer, so the payment is refused (fail-closed).
+    #[error("compliance: {address} could not be screened ({screener} unavailable: {error}); nothing was signed")]
+    ComplianceUnavailable {
+        address: Address,
+        screener: String,
+        error: String,
+    },
 }
 
 impl From<FetchRefused> for PayError {
@@ -138,6 +153,24 @@ impl PayError {
                 document["rule"] = json!(rule);
                 document["host"] = json!(host);
             }
+            PayError::ComplianceBlocked {
+                address,
+                screener,
+                detail,
+            } => {
+                document["address"] = json!(address.to_checksum(None));
+                document["source"] = json!(screener);
+                document["detail"] = json!(detail);
+            }
+            PayError::ComplianceUnavailable {
+                address,
+                screener,
+                error,
+            } => {
+                document["address"] = json!(address.to_checksum(None));
+                document["source"] = json!(screener);
+                document["source_error"] = json!(error);
+            }
             PayError::ApprovalRequired { id, amount } => {
                 document["approval_id"] = json!(id);
                 document["amount"] = json!(amount);
@@ -163,6 +196,8 @@ impl PayError {
             PayError::ApprovalRequired { .. } => "approval_required",
             PayError::ApprovalDenied(_) => "approval_denied",
             PayError::FetchRefused { .. } => "fetch_refused",
+            PayError::ComplianceBlocked { .. } => "compliance_blocked",
+            PayError::ComplianceUnavailable { .. } => "compliance_unavailable",
         }
     }
 }
