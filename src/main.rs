@@ -139,6 +139,11 @@ enum Command {
         #[arg(long)]
         ledger: Option<String>,
     },
+    /// Counterparty screening: `screen` an address with every configured source (recorded), list the `audit`.
+    Compliance {
+        #[command(subcommand)]
+        command: ComplianceCommand,
+    },
     /// Benchmarks (not tests): print throughput and latency beside a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -213,6 +218,54 @@ enum SpendCommand {
         /// Print one JSON object instead.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// Where `compliance` reads its settings: the buyer's configuration, ledger and devnet (no key).
+#[derive(Args)]
+struct ComplianceArgs {
+    /// Buyer configuration (TOML: [compliance], ledger, rpc_url, devnet).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Spend ledger URL, where decisions are recorded (else NERDCABAL_SPEND_DB, else ~/.nerdcabal/spend.db).
+    #[arg(long)]
+    ledger: Option<String>,
+    /// Screen on the devnet of this `nerdcabal dev --state-file` (its RPC and USDC).
+    #[arg(long)]
+    devnet: Option<PathBuf>,
+    /// Print one JSON object instead.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ComplianceArgs {
+    fn flags(self) -> (agents::buyer::buyer_config::BuyerFlags, bool) {
+        let flags = agents::buyer::buyer_config::BuyerFlags {
+            config: self.config,
+            ledger: self.ledger,
+            devnet: self.devnet,
+            ..Default::default()
+        };
+        (flags, self.json)
+    }
+}
+
+#[derive(Subcommand)]
+enum ComplianceCommand {
+    /// Screen one address with every configured source; prints `decision` (clear, blocked, unavailable) and
+    /// each source's answer, records it; exit 0 when clear, 8 otherwise.
+    Screen {
+        address: String,
+        #[command(flatten)]
+        args: ComplianceArgs,
+    },
+    /// List recorded screening decisions since a date (YYYY-MM-DD), a time (RFC 3339), Unix seconds or a
+    /// duration back from now (24h, 7d).
+    Audit {
+        #[arg(long, default_value = "24h")]
+        since: String,
+        #[command(flatten)]
+        args: ComplianceArgs,
     },
 }
 
@@ -418,6 +471,24 @@ async fn main() -> anyhow::Result<()> {
             let code =
                 agents::buyer::spend_command::run_reconcile(options, &mut std::io::stdout(), &mut std::io::stderr())
                     .await;
+            std::process::exit(code);
+        }
+        Command::Compliance {
+            command: ComplianceCommand::Screen { address, args },
+        } => {
+            let (buyer, json) = args.flags();
+            let options = agents::compliance::command::ScreenOptions { address, json, buyer };
+            let code =
+                agents::compliance::command::run_screen(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
+            std::process::exit(code);
+        }
+        Command::Compliance {
+            command: ComplianceCommand::Audit { since, args },
+        } => {
+            let (buyer, json) = args.flags();
+            let options = agents::compliance::command::AuditOptions { since, json, buyer };
+            let code =
+                agents::compliance::command::run_audit(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
             std::process::exit(code);
         }
         Command::Proxy { config, devnet } => {

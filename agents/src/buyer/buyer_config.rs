@@ -1,5 +1,6 @@
 //! The buyer's settings, shared by `nerdcabal pay` and `nerdcabal mcp`: where the key comes from, the spending
-//! policy, the spend ledger's URL, and a `nerdcabal dev` state file to pay on the local devnet. A TOML file,
+//! policy, the spend ledger's URL, the `[compliance]` screening, and a `nerdcabal dev` state file to pay on the
+//! local devnet. A TOML file,
 //! then environment variables, then command-line flags, each overriding the one before. Keys are never
 //! printed, and `Debug` shows the ledger and RPC URLs without their passwords or API keys.
 
@@ -14,6 +15,7 @@ use serde::Deserialize;
 
 use crate::buyer::circle_wallet::{CircleWalletConfig, CircleWalletSigner};
 use crate::buyer::spending_policy::SpendingPolicy;
+use crate::compliance::compliance_config::ComplianceSection;
 
 /// Env: the buyer's private key (hex).
 pub const ENV_BUYER_KEY: &str = "NERDCABAL_BUYER_KEY";
@@ -63,6 +65,9 @@ pub struct BuyerFile {
     pub rpc_url: Option<String>,
     #[serde(default)]
     pub fetch: FetchSection,
+    /// Counterparty screening (the token's blocklist is always consulted).
+    #[serde(default)]
+    pub compliance: ComplianceSection,
 }
 
 /// How the buyer fetches: how much of an answer it reads, and which internal hosts the MCP tools may reach.
@@ -179,6 +184,8 @@ pub struct BuyerConfig {
     pub max_response_bytes: usize,
     /// `[fetch] allow_hosts`: internal hosts the MCP tools may fetch.
     pub allow_hosts: Vec<String>,
+    /// `[compliance]`: how counterparties are screened before any signature.
+    pub compliance: ComplianceSection,
 }
 
 impl std::fmt::Debug for BuyerConfig {
@@ -215,13 +222,18 @@ pub fn default_ledger_url() -> String {
     format!("sqlite://{}", dir.join("spend.db").display())
 }
 
-/// Where the spend ledger is and which chain proves its payments: all `nerdcabal spend` needs (no key).
+/// Where the spend ledger is and which chain proves its payments: all `nerdcabal spend` and
+/// `nerdcabal compliance` need (no key).
 #[derive(Clone)]
 pub struct LedgerSettings {
     pub ledger_url: String,
     pub rpc_url: String,
     /// CAIP-2 of the chain behind `rpc_url`.
     pub network: String,
+    /// The chain's USDC (whose blocklist `compliance screen` consults).
+    pub usdc: Address,
+    /// `[compliance]`, for `nerdcabal compliance`.
+    pub compliance: ComplianceSection,
 }
 
 impl std::fmt::Debug for LedgerSettings {
@@ -278,11 +290,16 @@ impl LedgerSettings {
     pub fn resolve(flags: &BuyerFlags, env: impl Fn(&str) -> Option<String>) -> Result<Self, BuyerConfigError> {
         let file = read_file(flags)?;
         let devnet = read_devnet(flags, &file)?;
-        let (rpc_url, network, _) = chain_of(devnet.as_ref(), &file);
+        let (rpc_url, network, usdc) = chain_of(devnet.as_ref(), &file);
+        file.compliance
+            .validate()
+            .map_err(|e| invalid("compliance", e.to_string()))?;
         Ok(LedgerSettings {
             ledger_url: ledger_of(flags, &env, &file),
             rpc_url,
             network,
+            usdc,
+            compliance: file.compliance,
         })
     }
 }
@@ -376,6 +393,9 @@ impl BuyerConfig {
             .or(p.approval_threshold.as_deref())
             .map(|t| price("approval_threshold", t))
             .transpose()?;
+        file.compliance
+            .validate()
+            .map_err(|e| invalid("compliance", e.to_string()))?;
         let (rpc_url, network, usdc) = chain_of(devnet.as_ref(), &file);
         let ledger_url = ledger_of(flags, &env, &file);
         let max_response_bytes = match file.fetch.max_response_bytes {
@@ -395,6 +415,7 @@ impl BuyerConfig {
             approval_threshold,
             max_response_bytes,
             allow_hosts: file.fetch.allow_hosts,
+            compliance: file.compliance,
         })
     }
 

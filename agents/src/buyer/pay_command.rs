@@ -1,6 +1,7 @@
 //! `nerdcabal pay <URL>`: one paid HTTP call from the command line. The body goes to stdout and the receipt to
 //! stderr (or one JSON object with `--json`); each kind of failure has its own exit code so scripts can tell
-//! an over-budget refusal from a network error.
+//! an over-budget refusal from a network error (or a compliance refusal, 8). The payee and the buyer are
+//! screened (`[compliance]`) before anything is signed.
 
 use std::io::Write;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use serde_json::json;
 use crate::buyer::buyer_config::{BuyerConfig, BuyerFlags};
 use crate::buyer::spend_ledger::SpendLedger;
 use crate::buyer::x402_client::{CallOutcome, CallRequest, PayError, X402Client, parse_header};
+use crate::compliance::payment_check::PaymentScreen;
 
 /// Exit codes.
 pub mod exit {
@@ -145,6 +147,9 @@ async fn prepare(options: &PayOptions) -> Result<(X402Client, CallRequest), Stri
     }
     let ledger = SpendLedger::open(&config.ledger_url).await.map_err(|e| e.to_string())?;
     crate::buyer::spend_reconcile::at_start(&ledger, &config.rpc_url, &config.network).await;
+    let screen = PaymentScreen::for_buyer(&config, ledger.clone(), &|name| std::env::var(name).ok())
+        .await
+        .map_err(|e| e.to_string())?;
     let networks = config.networks();
     let client = X402Client::new(
         config.signer.clone(),
@@ -154,7 +159,8 @@ async fn prepare(options: &PayOptions) -> Result<(X402Client, CallRequest), Stri
         options.timeout,
     )
     .map_err(|e| e.to_string())?
-    .with_max_response_bytes(config.max_response_bytes);
+    .with_max_response_bytes(config.max_response_bytes)
+    .with_compliance(screen);
     Ok((client, request))
 }
 

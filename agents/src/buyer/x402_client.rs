@@ -1,6 +1,6 @@
 //! The x402 buyer client: calls a URL, and when it answers `402` pays within the spending policy and retries
-//! once. It keeps only offers it can pay, lets the policy refuse, takes the cheapest, records the payment in the
-//! spend ledger (budgets checked in the same step), signs, and sends the payment only to the URL that asked
+//! once. It keeps only offers it can pay, lets the policy refuse, takes the cheapest, screens its payee and the
+//! buyer's own address (`compliance`, when set), records the payment in the spend ledger (budgets checked in the same step), signs, and sends the payment only to the URL that asked
 //! for it (redirects are not followed with a payment). When the paid attempt fails ambiguously it resends the
 //! *same* signed payment — never a second signature — and reads the receipt from `PAYMENT-RESPONSE` (or
 //! `X-PAYMENT-RESPONSE`). A payment without a success receipt stays counted in the ledger as pending until the
@@ -22,6 +22,7 @@ use crate::buyer::fetch_guard::{self, FetchGuard, FetchRefused};
 use crate::buyer::offers::{self, Offer};
 use crate::buyer::spend_ledger::{NewSpend, SpendKind, SpendLedger, SpendState, unix_now};
 use crate::buyer::spending_policy::{OfferRefusal, SpendingPolicy};
+use crate::compliance::payment_check::PaymentScreen;
 
 /// What went wrong, by kind: each maps to its own exit code and MCP tool error.
 #[derive(Debug, thiserror::Error)]
@@ -288,6 +289,8 @@ pub struct X402Client {
     timeout: Duration,
     /// When set, every URL (and redirect, and resolved address) is screened by it.
     guard: Option<Arc<FetchGuard>>,
+    /// When set, the payee and the payer are screened (and the decisions recorded) before any signature.
+    compliance: Option<PaymentScreen>,
 }
 
 /// The client for unpaid requests (redirects followed, at most 5) and the one for paid attempts (none).
@@ -340,7 +343,18 @@ impl X402Client {
             max_response_bytes: bounded_body::DEFAULT_MAX_RESPONSE_BYTES,
             timeout,
             guard: None,
+            compliance: None,
         })
+    }
+
+    /// Screens the payee and this buyer's own address with `screen` before every signature.
+    pub fn with_compliance(mut self, screen: PaymentScreen) -> Self {
+        self.compliance = Some(screen);
+        self
+    }
+
+    pub fn compliance(&self) -> Option<&PaymentScreen> {
+        self.compliance.as_ref()
     }
 
     /// Screens every URL this client fetches with `guard` (the MCP tools' fetch policy).
@@ -422,6 +436,10 @@ impl X402Client {
         let asked = first.url().clone();
         let offers = self.offers_of(first).await?;
         let offer = self.choose(&offers, request.max_price)?;
+        // Before anything is recorded, approved or signed: a blocked or unscreenable counterparty stops here.
+        if let Some(screen) = &self.compliance {
+            screen.check(offer.pay_to(), self.signer.address()).await?;
+        }
         gate.check(asked.as_str(), offer).await?;
         let host = asked.host_str().unwrap_or("").to_owned();
         let nonce = B256::random();

@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use alloy::primitives::Address;
 
+use crate::buyer::buyer_config::BuyerConfig;
 use crate::buyer::spend_ledger::SpendLedger;
 use crate::buyer::x402_client::PayError;
 use crate::compliance::audit;
+use crate::compliance::compliance_config::{ComplianceConfigError, ScreenChain};
 use crate::compliance::decision::{ComplianceScreen, Decision, Verdict};
 use crate::compliance::screener::SourceAnswer;
 
@@ -23,6 +25,25 @@ pub struct PaymentScreen {
 impl PaymentScreen {
     pub fn new(screen: Arc<ComplianceScreen>, ledger: SpendLedger) -> Self {
         PaymentScreen { screen, ledger }
+    }
+
+    /// The buyer's screen: its `[compliance]` section on its chain (the token blocklist of its USDC), recorded
+    /// in its spend ledger.
+    pub async fn for_buyer(
+        config: &BuyerConfig,
+        ledger: SpendLedger,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ComplianceConfigError> {
+        let chain = ScreenChain {
+            rpc_url: config.rpc_url.clone(),
+            token: config.usdc,
+        };
+        let screen = ComplianceScreen::from_section(&config.compliance, &chain, env).await?;
+        Ok(PaymentScreen::new(Arc::new(screen), ledger))
+    }
+
+    pub fn ledger(&self) -> &SpendLedger {
+        &self.ledger
     }
 
     pub fn screen(&self) -> &ComplianceScreen {

@@ -44,7 +44,9 @@ policy; pass `max_price` to cap one call); `send_payment` to transfer USDC direc
 `spending_report` to see money and limits. Refusals come back as tool errors with a `error` reason: `over_budget` \
 (do not retry), `unpayable`, `rejected` (the seller's reason), `approval_required` (a person must run \
 `nerdcabal approve <id>`; then call again with `approval_id`), `fetch_refused` (internal and metadata addresses \
-are not reachable; do not retry). No tool can raise a limit or approve a payment.";
+are not reachable; do not retry), `compliance_blocked` (the counterparty is sanctioned or blocked; do not retry), \
+`compliance_unavailable` (a screening source could not answer; retry later). `screen_address` screens an \
+address without paying. No tool can raise a limit or approve a payment.";
 
 /// Everything the tools share; cheap to clone (one per HTTP session is fine).
 #[derive(Clone)]
@@ -534,6 +536,7 @@ impl BuyerTools {
                 to,
                 amount,
                 memo: input.memo.as_deref(),
+                screen: self.client.compliance(),
             },
         )
         .await
