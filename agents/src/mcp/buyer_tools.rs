@@ -402,8 +402,13 @@ impl BuyerTools {
             rpc_url: config.rpc_url.into(),
             network: config.network.into(),
             usdc: config.usdc,
-            tool_router: Self::tool_router(),
+            tool_router: Self::tool_router() + Self::compliance_router(),
         }
+    }
+
+    /// The x402 client the tools pay with (its compliance screen too).
+    pub(crate) fn client(&self) -> &X402Client {
+        &self.client
     }
 
     /// What a URL asks to be paid, without paying: each offer in USDC and atomic units, and whether the
