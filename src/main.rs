@@ -379,6 +379,12 @@ async fn main() -> anyhow::Result<()> {
             if let Some(path) = devnet {
                 config.add_devnet(&contracts::DevnetState::read(&path)?)?;
             }
+            // `[compliance]`: the agents' screener, on every network the facilitator settles on.
+            agents::compliance::facilitator_screen::FacilitatorScreen::install(&mut config, &|name| {
+                std::env::var(name).ok()
+            })
+            .await
+            .context("[compliance]")?;
             tracing::info!(?config, "starting the facilitator");
             facilitator::service::Facilitator::build(config)
                 .await?

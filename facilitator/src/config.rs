@@ -93,6 +93,8 @@ struct FileConfig {
     verify: Option<VerifySection>,
     batch: Option<BatchSection>,
     mirror: Option<MirrorSection>,
+    /// Read by the counterparty screen the binary plugs in (`crate::compliance`), not by the facilitator.
+    compliance: Option<toml::Table>,
 }
 
 /// `[mirror]`: the live chain-state mirror verify reads first (off unless `enabled`).
@@ -220,6 +222,11 @@ pub struct FacilitatorConfig {
     pub verify_reuse_secs: u64,
     /// The chain-state mirror's settings, when it is on.
     pub mirror: Option<crate::chain::mirror::MirrorConfig>,
+    /// The `[compliance]` section as written: whoever builds the facilitator turns it into [`Self::screen`]
+    /// (a facilitator with the section and no screen refuses to start: screening is fail-closed).
+    pub compliance: Option<toml::Table>,
+    /// The counterparty screen asked before every verify and settle.
+    pub screen: Option<std::sync::Arc<dyn crate::compliance::CounterpartyScreen>>,
 }
 
 impl std::fmt::Debug for FacilitatorConfig {
@@ -234,6 +241,7 @@ impl std::fmt::Debug for FacilitatorConfig {
             )
             .field("api_keys", &format_args!("[{} redacted]", self.api_keys.len()))
             .field("allow_unauthenticated", &self.allow_unauthenticated)
+            .field("screen", &self.screen.as_ref().map(|s| s.sources()))
             .finish_non_exhaustive()
     }
 }
@@ -407,6 +415,8 @@ impl FacilitatorConfig {
             batch,
             verify_reuse_secs: verify.reuse_secs.unwrap_or(10),
             mirror,
+            compliance: file.compliance,
+            screen: None,
         })
     }
 

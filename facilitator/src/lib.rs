@@ -3,6 +3,7 @@
 //! every payment settle exactly once, and the HTTP service (`/verify`, `/settle`, `/supported`).
 
 pub mod chain;
+pub mod compliance;
 pub mod config;
 pub mod exposure;
 pub mod http;

@@ -34,6 +34,9 @@ pub enum ServiceError {
     NoNetworks,
     #[error(transparent)]
     Unauthenticated(#[from] crate::exposure::Unauthenticated),
+    /// Screening is fail-closed: a `[compliance]` section nobody turned into a screen stops the start.
+    #[error("the configuration has a [compliance] section but no screener was built from it")]
+    ComplianceUnwired,
 }
 
 /// A facilitator ready to serve.
@@ -46,6 +49,9 @@ pub struct Facilitator {
 impl Facilitator {
     /// Connects everything the configuration names.
     pub async fn build(config: FacilitatorConfig) -> Result<Self, ServiceError> {
+        if config.compliance.is_some() && config.screen.is_none() {
+            return Err(ServiceError::ComplianceUnwired);
+        }
         if config.networks.is_empty() {
             return Err(ServiceError::NoNetworks);
         }
@@ -84,6 +90,10 @@ impl Facilitator {
             },
         )
         .counting_into(metrics.verify_sources.clone());
+        let verifier = match &config.screen {
+            Some(screen) => verifier.screening_with(screen.clone()),
+            None => verifier,
+        };
         let settler = Settler::new(
             verifier,
             pools,

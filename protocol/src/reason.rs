@@ -35,6 +35,11 @@ pub const INVALID_EXACT_EVM_ACCEPTED_MISMATCH: &str = "invalid_exact_evm_accepte
 pub const INVALID_EXACT_EVM_UNSUPPORTED_ASSET: &str = "invalid_exact_evm_unsupported_asset";
 /// Payer or payee is on the token's blacklist.
 pub const INVALID_EXACT_EVM_ADDRESS_BLACKLISTED: &str = "invalid_exact_evm_address_blacklisted";
+/// A screening source (OFAC list, Circle Compliance Engine, a local deny list, the token's blocklist) lists the
+/// payer or the payee (ours; not in the x402 reason list).
+pub const COMPLIANCE_BLOCKED: &str = "compliance_blocked";
+/// A screening source that must answer could not, so the payment is refused (fail-closed; ours).
+pub const COMPLIANCE_UNAVAILABLE: &str = "compliance_unavailable";
 /// The token is paused.
 pub const INVALID_EXACT_EVM_TOKEN_PAUSED: &str = "invalid_exact_evm_token_paused";
 
@@ -66,4 +71,6 @@ pub const ALL: &[&str] = &[
     INVALID_EXACT_EVM_UNSUPPORTED_ASSET,
     INVALID_EXACT_EVM_ADDRESS_BLACKLISTED,
     INVALID_EXACT_EVM_TOKEN_PAUSED,
+    COMPLIANCE_BLOCKED,
+    COMPLIANCE_UNAVAILABLE,
 ];

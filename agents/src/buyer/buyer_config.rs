@@ -16,6 +16,8 @@ use serde::Deserialize;
 use crate::buyer::circle_wallet::{CircleWalletConfig, CircleWalletSigner};
 use crate::buyer::spending_policy::SpendingPolicy;
 use crate::compliance::compliance_config::ComplianceSection;
+use crate::treasury::policy_engine::PolicyRules;
+use crate::treasury::rules_config::{RulesError, TreasuryRules};
 
 /// Env: the buyer's private key (hex).
 pub const ENV_BUYER_KEY: &str = "NERDCABAL_BUYER_KEY";
@@ -38,6 +40,11 @@ pub enum BuyerConfigError {
     Invalid { key: String, message: String },
     #[error("no buyer key: set {ENV_BUYER_KEY}, --key-file, or [wallet] key_file")]
     NoKey,
+    #[error(transparent)]
+    Treasury(#[from] RulesError),
+    /// The agent's own key among the treasury's owners would let it approve its own payments.
+    #[error("treasury.owners: {0} is the agent's own key; an agent's key is never a treasury owner")]
+    AgentIsOwner(Address),
 }
 
 fn invalid(key: &str, message: impl Into<String>) -> BuyerConfigError {
@@ -68,6 +75,9 @@ pub struct BuyerFile {
     /// Counterparty screening (the token's blocklist is always consulted).
     #[serde(default)]
     pub compliance: ComplianceSection,
+    /// The treasury policy (caps, lists, hours, velocity, approvals) and, for local custody, its owners.
+    #[serde(default)]
+    pub treasury: Option<TreasuryRules>,
 }
 
 /// How the buyer fetches: how much of an answer it reads, and which internal hosts the MCP tools may reach.
@@ -186,6 +196,8 @@ pub struct BuyerConfig {
     pub allow_hosts: Vec<String>,
     /// `[compliance]`: how counterparties are screened before any signature.
     pub compliance: ComplianceSection,
+    /// `[treasury]`, validated: every payment also meets it; its owners and threshold approve proposals.
+    pub treasury: Option<PolicyRules>,
 }
 
 impl std::fmt::Debug for BuyerConfig {
@@ -403,7 +415,15 @@ impl BuyerConfig {
             Some(limit) => limit,
             None => crate::buyer::bounded_body::DEFAULT_MAX_RESPONSE_BYTES,
         };
+        let treasury = file.treasury.as_ref().map(TreasuryRules::validate).transpose()?;
+        if let Some(rules) = &treasury {
+            let agent = signer.address();
+            if rules.owners().contains(&agent) {
+                return Err(BuyerConfigError::AgentIsOwner(agent));
+            }
+        }
         Ok(BuyerConfig {
+            treasury,
             signer,
             local_key,
             rpc_url,

@@ -1,6 +1,6 @@
 //! A direct USDC transfer from the buyer's own key (`send_payment`), under the same spending policy and
-//! compliance screen as paid calls: the payee allow-list, the per-request maximum and the budgets (recorded in the spend ledger before
-//! the transaction is broadcast, with its hash), and the approval gate. The transaction is signed locally,
+//! compliance screen as paid calls: the payee allow-list, the per-request maximum and the budgets (recorded in
+//! the spend ledger before the transaction is broadcast, with its hash), and the approval gate. The transaction is signed locally,
 //! sent through the configured RPC and its receipt awaited.
 
 use std::time::Duration;
@@ -20,6 +20,8 @@ use crate::buyer::spend_ledger::{NewSpend, SpendKind, SpendLedger, SpendState, u
 use crate::buyer::spending_policy::SpendingPolicy;
 use crate::buyer::x402_client::PayError;
 use crate::compliance::payment_check::PaymentScreen;
+use crate::treasury::ledger_policy::TreasuryGuard;
+use crate::treasury::proposals::ProposalKind;
 
 alloy::sol! {
     #[sol(rpc)]
@@ -37,6 +39,9 @@ pub struct Transfer {
     /// Atomic units.
     pub amount: String,
     pub network: String,
+    /// The spend ledger's row for it.
+    #[serde(skip)]
+    pub ledger_id: String,
 }
 
 pub struct TransferRequest<'a> {
@@ -59,6 +64,25 @@ pub async fn send(
     policy: &SpendingPolicy,
     ledger: &SpendLedger,
     request: TransferRequest<'_>,
+) -> Result<Transfer, PayError> {
+    send_under(key, policy, ledger, request, None).await
+}
+
+/// The treasury policy a transfer also meets, and the approved proposal (if any) it executes.
+#[derive(Debug, Clone, Copy)]
+pub struct UnderTreasury<'a> {
+    pub guard: &'a TreasuryGuard,
+    pub proposal: Option<u64>,
+}
+
+/// [`send`], also held to the treasury policy: the history is read and the spend reserved in one ledger
+/// transaction; `needs_approval` records a transfer proposal the owners' approvals execute.
+pub async fn send_under(
+    key: &PrivateKeySigner,
+    policy: &SpendingPolicy,
+    ledger: &SpendLedger,
+    request: TransferRequest<'_>,
+    treasury: Option<UnderTreasury<'_>>,
 ) -> Result<Transfer, PayError> {
     if request.amount.is_zero() {
         return Err(PayError::Unpayable {
@@ -114,10 +138,26 @@ pub async fn send(
         tx_hash: Some(&tx),
         chain_nonce: Some(i64::try_from(envelope.nonce()).unwrap_or(i64::MAX)),
     };
-    let id = match ledger.reserve(&spend, policy.budgets(), unix_now()).await {
-        Ok(Ok(id)) => id,
-        Ok(Err(exceeded)) => return Err(exceeded.into()),
-        Err(e) => return Err(PayError::Ledger(e.to_string())),
+    let id = match treasury {
+        Some(under) => {
+            let memo = request.memo.unwrap_or("");
+            under
+                .guard
+                .reserve(
+                    &spend,
+                    policy.budgets(),
+                    unix_now(),
+                    under.proposal,
+                    ProposalKind::Transfer,
+                    memo,
+                )
+                .await?
+        }
+        None => match ledger.reserve(&spend, policy.budgets(), unix_now()).await {
+            Ok(Ok(id)) => id,
+            Ok(Err(exceeded)) => return Err(exceeded.into()),
+            Err(e) => return Err(PayError::Ledger(e.to_string())),
+        },
     };
     let finish = |state: SpendState, reason: Option<&'static str>| {
         let (ledger, id, tx) = (ledger, id.clone(), tx.clone());
@@ -167,6 +207,7 @@ pub async fn send(
         to: request.to,
         amount: request.amount.to_string(),
         network: request.network.to_owned(),
+        ledger_id: id,
     })
 }
 

@@ -54,6 +54,8 @@ pub fn exit_code(error: &PayError) -> i32 {
         PayError::Network(_) => exit::NETWORK,
         PayError::Signer(_) | PayError::Ledger(_) => exit::CONFIG,
         PayError::ApprovalRequired { .. } | PayError::ApprovalDenied(_) => exit::OVER_BUDGET,
+        // The treasury policy: a refusal is over budget, a proposal waiting for owners as approval_required.
+        PayError::PolicyDenied { .. } | PayError::NeedsApproval { .. } => exit::OVER_BUDGET,
         // Only the MCP tools fetch under a fetch policy; were `pay` to, a refused URL cannot be paid.
         PayError::FetchRefused { .. } => exit::UNPAYABLE,
         PayError::ComplianceBlocked { .. } | PayError::ComplianceUnavailable { .. } => exit::COMPLIANCE,
@@ -151,7 +153,11 @@ async fn prepare(options: &PayOptions) -> Result<(X402Client, CallRequest), Stri
         .await
         .map_err(|e| e.to_string())?;
     let networks = config.networks();
-    let client = X402Client::new(
+    let treasury = config
+        .treasury
+        .clone()
+        .map(|rules| crate::treasury::ledger_policy::TreasuryGuard::new(rules, ledger.clone()));
+    let mut client = X402Client::new(
         config.signer.clone(),
         config.policy.clone(),
         ledger,
@@ -161,6 +167,9 @@ async fn prepare(options: &PayOptions) -> Result<(X402Client, CallRequest), Stri
     .map_err(|e| e.to_string())?
     .with_max_response_bytes(config.max_response_bytes)
     .with_compliance(screen);
+    if let Some(treasury) = treasury {
+        client = client.with_treasury(treasury);
+    }
     Ok((client, request))
 }
 

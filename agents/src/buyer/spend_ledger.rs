@@ -212,23 +212,22 @@ impl SpendLedger {
         })
     }
 
-    /// Records `spend` as signed if it fits its payer's budgets today; otherwise records nothing and says
-    /// which budget.
-    pub async fn reserve(
-        &self,
-        spend: &NewSpend<'_>,
+    /// The id a spend's row gets.
+    pub fn spend_id(spend: &NewSpend<'_>) -> String {
+        format!("{:#x}-{:#x}", spend.payer, spend.nonce)
+    }
+
+    /// The insert of `spend` as signed, guarded by its payer's budgets today (one statement: it inserts
+    /// nothing when a budget would be exceeded).
+    pub(crate) fn reserve_statement<'q>(
+        id: &'q str,
+        spend: &'q NewSpend<'q>,
         budgets: Budgets,
         now: i64,
-    ) -> Result<Result<String, BudgetExceeded>, SpendLedgerError> {
-        let id = format!("{:#x}-{:#x}", spend.payer, spend.nonce);
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
         let since = day_start(now);
         let daily = budgets.daily.unwrap_or(i64::MAX);
         let per_host = budgets.per_host_daily.unwrap_or(i64::MAX);
-        let payer = spend.payer.to_checksum(None);
-        // The budget sums and the insert are one statement. SQLite runs it under its single write lock, so it
-        // is atomic as it stands; PostgreSQL (READ COMMITTED) would let two buyers read the same sums, so
-        // there it runs in a transaction holding the payer's advisory lock, and each statement after the lock
-        // sees every reservation committed before it.
         let sql = format!(
             "INSERT INTO payments (id, kind, url, host, network, asset, pay_to, payer, nonce, amount, state, tx_hash, \
              valid_before, chain_nonce, created_at, updated_at) \
@@ -236,15 +235,15 @@ impl SpendLedger {
              WHERE (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE payer = $8 AND state IN {COUNTED} AND created_at >= $15) <= $16 - $10 \
              AND (SELECT COALESCE(SUM(amount), 0) FROM payments WHERE payer = $8 AND state IN {COUNTED} AND created_at >= $15 AND host = $4) <= $17 - $10"
         );
-        let insert = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&id)
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
             .bind(spend.kind.as_str())
             .bind(spend.url)
             .bind(spend.host)
             .bind(spend.network)
             .bind(spend.asset.to_checksum(None))
             .bind(spend.pay_to.to_checksum(None))
-            .bind(&payer)
+            .bind(spend.payer.to_checksum(None))
             .bind(format!("{:#x}", spend.nonce))
             .bind(spend.amount)
             .bind(spend.tx_hash)
@@ -253,13 +252,72 @@ impl SpendLedger {
             .bind(now)
             .bind(since)
             .bind(daily)
-            .bind(per_host);
-        let inserted = if self.postgres {
+            .bind(per_host)
+    }
+
+    /// A transaction in which `payer`'s reservations are serialised against every other process: SQLite's
+    /// write lock taken at `BEGIN IMMEDIATE` (so reads made in it cannot go stale), PostgreSQL's advisory
+    /// transaction lock on the payer (the one [`Self::reserve`] takes).
+    pub(crate) async fn begin_serialised(
+        &self,
+        payer: Address,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, SpendLedgerError> {
+        if self.postgres {
             let mut tx = self.pool.begin().await?;
             sqlx::query("SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock($1)) AS payer_lock")
-                .bind(payer_lock_key(spend.payer))
+                .bind(payer_lock_key(payer))
                 .fetch_one(&mut *tx)
                 .await?;
+            Ok(tx)
+        } else {
+            Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        }
+    }
+
+    /// Which budget a refused reservation would have broken (read after the refusal).
+    pub(crate) async fn exceeded(
+        &self,
+        spend: &NewSpend<'_>,
+        budgets: Budgets,
+        now: i64,
+    ) -> Result<BudgetExceeded, SpendLedgerError> {
+        let since = day_start(now);
+        let daily = budgets.daily.unwrap_or(i64::MAX);
+        let per_host = budgets.per_host_daily.unwrap_or(i64::MAX);
+        let spent = self.spent_since(spend.payer, since, None).await?;
+        if spent.saturating_add(spend.amount) > daily {
+            return Ok(BudgetExceeded {
+                scope: "daily",
+                limit: daily,
+                spent,
+                requested: spend.amount,
+            });
+        }
+        let host_spent = self.spent_since(spend.payer, since, Some(spend.host)).await?;
+        Ok(BudgetExceeded {
+            scope: "host",
+            limit: per_host,
+            spent: host_spent,
+            requested: spend.amount,
+        })
+    }
+
+    /// Records `spend` as signed if it fits its payer's budgets today; otherwise records nothing and says
+    /// which budget.
+    pub async fn reserve(
+        &self,
+        spend: &NewSpend<'_>,
+        budgets: Budgets,
+        now: i64,
+    ) -> Result<Result<String, BudgetExceeded>, SpendLedgerError> {
+        let id = Self::spend_id(spend);
+        // The budget sums and the insert are one statement. SQLite runs it under its single write lock, so it
+        // is atomic as it stands; PostgreSQL (READ COMMITTED) would let two buyers read the same sums, so
+        // there it runs in a transaction holding the payer's advisory lock, and each statement after the lock
+        // sees every reservation committed before it.
+        let insert = Self::reserve_statement(&id, spend, budgets, now);
+        let inserted = if self.postgres {
+            let mut tx = self.begin_serialised(spend.payer).await?;
             let inserted = insert.execute(&mut *tx).await?;
             tx.commit().await?;
             inserted
@@ -269,22 +327,7 @@ impl SpendLedger {
         if inserted.rows_affected() == 1 {
             return Ok(Ok(id));
         }
-        let spent = self.spent_since(spend.payer, since, None).await?;
-        if spent.saturating_add(spend.amount) > daily {
-            return Ok(Err(BudgetExceeded {
-                scope: "daily",
-                limit: daily,
-                spent,
-                requested: spend.amount,
-            }));
-        }
-        let host_spent = self.spent_since(spend.payer, since, Some(spend.host)).await?;
-        Ok(Err(BudgetExceeded {
-            scope: "host",
-            limit: per_host,
-            spent: host_spent,
-            requested: spend.amount,
-        }))
+        Ok(Err(self.exceeded(spend, budgets, now).await?))
     }
 
     /// Moves an open (signed or pending) payment to its outcome; a settled or unsettled one stays as it is.
@@ -388,6 +431,11 @@ impl SpendLedger {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Whether the database is PostgreSQL (else SQLite).
+    pub fn is_postgres(&self) -> bool {
+        self.postgres
     }
 }
 

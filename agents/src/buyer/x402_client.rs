@@ -23,6 +23,8 @@ use crate::buyer::offers::{self, Offer};
 use crate::buyer::spend_ledger::{NewSpend, SpendKind, SpendLedger, SpendState, unix_now};
 use crate::buyer::spending_policy::{OfferRefusal, SpendingPolicy};
 use crate::compliance::payment_check::PaymentScreen;
+use crate::treasury::ledger_policy::TreasuryGuard;
+use crate::treasury::proposals::ProposalKind;
 
 /// What went wrong, by kind: each maps to its own exit code and MCP tool error.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +81,20 @@ pub enum PayError {
         address: Address,
         screener: String,
         error: String,
+    },
+    /// A treasury policy rule refused the payment (`rule`: `daily_cap`, `per_tx_cap`, …).
+    #[error("refused by the treasury policy ({rule}): {message}")]
+    PolicyDenied { rule: String, message: String },
+    /// The treasury's owners must approve it: a local proposal waits for `required` approvals.
+    #[error(
+        "the treasury's owners must approve this payment ({rule}): proposal {proposal_id} has {approvals} of \
+         {required} approvals (`nerdcabal treasury approve {proposal_id}`)"
+    )]
+    NeedsApproval {
+        proposal_id: u64,
+        rule: String,
+        approvals: u64,
+        required: u64,
     },
 }
 
@@ -172,6 +188,20 @@ impl PayError {
                 document["source"] = json!(screener);
                 document["source_error"] = json!(error);
             }
+            PayError::PolicyDenied { rule, .. } => {
+                document["rule"] = json!(rule);
+            }
+            PayError::NeedsApproval {
+                proposal_id,
+                rule,
+                approvals,
+                required,
+            } => {
+                document["proposal_id"] = json!(proposal_id);
+                document["rule"] = json!(rule);
+                document["approvals"] = json!(approvals);
+                document["required"] = json!(required);
+            }
             PayError::ApprovalRequired { id, amount } => {
                 document["approval_id"] = json!(id);
                 document["amount"] = json!(amount);
@@ -199,6 +229,8 @@ impl PayError {
             PayError::FetchRefused { .. } => "fetch_refused",
             PayError::ComplianceBlocked { .. } => "compliance_blocked",
             PayError::ComplianceUnavailable { .. } => "compliance_unavailable",
+            PayError::PolicyDenied { .. } => "policy_denied",
+            PayError::NeedsApproval { .. } => "needs_approval",
         }
     }
 }
@@ -291,6 +323,8 @@ pub struct X402Client {
     guard: Option<Arc<FetchGuard>>,
     /// When set, the payee and the payer are screened (and the decisions recorded) before any signature.
     compliance: Option<PaymentScreen>,
+    /// When set, every payment also meets the treasury policy (read and reserved in one ledger transaction).
+    treasury: Option<TreasuryGuard>,
 }
 
 /// The client for unpaid requests (redirects followed, at most 5) and the one for paid attempts (none).
@@ -344,7 +378,18 @@ impl X402Client {
             timeout,
             guard: None,
             compliance: None,
+            treasury: None,
         })
+    }
+
+    /// Holds every payment to the treasury policy `guard` as well as the spending policy.
+    pub fn with_treasury(mut self, guard: TreasuryGuard) -> Self {
+        self.treasury = Some(guard);
+        self
+    }
+
+    pub fn treasury(&self) -> Option<&TreasuryGuard> {
+        self.treasury.as_ref()
     }
 
     /// Screens the payee and this buyer's own address with `screen` before every signature.
@@ -424,6 +469,17 @@ impl X402Client {
 
     /// [`Self::call`], with `gate` asked before the chosen offer is paid.
     pub async fn call_gated(&self, request: &CallRequest, gate: &dyn PaymentGate) -> Result<CallOutcome, PayError> {
+        self.call_approved(request, gate, None).await
+    }
+
+    /// [`Self::call_gated`], paying under the treasury proposal `proposal` the owners approved for this URL
+    /// (it answered `needs_approval` with that id before); the payment uses the proposal up.
+    pub async fn call_approved(
+        &self,
+        request: &CallRequest,
+        gate: &dyn PaymentGate,
+        proposal: Option<u64>,
+    ) -> Result<CallOutcome, PayError> {
         self.screen(&request.url)?;
         let first = self
             .send(&self.http, request, &request.url, None)
@@ -463,10 +519,18 @@ impl X402Client {
             tx_hash: None,
             chain_nonce: None,
         };
-        let id = match self.ledger.reserve(&spend, self.policy.budgets(), now).await {
-            Ok(Ok(id)) => id,
-            Ok(Err(exceeded)) => return Err(exceeded.into()),
-            Err(e) => return Err(PayError::Ledger(e.to_string())),
+        let id = match &self.treasury {
+            Some(treasury) => {
+                let memo = format!("x402 {}", asked.as_str());
+                treasury
+                    .reserve(&spend, self.policy.budgets(), now, proposal, ProposalKind::X402, &memo)
+                    .await?
+            }
+            None => match self.ledger.reserve(&spend, self.policy.budgets(), now).await {
+                Ok(Ok(id)) => id,
+                Ok(Err(exceeded)) => return Err(exceeded.into()),
+                Err(e) => return Err(PayError::Ledger(e.to_string())),
+            },
         };
         let (header_name, header_value) = match self.sign(offer, nonce, now).await {
             Ok(header) => header,

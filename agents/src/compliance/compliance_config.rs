@@ -124,16 +124,28 @@ impl ComplianceScreen {
         chain: &ScreenChain,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ComplianceConfigError> {
+        Self::from_section_on(section, std::slice::from_ref(chain), env).await
+    }
+
+    /// [`Self::from_section`] with the token blocklist of every chain in `chains` (a facilitator serving
+    /// several networks: an address blacklisted by any of their tokens is blocked).
+    pub async fn from_section_on(
+        section: &ComplianceSection,
+        chains: &[ScreenChain],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ComplianceConfigError> {
         section.validate()?;
         let timeout = Duration::from_secs(section.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS).max(1));
         let ttl = Duration::from_secs(section.cache_seconds.unwrap_or(DEFAULT_CACHE_SECONDS));
         let mut sources = Vec::new();
-        let token = TokenBlocklist::new(&chain.rpc_url, chain.token).map_err(|e| invalid("rpc_url", e))?;
-        sources.push(Source::new(
-            Arc::new(token),
-            section.advisory(source_name::TOKEN_BLOCKLIST),
-            ttl,
-        ));
+        for chain in chains {
+            let token = TokenBlocklist::new(&chain.rpc_url, chain.token).map_err(|e| invalid("rpc_url", e))?;
+            sources.push(Source::new(
+                Arc::new(token),
+                section.advisory(source_name::TOKEN_BLOCKLIST),
+                ttl,
+            ));
+        }
         if let Some(text) = &section.ofac_list {
             let location = ListLocation::parse(text).map_err(|e| invalid("ofac_list", e))?;
             let ofac = Arc::new(OfacSdn::new(location, timeout).map_err(|e| invalid("ofac_list", e.to_string()))?);

@@ -530,7 +530,11 @@ impl BuyerTools {
             approval_id: input.approval_id.as_deref(),
         };
         gate.approve(&target, amount, to).await.map_err(|e| refusal(&e))?;
-        let transfer = direct_transfer::send(
+        let treasury = self
+            .client
+            .treasury()
+            .map(|guard| direct_transfer::UnderTreasury { guard, proposal: None });
+        let transfer = direct_transfer::send_under(
             key,
             self.client.policy(),
             self.client.ledger(),
@@ -543,6 +547,7 @@ impl BuyerTools {
                 memo: input.memo.as_deref(),
                 screen: self.client.compliance(),
             },
+            treasury,
         )
         .await
         .map_err(|e| refusal(&e))?;

@@ -74,10 +74,17 @@ pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<Buyer
     let networks = config.networks();
     let guard = fetch_policy(&config)?;
     let screen = PaymentScreen::for_buyer(&config, ledger.clone(), &|name| std::env::var(name).ok()).await?;
-    let client = X402Client::new(config.signer.clone(), config.policy.clone(), ledger, networks, timeout)?
+    let treasury = config
+        .treasury
+        .clone()
+        .map(|rules| crate::treasury::ledger_policy::TreasuryGuard::new(rules, ledger.clone()));
+    let mut client = X402Client::new(config.signer.clone(), config.policy.clone(), ledger, networks, timeout)?
         .with_max_response_bytes(config.max_response_bytes)
         .with_fetch_guard(guard)?
         .with_compliance(screen);
+    if let Some(treasury) = treasury {
+        client = client.with_treasury(treasury);
+    }
     Ok(BuyerTools::new(BuyerToolsConfig {
         client,
         approval_threshold: config.approval_threshold,

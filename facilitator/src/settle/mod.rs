@@ -131,6 +131,11 @@ impl Settler {
         signers.sort();
         signers.dedup();
         answer.signers.insert("eip155:*".into(), signers);
+        if self.verifier.screens() {
+            answer
+                .extensions
+                .push(crate::compliance::SUPPORTED_EXTENSION.to_owned());
+        }
         answer
     }
 

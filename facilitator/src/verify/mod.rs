@@ -3,7 +3,8 @@
 //! feed the rest: from the live mirror when it holds them fresh (no RPC: signature recovery and local checks
 //! only), else from one coalesced read of the chain ([`crate::chain::ChainSnapshot`]). A settle of a payload
 //! that passed verify moments ago reuses that verdict ([`reuse`]) instead of reading the chain again; the
-//! ledger's reservation and the chain's answer to the settlement stay the authority. Verify writes nothing
+//! ledger's reservation and the chain's answer to the settlement stay the authority. When a counterparty screen
+//! is configured, payer and payee are screened right after the request-only checks. Verify writes nothing
 //! durable.
 
 mod checks;
@@ -20,6 +21,7 @@ use protocol::reason;
 use protocol::{VerifyRequest, VerifyResponse};
 
 use crate::chain::{ChainClient, ChainSnapshot, SnapshotRequest};
+use crate::compliance::{self, CounterpartyScreen};
 use crate::ledger::{Ledger, SettlementKey, SettlementState};
 
 /// Verification settings.
@@ -51,6 +53,7 @@ pub struct Verifier {
     settlement_address: Address,
     config: Arc<VerifyConfig>,
     reuse: reuse::Verdicts,
+    screen: Option<Arc<dyn CounterpartyScreen>>,
 }
 
 /// Whether the ledger's own reservation of this payment counts against it (it does for `/verify`; `/settle`
@@ -75,7 +78,19 @@ impl Verifier {
             settlement_address,
             reuse: reuse::Verdicts::new(config.reuse_secs),
             config: Arc::new(config),
+            screen: None,
         }
+    }
+
+    /// Screens the payer and the payee of every payment with `screen` (before the chain is read).
+    pub fn screening_with(mut self, screen: Arc<dyn CounterpartyScreen>) -> Self {
+        self.screen = Some(screen);
+        self
+    }
+
+    /// Whether counterparties are screened.
+    pub fn screens(&self) -> bool {
+        self.screen.is_some()
     }
 
     /// Counts where each verify's chain facts came from into `sources` (for `/metrics`).
@@ -108,6 +123,11 @@ impl Verifier {
         checks::recipient_value::check(&payment)?;
         checks::time_window::check(&payment, now, self.config.clock_skew_secs)?;
         checks::signature::refuse_unlisted_erc6492(&payment, &self.config.erc6492_factories)?;
+        if let Some(screen) = &self.screen {
+            compliance::screen_parties(screen, payment.authorization.from, payment.authorization.to)
+                .await
+                .map_err(|refusal| payment.invalid(refusal.reason(), refusal.to_string()))?;
+        }
 
         let key = payment.key();
         if ledger_check == LedgerCheck::IgnoreOwnReservation

@@ -40,6 +40,8 @@ pub struct Options {
     pub rpc_url: Option<String>,
     /// Per-request RPC timeout (and no retries) instead of the defaults.
     pub rpc_timeout_ms: Option<u64>,
+    /// The counterparty screen asked before each verify and settle.
+    pub screen: Option<std::sync::Arc<dyn facilitator::compliance::CounterpartyScreen>>,
 }
 
 impl Stack {
@@ -79,6 +81,7 @@ impl Stack {
             network.rpc_retries = 0;
         }
         config.networks.push(network);
+        config.screen = options.screen;
         let app = Facilitator::build(config).await.expect("facilitator");
         let settler = app.settler.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
