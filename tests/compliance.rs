@@ -4,7 +4,9 @@
 //! the same tool error; `compliance screen` and `compliance audit` show the recorded decisions; an address
 //! blacklisted on the devnet's USDC is blocked by the token's own blocklist; Circle's screening (the local
 //! Circle-shaped server) down and not advisory refuses `compliance_unavailable`, and advisory lets the payment
-//! through with the audit row naming the unreachable source.
+//! through with the audit row naming the unreachable source; `nerdcabal facilitator` with a `[compliance]`
+//! section refuses to settle to a payee blacklisted on the devnet USDC or on its OFAC list (nothing moves),
+//! settles to a clear one, and names the check in `/supported`.
 
 mod common;
 
@@ -284,4 +286,72 @@ async fn circle_down_refuses_unless_advisory_and_the_audit_names_the_unreachable
     let (code, stdout, _) = dev.pay(&ledger, &["--config", &strict, "--json", &paid_url]).await;
     assert_eq!(code, 0, "{stdout}");
     assert!(circle.screened() >= 2);
+}
+
+#[tokio::test]
+async fn the_facilitator_refuses_to_settle_to_a_blacklisted_or_listed_payee_and_settles_a_clear_one() {
+    let dir = common::temp_dir("facilitator-compliance");
+    let (devnet, state_file) = common::devnet(&dir).await;
+    let database_url = format!("sqlite://{}", dir.join("ledger.db").display());
+    let settlement_key = devnet.state().accounts[9].private_key;
+    let buyer = devnet.signer(1).unwrap().clone();
+    let blacklisted = devnet.signer(2).unwrap().address();
+    let listed = devnet.signer(3).unwrap().address();
+    let clear = devnet.signer(4).unwrap().address();
+    IBlacklister::new(protocol::network::ARC_USDC, devnet.admin_provider())
+        .blacklist(blacklisted)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    let list = ofac_list_with(&dir, listed);
+    let toml = format!(
+        "[settlement]\nreceipt_timeout_ms = 5000\n[compliance]\nofac_list = {:?}\n",
+        list.display().to_string()
+    );
+    let facilitator = common::FacilitatorProcess::start(&state_file, &database_url, settlement_key, &toml, &dir).await;
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: &protocol::VerifyRequest| {
+        let request = http.post(format!("{}{path}", facilitator.url)).json(body);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+
+    let supported: Value = http
+        .get(format!("{}/supported", facilitator.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        supported["extensions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e == "compliance-screening"),
+        "{supported}"
+    );
+
+    for payee in [blacklisted, listed] {
+        let before = common::usdc_balance(&devnet, payee).await;
+        let request = common::payment(&devnet, &buyer, payee, 10_000).await;
+        let settle = post("/settle", &request).await;
+        assert_eq!(settle["success"], false, "{settle}");
+        assert_eq!(settle["errorReason"], "compliance_blocked", "{settle}");
+        assert_eq!(common::usdc_balance(&devnet, payee).await, before);
+    }
+
+    let before = common::usdc_balance(&devnet, clear).await;
+    let request = common::payment(&devnet, &buyer, clear, 10_000).await;
+    let settle = post("/settle", &request).await;
+    assert_eq!(settle["success"], true, "{settle}");
+    assert_eq!(
+        common::usdc_balance(&devnet, clear).await,
+        before + alloy::primitives::U256::from(10_000)
+    );
+    drop(facilitator);
+    let _ = std::fs::remove_dir_all(&dir);
 }
