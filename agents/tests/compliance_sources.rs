@@ -84,6 +84,41 @@ async fn the_ofac_source_blocks_listed_addresses_and_keeps_its_last_good_list() 
 }
 
 #[tokio::test]
+async fn the_scheduled_refresh_picks_up_a_new_publication() {
+    init();
+    let dir = std::env::temp_dir().join(format!("nerdcabal-ofac-refresh-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("sdn.xml");
+    let xml = std::fs::read_to_string(FIXTURE).unwrap();
+    std::fs::write(&path, &xml).unwrap();
+    let source = std::sync::Arc::new(OfacSdn::new(ListLocation::Path(path.clone()), Duration::from_secs(5)).unwrap());
+    source.load().await.unwrap();
+    let newcomer = address!("0x00000000000000000000000000000000000000aa");
+    assert_eq!(source.screen(newcomer).await, SourceAnswer::Clear);
+    OfacSdn::refresh_every(&source, Duration::from_millis(100));
+    // The next publication lists one more address.
+    let next = xml
+        .replace("<Day>26</Day>", "<Day>27</Day>")
+        .replace("0xa7e5d5a720f06526557c513402f2e6b5fa20b008", &format!("{newcomer:#x}"));
+    std::fs::write(&path, next).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while source.version().as_deref() != Some("2024-09-27") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refresh did not load the new list"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(blocked(&source.screen(newcomer).await));
+    assert_eq!(
+        source.screen(USDC).await,
+        SourceAnswer::Clear,
+        "dropped from the new publication"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
 async fn the_ofac_list_loads_from_a_url() {
     init();
     let xml = std::fs::read_to_string(FIXTURE).unwrap();

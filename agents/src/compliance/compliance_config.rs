@@ -179,3 +179,37 @@ impl ComplianceScreen {
         Ok(ComplianceScreen::new(sources))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_and_unknown_advisory_sources_are_refused_at_load() {
+        assert!(toml::from_str::<ComplianceSection>("ofac_lists = \"x\"\n").is_err());
+        let section: ComplianceSection = toml::from_str("advisory = [\"circle\", \"ofac\"]\n").unwrap();
+        section.validate().unwrap();
+        let typo: ComplianceSection = toml::from_str("advisory = [\"circel\"]\n").unwrap();
+        let err = typo.validate().unwrap_err();
+        assert!(err.to_string().contains("circel"), "{err}");
+        let bad_url: ComplianceSection = toml::from_str("ofac_list = \"https://\"\n").unwrap();
+        assert!(bad_url.validate().is_err());
+    }
+
+    #[test]
+    fn the_circle_key_comes_from_the_env_first_then_the_file() {
+        let dir = std::env::temp_dir().join(format!("nerdcabal-circle-key-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("key");
+        std::fs::write(&path, "from-file\n").unwrap();
+        let section = ComplianceSection {
+            circle_api_key_file: Some(path),
+            ..ComplianceSection::default()
+        };
+        let env = |name: &str| (name == ENV_CIRCLE_COMPLIANCE_KEY).then(|| "from-env".to_owned());
+        assert_eq!(section.circle_key(&env).unwrap().as_deref(), Some("from-env"));
+        assert_eq!(section.circle_key(&|_| None).unwrap().as_deref(), Some("from-file"));
+        assert_eq!(ComplianceSection::default().circle_key(&|_| None).unwrap(), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

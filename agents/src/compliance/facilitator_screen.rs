@@ -13,6 +13,7 @@ use facilitator::config::FacilitatorConfig;
 
 use crate::compliance::compliance_config::{ComplianceConfigError, ComplianceSection, ScreenChain};
 use crate::compliance::decision::{ComplianceScreen, Verdict};
+use crate::compliance::screener::SourceAnswer;
 
 pub struct FacilitatorScreen {
     screen: ComplianceScreen,
@@ -73,9 +74,11 @@ impl CounterpartyScreen for FacilitatorScreen {
             match decision.decision {
                 Verdict::Clear => Ok(()),
                 Verdict::Blocked => {
-                    let (source_name, detail) = match decision.blocking() {
-                        Some(report) => (report.source.clone(), format!("{:?}", report.answer)),
-                        None => ("unknown".into(), String::new()),
+                    let (source_name, detail) = match decision.blocking().map(|r| (&r.source, &r.answer)) {
+                        Some((source, SourceAnswer::Blocked { reason, detail })) => {
+                            (source.clone(), format!("{reason}: {detail}"))
+                        }
+                        _ => ("unknown".into(), String::new()),
                     };
                     Err(ScreenRefusal::Blocked {
                         address,

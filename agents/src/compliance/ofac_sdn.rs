@@ -66,12 +66,19 @@ fn attribute(element: &BytesStart<'_>, name: &[u8]) -> Result<Option<String>, Of
     }
 }
 
+#[derive(Clone, Copy)]
+enum DatePart {
+    Year,
+    Month,
+    Day,
+}
+
 /// What the parser is reading the text of.
 enum Capture {
     None,
     FeatureType(String),
     VersionDetail(String),
-    Date(&'static str),
+    Date(DatePart),
 }
 
 /// Parses an `SDN_ADVANCED.XML` stream.
@@ -113,19 +120,15 @@ pub fn parse(input: impl BufRead) -> Result<SdnList, OfacError> {
                     }
                     b"Year" | b"Month" | b"Day" if parent == Some(b"DateOfIssue") => {
                         capture = Capture::Date(match name.as_slice() {
-                            b"Year" => "year",
-                            b"Month" => "month",
-                            _ => "day",
+                            b"Year" => DatePart::Year,
+                            b"Month" => DatePart::Month,
+                            _ => DatePart::Day,
                         });
                         text.clear();
                     }
                     _ => {}
                 }
                 path.push(name);
-            }
-            Event::Empty(element) => {
-                // `<Feature …/>` has no versions; nothing to read.
-                let _ = element;
             }
             Event::Text(t) if !matches!(capture, Capture::None) => {
                 text.push_str(&t.decode().map_err(|e| OfacError::Xml(e.to_string()))?);
@@ -154,10 +157,10 @@ pub fn parse(input: impl BufRead) -> Result<SdnList, OfacError> {
                     }
                     (Capture::Date(part), b"Year" | b"Month" | b"Day") => {
                         let value = text.trim().parse::<u32>().ok();
-                        match *part {
-                            "year" => date.year = value,
-                            "month" => date.month = value,
-                            _ => date.day = value,
+                        match part {
+                            DatePart::Year => date.year = value,
+                            DatePart::Month => date.month = value,
+                            DatePart::Day => date.day = value,
                         }
                         capture = Capture::None;
                     }
