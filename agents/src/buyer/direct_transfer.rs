@@ -1,7 +1,8 @@
 //! A direct USDC transfer from the buyer's own key (`send_payment`), under the same spending policy and
 //! compliance screen as paid calls: the payee allow-list, the per-request maximum and the budgets (recorded in
-//! the spend ledger before the transaction is broadcast, with its hash), and the approval gate. The transaction is signed locally,
-//! sent through the configured RPC and its receipt awaited.
+//! the spend ledger before the transaction is broadcast, with its hash), the approval gate, the screening of
+//! the payee and the sender (`screen`), and with `[treasury]` the treasury policy (`send_under`). The
+//! transaction is signed locally, sent through the configured RPC and its receipt awaited.
 
 use std::time::Duration;
 
@@ -96,6 +97,31 @@ pub async fn send_under(
     let amount = i64::try_from(request.amount).map_err(|_| PayError::Unpayable {
         why: "the amount does not fit the spend ledger".into(),
     })?;
+    let target = format!(
+        "transfer:{}{}",
+        request.to,
+        request.memo.map(|m| format!("?memo={m}")).unwrap_or_default()
+    );
+    if let Some(UnderTreasury { guard, proposal: None }) = treasury {
+        // Refused or sent to the owners before anything is prepared on chain (the reservation decides again).
+        let early = NewSpend {
+            kind: SpendKind::Transfer,
+            url: &target,
+            host: "direct-transfer",
+            network: request.network,
+            asset: request.asset,
+            pay_to: request.to,
+            payer: key.address(),
+            nonce: B256::ZERO,
+            amount,
+            valid_before: None,
+            tx_hash: None,
+            chain_nonce: None,
+        };
+        guard
+            .precheck(&early, unix_now(), ProposalKind::Transfer, request.memo.unwrap_or(""))
+            .await?;
+    }
     let rpc_error = |e: &dyn std::fmt::Display| redact_in(&e.to_string(), request.rpc_url);
     let url: url::Url = request
         .rpc_url
@@ -119,11 +145,6 @@ pub async fn send_under(
         .try_into_envelope()
         .map_err(|e| PayError::Signer(e.to_string()))?;
     let tx = format!("{:#x}", envelope.tx_hash());
-    let target = format!(
-        "transfer:{}{}",
-        request.to,
-        request.memo.map(|m| format!("?memo={m}")).unwrap_or_default()
-    );
     let spend = NewSpend {
         kind: SpendKind::Transfer,
         url: &target,

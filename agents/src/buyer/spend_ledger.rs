@@ -397,6 +397,15 @@ impl SpendLedger {
         Ok(rows)
     }
 
+    /// One payment by its id.
+    pub async fn get(&self, id: &str) -> Result<Option<SpendRecord>, SpendLedgerError> {
+        let sql = format!("SELECT {RECORD_COLUMNS} FROM payments WHERE id = $1");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     /// The most recent payments, newest first.
     pub async fn recent(&self, limit: i64) -> Result<Vec<SpendRecord>, SpendLedgerError> {
         let sql = format!("SELECT {RECORD_COLUMNS} FROM payments ORDER BY created_at DESC, id LIMIT $1");

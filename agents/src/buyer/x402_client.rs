@@ -1,10 +1,12 @@
 //! The x402 buyer client: calls a URL, and when it answers `402` pays within the spending policy and retries
 //! once. It keeps only offers it can pay, lets the policy refuse, takes the cheapest, screens its payee and the
-//! buyer's own address (`compliance`, when set), records the payment in the spend ledger (budgets checked in the same step), signs, and sends the payment only to the URL that asked
-//! for it (redirects are not followed with a payment). When the paid attempt fails ambiguously it resends the
-//! *same* signed payment — never a second signature — and reads the receipt from `PAYMENT-RESPONSE` (or
-//! `X-PAYMENT-RESPONSE`). A payment without a success receipt stays counted in the ledger as pending until the
-//! chain proves it unsettled (`spend_reconcile`). No more than `max_response_bytes` of any answer is read.
+//! buyer's own address (`compliance`, when set), records the payment in the spend ledger (budgets, and with
+//! `[treasury]` the treasury policy, checked in the same step), signs, and sends the payment only to the URL
+//! that asked for it (redirects are not followed with a payment). When the paid attempt fails ambiguously it
+//! resends the *same* signed payment — never a second signature — and reads the receipt from
+//! `PAYMENT-RESPONSE` (or `X-PAYMENT-RESPONSE`). A payment without a success receipt stays counted in the
+//! ledger as pending until the chain proves it unsettled (`spend_reconcile`). No more than
+//! `max_response_bytes` of any answer is read.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -525,6 +527,11 @@ impl X402Client {
                 treasury
                     .reserve(&spend, self.policy.budgets(), now, proposal, ProposalKind::X402, &memo)
                     .await?
+            }
+            None if proposal.is_some() => {
+                return Err(PayError::ApprovalDenied(
+                    "a treasury proposal was named, and this buyer has no [treasury] section".into(),
+                ));
             }
             None => match self.ledger.reserve(&spend, self.policy.budgets(), now).await {
                 Ok(Ok(id)) => id,

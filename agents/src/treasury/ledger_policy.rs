@@ -93,7 +93,7 @@ async fn history(
 }
 
 /// Marks `proposal` executed by the payment `payment_id` when it is approved for exactly this payment
-/// (same agent, payee, asset, no more money, the same URL for an x402 one) and not expired.
+/// (same agent, kind, payee, asset, no more money, the same URL for an x402 one) and not expired.
 async fn consume(
     tx: &mut sqlx::AnyConnection,
     proposal: ApprovedProposal,
@@ -105,7 +105,7 @@ async fn consume(
     let done = sqlx::query(
         "UPDATE treasury_proposals SET state = 'executed', payment_id = $1, updated_at = $2 \
          WHERE id = $3 AND agent = $4 AND state = 'approved' AND pay_to = $5 AND asset = $6 AND amount >= $7 \
-         AND expires_at >= $2 AND (url IS NULL OR url = $8)",
+         AND expires_at >= $2 AND kind = $8 AND (url IS NULL OR url = $9)",
     )
     .bind(payment_id)
     .bind(now)
@@ -114,6 +114,7 @@ async fn consume(
     .bind(spend.pay_to.to_checksum(None))
     .bind(spend.asset.to_checksum(None))
     .bind(spend.amount)
+    .bind(spend.kind.as_str())
     .bind(spend.url)
     .execute(&mut *tx)
     .await?;
@@ -226,37 +227,86 @@ impl TreasuryGuard {
             }),
             PolicyReserve::ProposalUnusable { message, .. } => Err(PayError::ApprovalDenied(message)),
             PolicyReserve::NeedsApproval { rule, message } => {
-                if self.rules.threshold() == 0 {
-                    return Err(PayError::PolicyDenied {
-                        rule: rule.as_str().to_owned(),
-                        message: format!("{message}, and no treasury owners are configured to approve it"),
-                    });
-                }
-                let proposal = NewProposal {
-                    agent: spend.payer,
-                    kind,
-                    to: spend.pay_to,
-                    amount: spend.amount,
-                    asset: spend.asset,
-                    network: spend.network,
-                    memo,
-                    url: matches!(kind, ProposalKind::X402).then_some(spend.url),
-                    rule: rule.as_str(),
-                    required: self.rules.threshold(),
-                    ttl_seconds: self.rules.proposal_ttl_seconds(),
-                };
-                let row = self
-                    .proposals
-                    .create(&proposal, now)
-                    .await
-                    .map_err(|e| PayError::Ledger(e.to_string()))?;
-                Err(PayError::NeedsApproval {
-                    proposal_id: row.id(),
-                    rule: rule.as_str().to_owned(),
-                    approvals: 0,
-                    required: u64::from(self.rules.threshold()),
-                })
+                Err(self.propose_for_approval(spend, rule, message, kind, memo, now).await)
             }
+        }
+    }
+
+    /// Decides `spend` on a history read without the payer's lock: an early answer before anything is
+    /// prepared (a transfer is signed only after it). `Allow` here is not a reservation — the reserving
+    /// transaction decides again; a refusal or a proposal is final.
+    pub async fn precheck(
+        &self,
+        spend: &NewSpend<'_>,
+        now: i64,
+        kind: ProposalKind,
+        memo: &str,
+    ) -> Result<(), PayError> {
+        let ledger = self.proposals.ledger();
+        let read = async {
+            let mut conn = ledger.pool().acquire().await?;
+            history(&mut conn, &self.rules, spend, now).await
+        };
+        let history = read
+            .await
+            .map_err(|e: SpendLedgerError| PayError::Ledger(e.to_string()))?;
+        let facts = PaymentFacts {
+            to: spend.pay_to,
+            amount: u(spend.amount),
+            asset: spend.asset,
+            network: spend.network.to_owned(),
+            at: now,
+        };
+        match evaluate(&self.rules, &facts, &history) {
+            Decision::Allow => Ok(()),
+            Decision::Deny { rule, message } => Err(PayError::PolicyDenied {
+                rule: rule.as_str().to_owned(),
+                message,
+            }),
+            Decision::NeedsApproval { rule, message } => {
+                Err(self.propose_for_approval(spend, rule, message, kind, memo, now).await)
+            }
+        }
+    }
+
+    /// Records a proposal for `spend` and answers `needs_approval` with it (or refuses when no owners are
+    /// configured to approve).
+    async fn propose_for_approval(
+        &self,
+        spend: &NewSpend<'_>,
+        rule: Rule,
+        message: String,
+        kind: ProposalKind,
+        memo: &str,
+        now: i64,
+    ) -> PayError {
+        if self.rules.threshold() == 0 {
+            return PayError::PolicyDenied {
+                rule: rule.as_str().to_owned(),
+                message: format!("{message}, and no treasury owners are configured to approve it"),
+            };
+        }
+        let proposal = NewProposal {
+            agent: spend.payer,
+            kind,
+            to: spend.pay_to,
+            amount: spend.amount,
+            asset: spend.asset,
+            network: spend.network,
+            memo,
+            url: matches!(kind, ProposalKind::X402).then_some(spend.url),
+            rule: rule.as_str(),
+            required: self.rules.threshold(),
+            ttl_seconds: self.rules.proposal_ttl_seconds(),
+        };
+        match self.proposals.create(&proposal, now).await {
+            Ok(row) => PayError::NeedsApproval {
+                proposal_id: row.id(),
+                rule: rule.as_str().to_owned(),
+                approvals: 0,
+                required: u64::from(self.rules.threshold()),
+            },
+            Err(e) => PayError::Ledger(e.to_string()),
         }
     }
 }

@@ -177,7 +177,7 @@ impl Proposals {
         Ok(n.max(0) as u64)
     }
 
-    /// The owners who approved, in the order they did.
+    /// The owners who approved, by the time they did (then by address).
     pub async fn approvers(&self, id: u64) -> Result<Vec<Address>, SpendLedgerError> {
         let rows: Vec<(String,)> =
             sqlx::query_as("SELECT owner FROM treasury_approvals WHERE proposal_id = $1 ORDER BY created_at, owner")
