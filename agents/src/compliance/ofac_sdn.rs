@@ -281,20 +281,25 @@ impl OfacSdn {
 
     async fn fetch(&self) -> Result<SdnList, OfacError> {
         let location = self.location.shown();
-        let bytes = match &self.location {
+        let parsed = match &self.location {
             ListLocation::Path(path) => {
-                let read = |message: String| OfacError::Read {
-                    location: location.clone(),
-                    message,
-                };
-                let meta = tokio::fs::metadata(path).await.map_err(|e| read(e.to_string()))?;
-                if meta.len() > MAX_LIST_BYTES as u64 {
-                    return Err(OfacError::TooLarge {
-                        location,
-                        limit: MAX_LIST_BYTES,
-                    });
-                }
-                tokio::fs::read(path).await.map_err(|e| read(e.to_string()))?
+                // Parsed straight from the file, a buffer at a time, off the async threads.
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || {
+                    let read = |e: std::io::Error| OfacError::Read {
+                        location: location.clone(),
+                        message: e.to_string(),
+                    };
+                    let file = std::fs::File::open(&path).map_err(read)?;
+                    if file.metadata().map_err(read)?.len() > MAX_LIST_BYTES as u64 {
+                        return Err(OfacError::TooLarge {
+                            location: location.clone(),
+                            limit: MAX_LIST_BYTES,
+                        });
+                    }
+                    parse(std::io::BufReader::new(file))
+                })
+                .await
             }
             ListLocation::Url(url) => {
                 let read = |e: reqwest::Error| OfacError::Read {
@@ -317,13 +322,10 @@ impl OfacSdn {
                         limit: MAX_LIST_BYTES,
                     });
                 }
-                body.bytes
+                tokio::task::spawn_blocking(move || parse(std::io::Cursor::new(body.bytes))).await
             }
         };
-        // Parsing a large file is CPU work: off the async threads.
-        tokio::task::spawn_blocking(move || parse(std::io::Cursor::new(bytes)))
-            .await
-            .map_err(|e| OfacError::Xml(e.to_string()))?
+        parsed.map_err(|e| OfacError::Xml(e.to_string()))?
     }
 
     /// Reloads every `period` for as long as `source` lives; a failed reload keeps the last good list.
