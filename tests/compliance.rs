@@ -6,7 +6,7 @@
 //! Circle-shaped server) down and not advisory refuses `compliance_unavailable`, and advisory lets the payment
 //! through with the audit row naming the unreachable source; `nerdcabal facilitator` with a `[compliance]`
 //! section refuses to settle to a payee blacklisted on the devnet USDC or on its OFAC list (nothing moves),
-//! settles to a clear one, and names the check in `/supported`.
+//! settles to a clear one, names the check in `/supported`, and does not start with a section it cannot build.
 
 mod common;
 
@@ -353,5 +353,26 @@ async fn the_facilitator_refuses_to_settle_to_a_blacklisted_or_listed_payee_and_
         before + alloy::primitives::U256::from(10_000)
     );
     drop(facilitator);
+
+    // A [compliance] section that names a source that does not exist stops the start (fail-closed).
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[compliance]\nadvisory = [\"circel\"]\n").unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_nerdcabal"))
+        .args(["facilitator", "--devnet"])
+        .arg(&state_file)
+        .arg("--config")
+        .arg(&bad)
+        .env(
+            "NERDCABAL_FACILITATOR_LISTEN",
+            format!("127.0.0.1:{}", common::free_port()),
+        )
+        .env("DATABASE_URL", &database_url)
+        .env("NERDCABAL_SETTLEMENT_KEYS", settlement_key.to_string())
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("circel"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
