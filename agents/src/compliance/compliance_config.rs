@@ -4,7 +4,8 @@
 //! (env `CIRCLE_COMPLIANCE_API_KEY`, else `circle_api_key_file`); the local deny/allow file when
 //! `local_list` names one. `advisory` names sources whose *unavailability* does not refuse a payment (their
 //! `blocked` still does). `cache_seconds` (default 60) is how long the remote sources' answers (token
-//! blocklist, Circle) are reused; the OFAC and local lists are in memory and not cached.
+//! blocklist, Circle) are reused, `token_blocklist_cache_seconds` and `circle_cache_seconds` set one source's
+//! own TTL; the OFAC and local lists are in memory and not cached.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,8 +53,13 @@ pub struct ComplianceSection {
     /// Sources whose unavailability does not refuse: `token_blocklist`, `ofac`, `circle`, `local_list`.
     #[serde(default)]
     pub advisory: Vec<String>,
+    /// How long remote answers are reused (0: never), unless a source's own setting says otherwise.
     #[serde(default)]
     pub cache_seconds: Option<u64>,
+    #[serde(default)]
+    pub token_blocklist_cache_seconds: Option<u64>,
+    #[serde(default)]
+    pub circle_cache_seconds: Option<u64>,
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
 }
@@ -136,14 +142,15 @@ impl ComplianceScreen {
     ) -> Result<Self, ComplianceConfigError> {
         section.validate()?;
         let timeout = Duration::from_secs(section.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS).max(1));
-        let ttl = Duration::from_secs(section.cache_seconds.unwrap_or(DEFAULT_CACHE_SECONDS));
+        let ttl =
+            |own: Option<u64>| Duration::from_secs(own.or(section.cache_seconds).unwrap_or(DEFAULT_CACHE_SECONDS));
         let mut sources = Vec::new();
         for chain in chains {
             let token = TokenBlocklist::new(&chain.rpc_url, chain.token).map_err(|e| invalid("rpc_url", e))?;
             sources.push(Source::new(
                 Arc::new(token),
                 section.advisory(source_name::TOKEN_BLOCKLIST),
-                ttl,
+                ttl(section.token_blocklist_cache_seconds),
             ));
         }
         if let Some(text) = &section.ofac_list {
@@ -165,7 +172,7 @@ impl ComplianceScreen {
             sources.push(Source::new(
                 Arc::new(circle),
                 section.advisory(source_name::CIRCLE),
-                ttl,
+                ttl(section.circle_cache_seconds),
             ));
         }
         if let Some(path) = &section.local_list {
