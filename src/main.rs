@@ -380,11 +380,17 @@ async fn main() -> anyhow::Result<()> {
                 config.add_devnet(&contracts::DevnetState::read(&path)?)?;
             }
             // `[compliance]`: the agents' screener, on every network the facilitator settles on.
-            agents::compliance::facilitator_screen::FacilitatorScreen::install(&mut config, &|name| {
-                std::env::var(name).ok()
-            })
-            .await
-            .context("[compliance]")?;
+            if let Some(table) = &config.compliance {
+                let env = |name: &str| std::env::var(name).ok();
+                let screen = agents::compliance::facilitator_screen::FacilitatorScreen::from_table(
+                    table,
+                    &config.screened_tokens(),
+                    &env,
+                )
+                .await
+                .context("[compliance]")?;
+                config.screen = Some(std::sync::Arc::new(screen));
+            }
             tracing::info!(?config, "starting the facilitator");
             facilitator::service::Facilitator::build(config)
                 .await?

@@ -1,15 +1,12 @@
 //! The facilitator's counterparty screen is this screener: [`FacilitatorScreen`] implements
-//! `facilitator::compliance::CounterpartyScreen` for a [`ComplianceScreen`] built from the facilitator
-//! configuration's raw `[compliance]` table (the same shape as the buyer's section), with the token blocklist
+//! `protocol::screening::CounterpartyScreen` (the interface the facilitator asks; agents do not depend on the
+//! facilitator) for a [`ComplianceScreen`] built from the facilitator configuration's raw `[compliance]` table (the same shape as the buyer's section), with the token blocklist
 //! of every network the facilitator settles on. Each decision is logged (the facilitator has no spend ledger
 //! to keep an audit table in); a `blocked` answer is `compliance_blocked`, an `unavailable` one
 //! `compliance_unavailable`.
 
-use std::sync::Arc;
-
 use alloy::primitives::Address;
-use facilitator::compliance::{CounterpartyScreen, ScreenFuture, ScreenRefusal};
-use facilitator::config::FacilitatorConfig;
+use protocol::screening::{CounterpartyScreen, ScreenFuture, ScreenRefusal};
 
 use crate::compliance::compliance_config::{ComplianceConfigError, ComplianceSection, ScreenChain};
 use crate::compliance::decision::{ComplianceScreen, Verdict};
@@ -24,40 +21,31 @@ impl FacilitatorScreen {
         FacilitatorScreen { screen }
     }
 
-    /// Builds the screen `config.compliance` describes and sets it as `config.screen`; nothing when the
-    /// configuration has no `[compliance]` section.
-    pub async fn install(
-        config: &mut FacilitatorConfig,
+    /// Builds the screen a facilitator's `[compliance]` table describes, with the token blocklist of each
+    /// `(rpc_url, token)` the facilitator settles.
+    pub async fn from_table(
+        table: &toml::Table,
+        tokens: &[(String, Address)],
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<(), ComplianceConfigError> {
-        let Some(table) = config.compliance.clone() else {
-            return Ok(());
-        };
+    ) -> Result<Self, ComplianceConfigError> {
         let section: ComplianceSection =
             table
+                .clone()
                 .try_into()
                 .map_err(|e: toml::de::Error| ComplianceConfigError::Invalid {
                     key: "section",
                     message: e.to_string(),
                 })?;
-        let chains: Vec<ScreenChain> = config
-            .networks
+        let chains: Vec<ScreenChain> = tokens
             .iter()
-            .flat_map(|n| {
-                let tokens: Vec<Address> = if n.assets.is_empty() {
-                    vec![protocol::network::ARC_USDC]
-                } else {
-                    n.assets.iter().map(|a| a.address).collect()
-                };
-                tokens.into_iter().map(|token| ScreenChain {
-                    rpc_url: n.rpc_url.clone(),
-                    token,
-                })
+            .map(|(rpc_url, token)| ScreenChain {
+                rpc_url: rpc_url.clone(),
+                token: *token,
             })
             .collect();
-        let screen = ComplianceScreen::from_section_on(&section, &chains, env).await?;
-        config.screen = Some(Arc::new(FacilitatorScreen::new(screen)));
-        Ok(())
+        Ok(FacilitatorScreen::new(
+            ComplianceScreen::from_section_on(&section, &chains, env).await?,
+        ))
     }
 }
 
