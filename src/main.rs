@@ -147,6 +147,11 @@ enum Command {
         #[command(flatten)]
         common: TreasuryArgs,
     },
+    /// Counterparty screening: `screen` an address with every configured source (recorded), list the `audit`.
+    Compliance {
+        #[command(subcommand)]
+        command: ComplianceCommand,
+    },
     /// Benchmarks (not tests): print throughput and latency beside a baseline measured in the same run.
     Bench {
         #[command(subcommand)]
@@ -300,6 +305,54 @@ enum SpendCommand {
     },
 }
 
+/// Where `compliance` reads its settings: the buyer's configuration, ledger and devnet (no key).
+#[derive(Args)]
+struct ComplianceArgs {
+    /// Buyer configuration (TOML: [compliance], ledger, rpc_url, devnet).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Spend ledger URL, where decisions are recorded (else NERDCABAL_SPEND_DB, else ~/.nerdcabal/spend.db).
+    #[arg(long)]
+    ledger: Option<String>,
+    /// Screen on the devnet of this `nerdcabal dev --state-file` (its RPC and USDC).
+    #[arg(long)]
+    devnet: Option<PathBuf>,
+    /// Print one JSON object instead.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ComplianceArgs {
+    fn flags(self) -> (agents::buyer::buyer_config::BuyerFlags, bool) {
+        let flags = agents::buyer::buyer_config::BuyerFlags {
+            config: self.config,
+            ledger: self.ledger,
+            devnet: self.devnet,
+            ..Default::default()
+        };
+        (flags, self.json)
+    }
+}
+
+#[derive(Subcommand)]
+enum ComplianceCommand {
+    /// Screen one address with every configured source; prints `decision` (clear, blocked, unavailable) and
+    /// each source's answer, records it; exit 0 when clear, 8 otherwise.
+    Screen {
+        address: String,
+        #[command(flatten)]
+        args: ComplianceArgs,
+    },
+    /// List recorded screening decisions since a date (YYYY-MM-DD), a time (RFC 3339), Unix seconds or a
+    /// duration back from now (24h, 7d).
+    Audit {
+        #[arg(long, default_value = "24h")]
+        since: String,
+        #[command(flatten)]
+        args: ComplianceArgs,
+    },
+}
+
 /// What every benchmark takes.
 #[derive(clap::Args)]
 struct BenchArgs {
@@ -409,6 +462,18 @@ async fn main() -> anyhow::Result<()> {
             config.allow_unauthenticated |= allow_unauthenticated;
             if let Some(path) = devnet {
                 config.add_devnet(&contracts::DevnetState::read(&path)?)?;
+            }
+            // `[compliance]`: the agents' screener, on every network the facilitator settles on.
+            if let Some(table) = &config.compliance {
+                let env = |name: &str| std::env::var(name).ok();
+                let screen = agents::compliance::facilitator_screen::FacilitatorScreen::from_table(
+                    table,
+                    &config.screened_tokens(),
+                    &env,
+                )
+                .await
+                .context("[compliance]")?;
+                config.screen = Some(std::sync::Arc::new(screen));
             }
             tracing::info!(?config, "starting the facilitator");
             facilitator::service::Facilitator::build(config)
@@ -544,6 +609,24 @@ async fn main() -> anyhow::Result<()> {
                 json: common.json,
             };
             let code = agents::treasury::command::run(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
+            std::process::exit(code);
+        }
+        Command::Compliance {
+            command: ComplianceCommand::Screen { address, args },
+        } => {
+            let (buyer, json) = args.flags();
+            let options = agents::compliance::command::ScreenOptions { address, json, buyer };
+            let code =
+                agents::compliance::command::run_screen(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
+            std::process::exit(code);
+        }
+        Command::Compliance {
+            command: ComplianceCommand::Audit { since, args },
+        } => {
+            let (buyer, json) = args.flags();
+            let options = agents::compliance::command::AuditOptions { since, json, buyer };
+            let code =
+                agents::compliance::command::run_audit(options, &mut std::io::stdout(), &mut std::io::stderr()).await;
             std::process::exit(code);
         }
         Command::Proxy { config, devnet } => {

@@ -605,6 +605,7 @@ async fn a_transfer_whose_broadcast_got_no_answer_is_pending_until_found_by_its_
         to,
         amount: U256::from(5_000),
         memo: None,
+        screen: None,
     };
     let before = common::usdc_balance(&devnet, to).await;
 

@@ -288,7 +288,7 @@ async fn http_transport_pays_and_asks_a_person_through_elicitation() {
         .serve(http_transport(&url, Some(TOKEN), None))
         .await
         .unwrap();
-    assert_eq!(yes.list_all_tools().await.unwrap().len(), 6);
+    assert_eq!(yes.list_all_tools().await.unwrap().len(), 7);
     let paid = call(&yes, "x402_fetch", json!({"url": dev.state["paid_url"]})).await;
     assert_eq!(paid.is_error, Some(false), "{paid:?}");
     // Above the threshold: the client is asked, the person says yes, it pays once.
@@ -546,7 +546,7 @@ async fn http_transport_requires_its_bearer_token_and_answers_a_foreign_origin_4
     // The token, with no Origin or the server's own: the tools.
     for origin in [None, Some(format!("http://localhost:{port}"))] {
         let client = ().serve(http_transport(&url, Some(&token), origin.as_deref())).await.unwrap();
-        assert_eq!(client.list_all_tools().await.unwrap().len(), 6);
+        assert_eq!(client.list_all_tools().await.unwrap().len(), 7);
         let _ = client.cancel().await;
     }
 
@@ -579,7 +579,7 @@ async fn http_transport_requires_its_bearer_token_and_answers_a_foreign_origin_4
     let open_url = format!("http://127.0.0.1:{open_port}/mcp");
     assert!(().serve(http_transport(&open_url, None, None)).await.is_err());
     let client = ().serve(http_transport(&open_url, Some(TOKEN), None)).await.unwrap();
-    assert_eq!(client.list_all_tools().await.unwrap().len(), 6);
+    assert_eq!(client.list_all_tools().await.unwrap().len(), 7);
     let _ = client.cancel().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -702,7 +702,9 @@ async fn nerdcabal_pay_under_a_treasury_refuses_with_the_rule_and_waits_for_owne
         std::fs::write(
             &config,
             format!(
-                "ledger = \"sqlite://{}\"\nrpc_url = \"http://127.0.0.1:1\"\n[wallet]\nkey_file = \"{}\"\n\n[treasury]\n{treasury}\n",
+                // No chain here: the token blocklist cannot answer, so it is advisory (compliance is fail-closed).
+                "ledger = \"sqlite://{}\"\nrpc_url = \"http://127.0.0.1:1\"\n[wallet]\nkey_file = \"{}\"\n\n\
+                 [compliance]\nadvisory = [\"token_blocklist\"]\n\n[treasury]\n{treasury}\n",
                 dir.join("spend.db").display(),
                 key_file.display()
             ),

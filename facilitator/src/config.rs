@@ -250,6 +250,22 @@ impl std::fmt::Debug for FacilitatorConfig {
 pub use protocol::redact::redact_url;
 
 impl FacilitatorConfig {
+    /// Every `(rpc_url, token)` this facilitator settles: what a counterparty screen asks the token's own
+    /// blocklist about.
+    pub fn screened_tokens(&self) -> Vec<(String, Address)> {
+        self.networks
+            .iter()
+            .flat_map(|n| {
+                let tokens: Vec<Address> = if n.assets.is_empty() {
+                    vec![protocol::network::ARC_USDC]
+                } else {
+                    n.assets.iter().map(|a| a.address).collect()
+                };
+                tokens.into_iter().map(|token| (n.rpc_url.clone(), token))
+            })
+            .collect()
+    }
+
     /// Reads `path` (if given), applies the environment, adds `extra_networks`, and validates.
     pub fn load(path: Option<&Path>, extra_networks: Vec<NetworkConfig>) -> Result<Self, ConfigError> {
         let file = match path {

@@ -1,7 +1,7 @@
 //! The x402 protocol as data: wire types for v1 and v2 (offers, payments, facilitator requests and answers,
 //! discovery), the base64 header codecs, CAIP-2 networks with their USDC assets, money amounts, EIP-3009
-//! `TransferWithAuthorization` typed data (hash, sign, recover, build), the error-reason strings, and the one
-//! helper that takes secrets out of URLs.
+//! `TransferWithAuthorization` typed data (hash, sign, recover, build), the error-reason strings, the counterparty-screening
+//! interface, and the one helper that takes secrets out of URLs.
 //!
 //! Pure: no network, no database, and no clock — every function that needs "now" takes it as a parameter.
 
@@ -13,6 +13,7 @@ pub mod money;
 pub mod network;
 pub mod reason;
 pub mod redact;
+pub mod screening;
 pub mod version;
 pub mod wire;
 

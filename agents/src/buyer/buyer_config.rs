@@ -1,5 +1,6 @@
 //! The buyer's settings, shared by `nerdcabal pay` and `nerdcabal mcp`: where the key comes from, the spending
-//! policy, the spend ledger's URL, and a `nerdcabal dev` state file to pay on the local devnet. A TOML file,
+//! policy, the spend ledger's URL, the `[compliance]` screening, and a `nerdcabal dev` state file to pay on the
+//! local devnet. A TOML file,
 //! then environment variables, then command-line flags, each overriding the one before. Keys are never
 //! printed, and `Debug` shows the ledger and RPC URLs without their passwords or API keys.
 
@@ -14,6 +15,7 @@ use serde::Deserialize;
 
 use crate::buyer::circle_wallet::{CircleWalletConfig, CircleWalletSigner};
 use crate::buyer::spending_policy::SpendingPolicy;
+use crate::compliance::compliance_config::ComplianceSection;
 use crate::treasury::policy_engine::PolicyRules;
 use crate::treasury::rules_config::{RulesError, TreasuryRules};
 
@@ -70,6 +72,9 @@ pub struct BuyerFile {
     pub rpc_url: Option<String>,
     #[serde(default)]
     pub fetch: FetchSection,
+    /// Counterparty screening (the token's blocklist is always consulted).
+    #[serde(default)]
+    pub compliance: ComplianceSection,
     /// The treasury policy (caps, lists, hours, velocity, approvals) and, for local custody, its owners.
     #[serde(default)]
     pub treasury: Option<TreasuryRules>,
@@ -205,6 +210,8 @@ pub struct BuyerConfig {
     pub max_response_bytes: usize,
     /// `[fetch] allow_hosts`: internal hosts the MCP tools may fetch.
     pub allow_hosts: Vec<String>,
+    /// `[compliance]`: how counterparties are screened before any signature.
+    pub compliance: ComplianceSection,
     /// `[treasury]`, validated: every payment also meets it; its owners and threshold approve proposals.
     pub treasury: Option<PolicyRules>,
     /// `[wallet] treasury`: pay x402 offers from this on-chain Treasury (the key is one of its spenders).
@@ -245,13 +252,18 @@ pub fn default_ledger_url() -> String {
     format!("sqlite://{}", dir.join("spend.db").display())
 }
 
-/// Where the spend ledger is and which chain proves its payments: all `nerdcabal spend` needs (no key).
+/// Where the spend ledger is and which chain proves its payments: all `nerdcabal spend` and
+/// `nerdcabal compliance` need (no key).
 #[derive(Clone)]
 pub struct LedgerSettings {
     pub ledger_url: String,
     pub rpc_url: String,
     /// CAIP-2 of the chain behind `rpc_url`.
     pub network: String,
+    /// The chain's USDC (whose blocklist `compliance screen` consults).
+    pub usdc: Address,
+    /// `[compliance]`, for `nerdcabal compliance`.
+    pub compliance: ComplianceSection,
 }
 
 impl std::fmt::Debug for LedgerSettings {
@@ -310,11 +322,16 @@ impl LedgerSettings {
     pub fn resolve(flags: &BuyerFlags, env: impl Fn(&str) -> Option<String>) -> Result<Self, BuyerConfigError> {
         let file = read_file(flags)?;
         let devnet = read_devnet(flags, &file)?;
-        let (rpc_url, network, _) = chain_of(devnet.as_ref(), &file);
+        let (rpc_url, network, usdc) = chain_of(devnet.as_ref(), &file);
+        file.compliance
+            .validate()
+            .map_err(|e| invalid("compliance", e.to_string()))?;
         Ok(LedgerSettings {
             ledger_url: ledger_of(flags, &env, &file),
             rpc_url,
             network,
+            usdc,
+            compliance: file.compliance,
         })
     }
 }
@@ -408,6 +425,9 @@ impl BuyerConfig {
             .or(p.approval_threshold.as_deref())
             .map(|t| price("approval_threshold", t))
             .transpose()?;
+        file.compliance
+            .validate()
+            .map_err(|e| invalid("compliance", e.to_string()))?;
         let (rpc_url, network, usdc) = chain_of(devnet.as_ref(), &file);
         let ledger_url = ledger_of(flags, &env, &file);
         let max_response_bytes = match file.fetch.max_response_bytes {
@@ -436,6 +456,7 @@ impl BuyerConfig {
             max_response_bytes,
             allow_hosts: file.fetch.allow_hosts,
             onchain_treasury: file.wallet.treasury,
+            compliance: file.compliance,
         })
     }
 

@@ -1,7 +1,8 @@
-//! A direct USDC transfer from the buyer's own key (`send_payment`), under the same spending policy as paid
-//! calls: the payee allow-list, the per-request maximum and the budgets (recorded in the spend ledger before
-//! the transaction is broadcast, with its hash), the approval gate, and with `[treasury]` the treasury policy
-//! (`send_under`). The transaction is signed locally, sent through the configured RPC and its receipt awaited.
+//! A direct USDC transfer from the buyer's own key (`send_payment`), under the same spending policy and
+//! compliance screen as paid calls: the payee allow-list, the per-request maximum and the budgets (recorded in
+//! the spend ledger before the transaction is broadcast, with its hash), the approval gate, the screening of
+//! the payee and the sender (`screen`), and with `[treasury]` the treasury policy (`send_under`). The
+//! transaction is signed locally, sent through the configured RPC and its receipt awaited.
 
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ use protocol::redact::redact_in;
 use crate::buyer::spend_ledger::{NewSpend, SpendKind, SpendLedger, SpendState, unix_now};
 use crate::buyer::spending_policy::SpendingPolicy;
 use crate::buyer::x402_client::PayError;
+use crate::compliance::payment_check::PaymentScreen;
 use crate::treasury::ledger_policy::TreasuryGuard;
 use crate::treasury::proposals::ProposalKind;
 
@@ -50,6 +52,8 @@ pub struct TransferRequest<'a> {
     pub to: Address,
     pub amount: U256,
     pub memo: Option<&'a str>,
+    /// Screens the payee and the sender before the transaction is signed.
+    pub screen: Option<&'a PaymentScreen>,
 }
 
 /// Checks the policy, signs the transaction, records it (budgets checked, its hash and nonce kept) and only
@@ -87,6 +91,9 @@ pub async fn send_under(
         });
     }
     policy.admits_payment(request.asset, request.to, request.amount)?;
+    if let Some(screen) = request.screen {
+        screen.check(request.to, key.address()).await?;
+    }
     let amount = i64::try_from(request.amount).map_err(|_| PayError::Unpayable {
         why: "the amount does not fit the spend ledger".into(),
     })?;
@@ -269,6 +276,7 @@ mod tests {
             to: Address::repeat_byte(9),
             amount: U256::from(1_000),
             memo: None,
+            screen: None,
         };
         let error = send(&PrivateKeySigner::random(), &policy, &ledger, request)
             .await

@@ -1,6 +1,7 @@
 //! `nerdcabal pay <URL>`: one paid HTTP call from the command line. The body goes to stdout and the receipt to
 //! stderr (or one JSON object with `--json`); each kind of failure has its own exit code so scripts can tell
-//! an over-budget refusal from a network error.
+//! an over-budget refusal from a network error (or a compliance refusal, 8). The payee and the buyer are
+//! screened (`[compliance]`) before anything is signed.
 
 use std::io::Write;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use serde_json::json;
 use crate::buyer::buyer_config::{BuyerConfig, BuyerFlags};
 use crate::buyer::spend_ledger::SpendLedger;
 use crate::buyer::x402_client::{CallOutcome, CallRequest, PayError, X402Client, parse_header};
+use crate::compliance::payment_check::PaymentScreen;
 
 /// Exit codes.
 pub mod exit {
@@ -25,6 +27,9 @@ pub mod exit {
     pub const NETWORK: i32 = 6;
     /// The API answered an HTTP error (nothing was charged).
     pub const HTTP_ERROR: i32 = 7;
+    /// A compliance screen refused the counterparty (`compliance_blocked`) or could not screen it
+    /// (`compliance_unavailable`); nothing was signed.
+    pub const COMPLIANCE: i32 = 8;
 }
 
 #[derive(Debug, Clone, Default)]
@@ -54,6 +59,7 @@ pub fn exit_code(error: &PayError) -> i32 {
         PayError::PolicyDenied { .. } | PayError::NeedsApproval { .. } => exit::OVER_BUDGET,
         // Only the MCP tools fetch under a fetch policy; were `pay` to, a refused URL cannot be paid.
         PayError::FetchRefused { .. } => exit::UNPAYABLE,
+        PayError::ComplianceBlocked { .. } | PayError::ComplianceUnavailable { .. } => exit::COMPLIANCE,
     }
 }
 
@@ -144,6 +150,9 @@ async fn prepare(options: &PayOptions) -> Result<(X402Client, CallRequest), Stri
     }
     let ledger = SpendLedger::open(&config.ledger_url).await.map_err(|e| e.to_string())?;
     crate::buyer::spend_reconcile::at_start(&ledger, &config.rpc_url, &config.network).await;
+    let screen = PaymentScreen::for_buyer(&config, ledger.clone(), &|name| std::env::var(name).ok())
+        .await
+        .map_err(|e| e.to_string())?;
     let networks = config.networks();
     let treasury = config
         .treasury
@@ -157,7 +166,8 @@ async fn prepare(options: &PayOptions) -> Result<(X402Client, CallRequest), Stri
         options.timeout,
     )
     .map_err(|e| e.to_string())?
-    .with_max_response_bytes(config.max_response_bytes);
+    .with_max_response_bytes(config.max_response_bytes)
+    .with_compliance(screen);
     if let Some(treasury) = treasury {
         client = client.with_treasury(treasury);
     }

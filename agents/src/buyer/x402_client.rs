@@ -1,10 +1,11 @@
 //! The x402 buyer client: calls a URL, and when it answers `402` pays within the spending policy and retries
-//! once. It keeps only offers it can pay, lets the policy refuse, takes the cheapest, records the payment in the
-//! spend ledger (budgets, and with `[treasury]` the treasury policy, checked in the same step), signs, and
-//! sends the payment only to the URL that asked for it (redirects are not followed with a payment). When the
-//! paid attempt fails ambiguously it resends the *same* signed payment — never a second signature — and reads
-//! the receipt from `PAYMENT-RESPONSE` (or `X-PAYMENT-RESPONSE`). A payment without a success receipt stays
-//! counted in the ledger as pending until the chain proves it unsettled (`spend_reconcile`). No more than
+//! once. It keeps only offers it can pay, lets the policy refuse, takes the cheapest, screens its payee and the
+//! buyer's own address (`compliance`, when set), records the payment in the spend ledger (budgets, and with
+//! `[treasury]` the treasury policy, checked in the same step), signs, and sends the payment only to the URL
+//! that asked for it (redirects are not followed with a payment). When the paid attempt fails ambiguously it
+//! resends the *same* signed payment — never a second signature — and reads the receipt from
+//! `PAYMENT-RESPONSE` (or `X-PAYMENT-RESPONSE`). A payment without a success receipt stays counted in the
+//! ledger as pending until the chain proves it unsettled (`spend_reconcile`). No more than
 //! `max_response_bytes` of any answer is read.
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::buyer::fetch_guard::{self, FetchGuard, FetchRefused};
 use crate::buyer::offers::{self, Offer};
 use crate::buyer::spend_ledger::{NewSpend, SpendKind, SpendLedger, SpendState, unix_now};
 use crate::buyer::spending_policy::{OfferRefusal, SpendingPolicy};
+use crate::compliance::payment_check::PaymentScreen;
 use crate::treasury::custody::CustodyError;
 use crate::treasury::ledger_policy::TreasuryGuard;
 use crate::treasury::proposals::ProposalKind;
@@ -68,6 +70,21 @@ pub enum PayError {
         rule: String,
         host: String,
         message: String,
+    },
+    /// A screening source said the counterparty is blocked; nothing was signed.
+    #[error("compliance: {address} is blocked by {screener}: {detail}")]
+    ComplianceBlocked {
+        address: Address,
+        /// The source that blocked (`ofac`, `token_blocklist`, `circle`, `local_list`).
+        screener: String,
+        detail: String,
+    },
+    /// A screening source that is not advisory could not answer, so the payment is refused (fail-closed).
+    #[error("compliance: {address} could not be screened ({screener} unavailable: {error}); nothing was signed")]
+    ComplianceUnavailable {
+        address: Address,
+        screener: String,
+        error: String,
     },
     /// A treasury policy rule refused the payment (`rule`: `daily_cap`, `per_tx_cap`, …).
     #[error("refused by the treasury policy ({rule}): {message}")]
@@ -180,6 +197,24 @@ impl PayError {
                 document["rule"] = json!(rule);
                 document["host"] = json!(host);
             }
+            PayError::ComplianceBlocked {
+                address,
+                screener,
+                detail,
+            } => {
+                document["address"] = json!(address.to_checksum(None));
+                document["source"] = json!(screener);
+                document["detail"] = json!(detail);
+            }
+            PayError::ComplianceUnavailable {
+                address,
+                screener,
+                error,
+            } => {
+                document["address"] = json!(address.to_checksum(None));
+                document["source"] = json!(screener);
+                document["source_error"] = json!(error);
+            }
             PayError::PolicyDenied { rule, .. } => {
                 document["rule"] = json!(rule);
             }
@@ -219,6 +254,8 @@ impl PayError {
             PayError::ApprovalRequired { .. } => "approval_required",
             PayError::ApprovalDenied(_) => "approval_denied",
             PayError::FetchRefused { .. } => "fetch_refused",
+            PayError::ComplianceBlocked { .. } => "compliance_blocked",
+            PayError::ComplianceUnavailable { .. } => "compliance_unavailable",
             PayError::PolicyDenied { .. } => "policy_denied",
             PayError::NeedsApproval { .. } => "needs_approval",
         }
@@ -311,6 +348,8 @@ pub struct X402Client {
     timeout: Duration,
     /// When set, every URL (and redirect, and resolved address) is screened by it.
     guard: Option<Arc<FetchGuard>>,
+    /// When set, the payee and the payer are screened (and the decisions recorded) before any signature.
+    compliance: Option<PaymentScreen>,
     /// When set, every payment also meets the treasury policy (read and reserved in one ledger transaction).
     treasury: Option<TreasuryGuard>,
     /// When set, offers are paid from this on-chain Treasury (the signer is its spender).
@@ -367,6 +406,7 @@ impl X402Client {
             max_response_bytes: bounded_body::DEFAULT_MAX_RESPONSE_BYTES,
             timeout,
             guard: None,
+            compliance: None,
             treasury: None,
             treasury_payer: None,
         })
@@ -393,6 +433,16 @@ impl X402Client {
         self.treasury_payer
             .as_ref()
             .map_or_else(|| self.signer.address(), TreasuryPayer::address)
+    }
+
+    /// Screens the payee and this buyer's own address with `screen` before every signature.
+    pub fn with_compliance(mut self, screen: PaymentScreen) -> Self {
+        self.compliance = Some(screen);
+        self
+    }
+
+    pub fn compliance(&self) -> Option<&PaymentScreen> {
+        self.compliance.as_ref()
     }
 
     /// Screens every URL this client fetches with `guard` (the MCP tools' fetch policy).
@@ -485,6 +535,10 @@ impl X402Client {
         let asked = first.url().clone();
         let offers = self.offers_of(first).await?;
         let offer = self.choose(&offers, request.max_price)?;
+        // Before anything is recorded, approved or signed: a blocked or unscreenable counterparty stops here.
+        if let Some(screen) = &self.compliance {
+            screen.check(offer.pay_to(), self.signer.address()).await?;
+        }
         gate.check(asked.as_str(), offer).await?;
         let host = asked.host_str().unwrap_or("").to_owned();
         let nonce = B256::random();

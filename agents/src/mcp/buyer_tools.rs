@@ -45,7 +45,9 @@ policy; pass `max_price` to cap one call); `send_payment` to transfer USDC direc
 `spending_report` to see money and limits. Refusals come back as tool errors with a `error` reason: `over_budget` \
 (do not retry), `unpayable`, `rejected` (the seller's reason), `approval_required` (a person must run \
 `nerdcabal approve <id>`; then call again with `approval_id`), `fetch_refused` (internal and metadata addresses \
-are not reachable; do not retry). With an organisation's treasury configured, `treasury_status`, `propose_payment` \
+are not reachable; do not retry), `compliance_blocked` (the counterparty is sanctioned or blocked; do not retry), \
+`compliance_unavailable` (a screening source could not answer; retry later). `screen_address` screens an \
+address without paying. With an organisation's treasury configured, `treasury_status`, `propose_payment` \
 (pays from the treasury; executes at once within its policy) and `proposal_status` work on it: `needs_approval` \
 means owners must approve the proposal outside this server (do not retry; check `proposal_status` later), and a \
 policy refusal names its rule (`daily_cap`, `per_tx_cap`, `payee_allow_list`). No tool can raise a limit or \
@@ -411,8 +413,8 @@ impl BuyerTools {
             usdc: config.usdc,
             // The treasury's tools only when there is a treasury to use.
             tool_router: match config.treasury {
-                Some(_) => Self::tool_router() + Self::treasury_router(),
-                None => Self::tool_router(),
+                Some(_) => Self::tool_router() + Self::compliance_router() + Self::treasury_router(),
+                None => Self::tool_router() + Self::compliance_router(),
             },
             treasury: config.treasury,
         }
@@ -421,6 +423,11 @@ impl BuyerTools {
     /// The treasury custody, when one is configured.
     pub(crate) fn treasury(&self) -> Option<&dyn Custody> {
         self.treasury.as_deref()
+    }
+
+    /// The x402 client the tools pay with (its compliance screen too).
+    pub(crate) fn client(&self) -> &X402Client {
+        &self.client
     }
 
     /// What a URL asks to be paid, without paying: each offer in USDC and atomic units, and whether the
@@ -557,6 +564,7 @@ impl BuyerTools {
                 to,
                 amount,
                 memo: input.memo.as_deref(),
+                screen: self.client.compliance(),
             },
             treasury,
         )

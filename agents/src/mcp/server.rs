@@ -16,6 +16,7 @@ use crate::buyer::buyer_config::{BuyerConfig, BuyerFlags};
 use crate::buyer::fetch_guard::FetchGuard;
 use crate::buyer::spend_ledger::SpendLedger;
 use crate::buyer::x402_client::X402Client;
+use crate::compliance::payment_check::PaymentScreen;
 use crate::mcp::buyer_tools::{BuyerTools, BuyerToolsConfig};
 use crate::mcp::http_auth::{self, HttpAccess, HttpAuthError};
 use crate::treasury::local_custody::LocalCustody;
@@ -33,6 +34,8 @@ pub enum McpError {
     Auth(#[from] HttpAuthError),
     #[error(transparent)]
     Treasury(#[from] crate::treasury::custody::CustodyError),
+    #[error(transparent)]
+    Compliance(#[from] crate::compliance::compliance_config::ComplianceConfigError),
     #[error("fetch policy: {0}")]
     FetchPolicy(String),
     #[error("MCP over stdio: {0}")]
@@ -74,13 +77,15 @@ pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<Buyer
     crate::buyer::spend_reconcile::at_start(&ledger, &config.rpc_url, &config.network).await;
     let networks = config.networks();
     let guard = fetch_policy(&config)?;
+    let screen = PaymentScreen::for_buyer(&config, ledger.clone(), &|name| std::env::var(name).ok()).await?;
     let treasury = config
         .treasury
         .clone()
         .map(|rules| crate::treasury::ledger_policy::TreasuryGuard::new(rules, ledger.clone()));
     let mut client = X402Client::new(config.signer.clone(), config.policy.clone(), ledger, networks, timeout)?
         .with_max_response_bytes(config.max_response_bytes)
-        .with_fetch_guard(guard)?;
+        .with_fetch_guard(guard)?
+        .with_compliance(screen);
     if let Some(treasury) = treasury {
         client = client.with_treasury(treasury);
     }

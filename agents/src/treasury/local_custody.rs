@@ -17,6 +17,7 @@ use crate::buyer::direct_transfer::{self, TransferRequest, UnderTreasury};
 use crate::buyer::spend_ledger::{SpendLedger, day_start, unix_now};
 use crate::buyer::spending_policy::SpendingPolicy;
 use crate::buyer::x402_client::PayError;
+use crate::compliance::payment_check::PaymentScreen;
 use crate::treasury::custody::{
     Custody, CustodyError, CustodyFuture, PaymentProposal, ProposalState, ProposalStatus, TreasuryStatus,
 };
@@ -48,6 +49,8 @@ pub struct LocalCustody {
     network: String,
     chain_id: u64,
     usdc: Address,
+    /// Screens the payee and the agent before each transfer is signed (`with_compliance`).
+    screen: Option<PaymentScreen>,
 }
 
 fn ledger_error(e: impl std::fmt::Display) -> CustodyError {
@@ -123,7 +126,14 @@ impl LocalCustody {
             network: parts.network,
             chain_id,
             usdc: parts.usdc,
+            screen: None,
         })
+    }
+
+    /// Every transfer out of this custody first screens its payee and the agent's key with `screen`.
+    pub fn with_compliance(mut self, screen: PaymentScreen) -> Self {
+        self.screen = Some(screen);
+        self
     }
 
     fn proposals(&self) -> &Proposals {
@@ -204,6 +214,7 @@ impl LocalCustody {
             to,
             amount,
             memo: Some(memo),
+            screen: self.screen.as_ref(),
         }
     }
 
