@@ -535,9 +535,10 @@ impl X402Client {
         let asked = first.url().clone();
         let offers = self.offers_of(first).await?;
         let offer = self.choose(&offers, request.max_price)?;
-        // Before anything is recorded, approved or signed: a blocked or unscreenable counterparty stops here.
+        // Before anything is recorded, approved or signed: a blocked or unscreenable counterparty stops here (the
+        // payer is the on-chain treasury when paying from one).
         if let Some(screen) = &self.compliance {
-            screen.check(offer.pay_to(), self.signer.address()).await?;
+            screen.check(offer.pay_to(), self.payer()).await?;
         }
         gate.check(asked.as_str(), offer).await?;
         let host = asked.host_str().unwrap_or("").to_owned();
