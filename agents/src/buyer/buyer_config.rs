@@ -382,6 +382,12 @@ impl BuyerConfig {
         };
 
         let mut policy = SpendingPolicy::default();
+        if file.treasury.is_some() {
+            // The treasury's caps govern: `[policy]`'s built-in $0.10 / $5 defaults would refuse first. Limits
+            // written in `[policy]` (or given as flags) still apply on top.
+            policy.max_per_request = U256::MAX;
+            policy.daily_budget = None;
+        }
         let p = &file.policy;
         if let Some(text) = flags.max_per_request.as_ref().or(p.max_per_request.as_ref()) {
             policy.max_per_request = price("max_per_request", text)?;
@@ -506,5 +512,35 @@ mod tests {
         assert!(shown.contains("postgres://buyer:***@db.example:5432/spend"), "{shown}");
         assert!(shown.contains("https://arc.g.alchemy.com/v2/***"), "{shown}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn resolve_file(text: &str) -> BuyerConfig {
+        let dir = std::env::temp_dir().join(format!("nerdcabal-buyer-config-{}", B256::random()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("buyer.toml");
+        std::fs::write(&path, text).unwrap();
+        let flags = BuyerFlags {
+            config: Some(path),
+            ..BuyerFlags::default()
+        };
+        let key = B256::repeat_byte(7).to_string();
+        let config = BuyerConfig::resolve(&flags, |name| (name == ENV_BUYER_KEY).then(|| key.clone())).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        config
+    }
+
+    #[test]
+    fn a_treasury_drops_the_policy_defaults_but_keeps_written_limits() {
+        let plain = resolve_file("");
+        assert_eq!(plain.policy.max_per_request, U256::from(100_000u64));
+        assert_eq!(plain.policy.daily_budget, Some(U256::from(5_000_000u64)));
+
+        let treasury = resolve_file("[treasury]\nper_tx_cap = \"$10\"\ndaily_cap = \"$100\"\n");
+        assert_eq!(treasury.policy.max_per_request, U256::MAX);
+        assert_eq!(treasury.policy.daily_budget, None);
+
+        let both = resolve_file("[policy]\nmax_per_request = \"$2\"\n[treasury]\nper_tx_cap = \"$10\"\n");
+        assert_eq!(both.policy.max_per_request, U256::from(2_000_000u64));
+        assert_eq!(both.policy.daily_budget, None);
     }
 }
