@@ -10,7 +10,8 @@
 //! tool error `needs_approval` with the proposal id; after two `treasury approve` calls `proposal_status` says
 //! `executed` with the transaction; `x402_fetch` pays from the treasury; no tool can approve; a withdrawn approval
 //! leaves the proposal short and `execute` refused. Without a treasury address the same CLI scenario runs in local
-//! custody (`[treasury]` rules; the agent's key pays, owners sign EIP-712 approvals).
+//! custody (`[treasury]` rules; the agent's key pays, owners sign EIP-712 approvals). A payee blacklisted on the
+//! devnet USDC is refused `compliance_blocked` (exit 8) before anything is proposed, and the decision is audited.
 
 mod common;
 
@@ -626,4 +627,65 @@ async fn without_a_treasury_address_the_same_cli_scenario_runs_in_local_custody_
     assert_eq!(shown["state"], "executed", "{shown}");
     assert_eq!(shown["transaction"], second["transaction"]);
     client.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_payee_blacklisted_on_the_devnet_usdc_is_refused_before_anything_is_proposed() {
+    let dev = Dev::start().await;
+    let at = create_treasury(&dev, "$100", "$10", "$5").await;
+    fund(&dev, 6, at, usd(20)).await;
+    let payee = account(&dev, 7).0;
+    let admin: PrivateKeySigner = account(&dev, 0).1.parse().unwrap();
+    let provider = ProviderBuilder::new()
+        .wallet(EthereumWallet::from(admin))
+        .connect(dev.state["rpc_url"].as_str().unwrap())
+        .await
+        .unwrap();
+    let receipt = USDC::new(protocol::network::ARC_USDC, &provider)
+        .blacklist(payee)
+        .send()
+        .await
+        .unwrap()
+        .get_receipt()
+        .await
+        .unwrap();
+    assert!(receipt.status());
+    let (treasury_before, payee_before) = (dev.balance(at).await, dev.balance(payee).await);
+    let ledger = format!("sqlite://{}", dev.dir.join("treasury-audit.db").display());
+    let (code, refused) = treasury(
+        &dev,
+        &[
+            "propose",
+            "--treasury",
+            &at.to_string(),
+            "--to",
+            &payee.to_string(),
+            "--amount",
+            "$1",
+            "--memo",
+            "to a listed payee",
+            "--ledger",
+            &ledger,
+        ],
+    )
+    .await;
+    assert_eq!(code, 8, "{refused}");
+    assert_eq!(refused["error"], "compliance_blocked", "{refused}");
+    let on_chain = Treasury::new(at, &provider);
+    assert_eq!(
+        on_chain.proposalCount().call().await.unwrap(),
+        U256::ZERO,
+        "nothing proposed"
+    );
+    assert_eq!(dev.balance(at).await, treasury_before);
+    assert_eq!(dev.balance(payee).await, payee_before);
+    // The decision is in the audit table of the ledger the command was given.
+    let audit = agents::buyer::spend_ledger::SpendLedger::open(&ledger).await.unwrap();
+    let rows = agents::compliance::audit::since(&audit, 0, 100).await.unwrap();
+    let payee_text = payee.to_string().to_lowercase();
+    assert!(
+        rows.iter()
+            .any(|row| row.address.to_lowercase() == payee_text && row.decision == "blocked"),
+        "{rows:?}"
+    );
 }

@@ -308,7 +308,7 @@ pub fn chain_of(devnet: Option<&DevState>, file: &BuyerFile) -> (String, String,
     }
 }
 
-fn ledger_of(flags: &BuyerFlags, env: &impl Fn(&str) -> Option<String>, file: &BuyerFile) -> String {
+pub fn ledger_of(flags: &BuyerFlags, env: &impl Fn(&str) -> Option<String>, file: &BuyerFile) -> String {
     flags
         .ledger
         .clone()

@@ -85,7 +85,7 @@ pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<Buyer
     let mut client = X402Client::new(config.signer.clone(), config.policy.clone(), ledger, networks, timeout)?
         .with_max_response_bytes(config.max_response_bytes)
         .with_fetch_guard(guard)?
-        .with_compliance(screen);
+        .with_compliance(screen.clone());
     if let Some(treasury) = treasury {
         client = client.with_treasury(treasury);
     }
@@ -96,10 +96,12 @@ pub async fn build_tools(config: BuyerConfig, timeout: Duration) -> Result<Buyer
     // The treasury tools' custody: the on-chain Treasury, else local custody under `[treasury]`.
     let custody: Option<Arc<dyn crate::treasury::custody::Custody>> = match (config.onchain_treasury, &config.local_key)
     {
-        (Some(at), Some(key)) => Some(Arc::new(OnChainCustody::new(&config.rpc_url, at, Some(key.clone()))?)),
-        (None, Some(_)) if config.treasury.is_some() => {
-            Some(Arc::new(LocalCustody::open(&config, client.ledger().clone())?))
-        }
+        (Some(at), Some(key)) => Some(Arc::new(
+            OnChainCustody::new(&config.rpc_url, at, Some(key.clone()))?.with_compliance(screen),
+        )),
+        (None, Some(_)) if config.treasury.is_some() => Some(Arc::new(
+            LocalCustody::open(&config, client.ledger().clone())?.with_compliance(screen),
+        )),
         _ => None,
     };
     Ok(BuyerTools::new(BuyerToolsConfig {

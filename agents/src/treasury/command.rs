@@ -26,6 +26,9 @@ use serde_json::json;
 use crate::buyer::buyer_config::{self, BuyerConfig, BuyerFlags, DevState};
 use crate::buyer::pay_command::exit;
 use crate::buyer::spend_ledger::SpendLedger;
+use crate::compliance::compliance_config::{ComplianceSection, ScreenChain};
+use crate::compliance::decision::ComplianceScreen;
+use crate::compliance::payment_check::PaymentScreen;
 use crate::treasury::create::{self, DEFAULT_PROPOSAL_TTL_SECONDS, TreasurySpec};
 use crate::treasury::custody::{Custody, CustodyError, PaymentProposal, ProposalStatus, TreasuryStatus};
 use crate::treasury::local_custody::LocalCustody;
@@ -86,6 +89,7 @@ impl CommandError {
         match self {
             CommandError::Config(_) => exit::CONFIG,
             CommandError::Custody(CustodyError::Refused { .. }) => exit::OVER_BUDGET,
+            CommandError::Custody(CustodyError::Compliance { .. }) => exit::COMPLIANCE,
             CommandError::Custody(CustodyError::Chain(_)) => exit::NETWORK,
             CommandError::Custody(_) => exit::CONFIG,
         }
@@ -115,6 +119,9 @@ pub struct TreasurySettings {
     pub rpc_url: String,
     pub treasury: Option<Address>,
     pub devnet: Option<DevState>,
+    usdc: Address,
+    ledger_url: String,
+    compliance: ComplianceSection,
     flags: BuyerFlags,
 }
 
@@ -129,13 +136,31 @@ impl TreasurySettings {
         };
         let file = buyer_config::read_file(&flags).map_err(config)?;
         let devnet = buyer_config::read_devnet(&flags, &file).map_err(config)?;
-        let (rpc_url, _, _) = buyer_config::chain_of(devnet.as_ref(), &file);
+        let (rpc_url, _, usdc) = buyer_config::chain_of(devnet.as_ref(), &file);
+        let ledger_url = buyer_config::ledger_of(&flags, &|name| std::env::var(name).ok(), &file);
         Ok(TreasurySettings {
             rpc_url,
             treasury: options.treasury.or(file.wallet.treasury),
             devnet,
+            usdc,
+            ledger_url,
+            compliance: file.compliance,
             flags,
         })
+    }
+
+    /// The compliance screen every payment out of the treasury passes (the `[compliance]` section on this
+    /// chain, decisions recorded in the spend ledger).
+    async fn payment_screen(&self) -> Result<PaymentScreen, CommandError> {
+        let ledger = SpendLedger::open(&self.ledger_url).await.map_err(config)?;
+        let chain = ScreenChain {
+            rpc_url: self.rpc_url.clone(),
+            token: self.usdc,
+        };
+        let screen = ComplianceScreen::from_section(&self.compliance, &chain, &|name| std::env::var(name).ok())
+            .await
+            .map_err(|e| config(format!("[compliance]: {e}")))?;
+        Ok(PaymentScreen::new(std::sync::Arc::new(screen), ledger))
     }
 
     /// The buyer's key, as `pay` finds it (it must be a local key: it sends transactions).
@@ -168,7 +193,8 @@ pub async fn custody_for(
     owner_key: bool,
 ) -> Result<Box<dyn Custody>, CommandError> {
     if let Some(treasury) = settings.treasury {
-        return Ok(Box::new(OnChainCustody::new(&settings.rpc_url, treasury, sender)?));
+        let custody = OnChainCustody::new(&settings.rpc_url, treasury, sender)?;
+        return Ok(Box::new(custody.with_compliance(settings.payment_screen().await?)));
     }
     let flags = BuyerFlags {
         key_file: if owner_key {
@@ -185,7 +211,10 @@ pub async fn custody_for(
         ));
     }
     let ledger = SpendLedger::open(&buyer.ledger_url).await.map_err(config)?;
-    Ok(Box::new(LocalCustody::open(&buyer, ledger)?))
+    let screen = PaymentScreen::for_buyer(&buyer, ledger.clone(), &|name| std::env::var(name).ok())
+        .await
+        .map_err(|e| config(format!("[compliance]: {e}")))?;
+    Ok(Box::new(LocalCustody::open(&buyer, ledger)?.with_compliance(screen)))
 }
 
 fn amount(flag: &str, text: &str) -> Result<U256, CommandError> {

@@ -96,6 +96,10 @@ pub enum CustodyError {
     /// The key is not an owner (approve, revoke) or not a spender (propose).
     #[error("{0}")]
     NotAllowed(String),
+    /// Compliance screening refused the payee or the paying account (`compliance_blocked`), or could not answer
+    /// (`compliance_unavailable`); nothing was proposed or sent.
+    #[error("{message}")]
+    Compliance { kind: String, message: String },
     #[error("chain: {0}")]
     Chain(String),
     #[error("spend ledger: {0}")]
@@ -110,6 +114,7 @@ impl CustodyError {
             CustodyError::UnknownProposal(_) => "unknown_proposal",
             CustodyError::WrongState { .. } => "wrong_state",
             CustodyError::NotAllowed(_) => "not_allowed",
+            CustodyError::Compliance { kind, .. } => kind,
             CustodyError::Chain(_) => "chain_error",
             CustodyError::Ledger(_) => "ledger_error",
         }

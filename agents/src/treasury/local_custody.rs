@@ -69,6 +69,10 @@ fn custody_error(error: PayError) -> CustodyError {
             rule: "unpayable".into(),
             message: error.to_string(),
         },
+        PayError::ComplianceBlocked { .. } | PayError::ComplianceUnavailable { .. } => CustodyError::Compliance {
+            kind: error.kind().to_owned(),
+            message: error.to_string(),
+        },
         PayError::Ledger(message) => CustodyError::Ledger(message),
         PayError::ApprovalDenied(message) => CustodyError::NotAllowed(message),
         other => CustodyError::Chain(other.to_string()),

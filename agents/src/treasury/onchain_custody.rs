@@ -17,6 +17,7 @@ use alloy::signers::local::PrivateKeySigner;
 use alloy::sol_types::{SolCall, SolEvent};
 use contracts::bindings::{IEip3009, Treasury};
 
+use crate::compliance::payment_check::PaymentScreen;
 use crate::treasury::custody::{
     Custody, CustodyError, CustodyFuture, PaymentProposal, ProposalState, ProposalStatus, TreasuryStatus,
 };
@@ -33,6 +34,8 @@ pub struct OnChainCustody {
     rpc: url::Url,
     reader: DynProvider,
     sender: Option<PrivateKeySigner>,
+    /// Screens the payee and the Treasury before anything is proposed or executed (`with_compliance`).
+    screen: Option<PaymentScreen>,
 }
 
 fn chain(error: impl std::fmt::Display) -> CustodyError {
@@ -82,7 +85,28 @@ impl OnChainCustody {
             rpc,
             reader,
             sender,
+            screen: None,
         })
+    }
+
+    /// Every proposal and every execution first screens its payee and the Treasury with `screen`.
+    pub fn with_compliance(mut self, screen: PaymentScreen) -> Self {
+        self.screen = Some(screen);
+        self
+    }
+
+    /// Compliance before money moves: the payee and the paying Treasury must both be clear.
+    async fn screen_payment(&self, to: Address) -> Result<(), CustodyError> {
+        let Some(screen) = &self.screen else {
+            return Ok(());
+        };
+        screen
+            .check(to, self.treasury)
+            .await
+            .map_err(|error| CustodyError::Compliance {
+                kind: error.kind().to_owned(),
+                message: error.to_string(),
+            })
     }
 
     pub fn address(&self) -> Address {
@@ -238,6 +262,7 @@ impl OnChainCustody {
     }
 
     async fn do_propose(&self, proposal: &PaymentProposal) -> Result<ProposalStatus, CustodyError> {
+        self.screen_payment(proposal.to).await?;
         self.precheck(proposal.to, proposal.amount).await?;
         let provider = self.provider_for(self.sender()?);
         let t = Treasury::new(self.treasury, &provider);
@@ -257,6 +282,8 @@ impl OnChainCustody {
         if status.state != ProposalState::PendingApproval || status.approvals < status.required {
             return Ok(status);
         }
+        // A payee listed since the proposal was made is not paid (the approval stands).
+        self.screen_payment(status.to).await?;
         // This approval reached M: execute at once, in the same call. The approval stands if execution is
         // refused (the day's allowance went meanwhile): `execute` retries it.
         let receipt = match mined(t.execute(U256::from(id))).await {
@@ -282,6 +309,7 @@ impl OnChainCustody {
     }
 
     async fn do_execute(&self, id: u64) -> Result<ProposalStatus, CustodyError> {
+        self.screen_payment(self.status_of(id, None).await?.to).await?;
         let provider = self.provider_for(self.sender()?);
         let receipt = mined(Treasury::new(self.treasury, &provider).execute(U256::from(id))).await?;
         self.status_of(id, Some(receipt.transaction_hash)).await
