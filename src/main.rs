@@ -95,6 +95,9 @@ enum Command {
         /// Print one JSON object (status, body, receipt or error) instead.
         #[arg(long)]
         json: bool,
+        /// Pay under this treasury proposal (from an earlier `needs_approval`), now approved by its owners.
+        #[arg(long)]
+        proposal: Option<u64>,
         #[command(flatten)]
         buyer: BuyerArgs,
     },
@@ -506,6 +509,7 @@ async fn main() -> anyhow::Result<()> {
             headers,
             max,
             json,
+            proposal,
             buyer,
         } => {
             let options = agents::buyer::pay_command::PayOptions {
@@ -515,6 +519,7 @@ async fn main() -> anyhow::Result<()> {
                 headers,
                 max,
                 json,
+                proposal,
                 timeout: std::time::Duration::from_secs(buyer.timeout),
                 buyer: buyer.flags(None, None),
             };

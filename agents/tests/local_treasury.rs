@@ -688,7 +688,7 @@ async fn an_approved_transfer_whose_execution_failed_is_executed_by_execute() {
 }
 
 #[tokio::test]
-async fn nerdcabal_pay_under_a_treasury_refuses_with_the_rule_and_waits_for_owners_with_exit_3() {
+async fn nerdcabal_pay_under_a_treasury_refuses_with_the_rule_waits_for_owners_and_pays_once_with_proposal() {
     use agents::buyer::pay_command::{PayOptions, run};
     let _ = rustls::crypto::ring::default_provider().install_default();
     let (seller, paid) = settling_seller().await;
@@ -697,7 +697,8 @@ async fn nerdcabal_pay_under_a_treasury_refuses_with_the_rule_and_waits_for_owne
     let key_file = dir.join("agent.key");
     std::fs::write(&key_file, alloy::hex::encode(PrivateKeySigner::random().to_bytes())).unwrap();
     let owners = [PrivateKeySigner::random(), PrivateKeySigner::random()];
-    let pay = |treasury: String| {
+    let config_path = dir.join("buyer.toml");
+    let pay_under = |treasury: String, proposal: Option<u64>| {
         let config = dir.join("buyer.toml");
         std::fs::write(
             &config,
@@ -718,6 +719,7 @@ async fn nerdcabal_pay_under_a_treasury_refuses_with_the_rule_and_waits_for_owne
                 config: Some(config),
                 ..BuyerFlags::default()
             },
+            proposal,
             ..PayOptions::default()
         };
         async move {
@@ -728,6 +730,7 @@ async fn nerdcabal_pay_under_a_treasury_refuses_with_the_rule_and_waits_for_owne
             (code, document)
         }
     };
+    let pay = |treasury: String| pay_under(treasury, None);
     // The price ($0.001) is over the per-transaction cap.
     let (code, refused) = pay("per_tx_cap = \"$0.0005\"".into()).await;
     assert_eq!(code, 3, "{refused}");
@@ -736,12 +739,12 @@ async fn nerdcabal_pay_under_a_treasury_refuses_with_the_rule_and_waits_for_owne
         (Some("policy_denied"), Some("per_tx_cap"))
     );
     // Above the approval amount: a proposal for two owners.
-    let (code, waiting) = pay(format!(
+    let approving = format!(
         "approval_above = \"$0.0005\"\nowners = [\"{}\", \"{}\"]\nthreshold = 2",
         owners[0].address(),
         owners[1].address()
-    ))
-    .await;
+    );
+    let (code, waiting) = pay(approving.clone()).await;
     assert_eq!(code, 3, "{waiting}");
     assert_eq!(waiting["error"], "needs_approval");
     assert_eq!(
@@ -750,9 +753,30 @@ async fn nerdcabal_pay_under_a_treasury_refuses_with_the_rule_and_waits_for_owne
     );
     assert!(waiting["proposal_id"].as_u64().is_some(), "{waiting}");
     assert_eq!(paid.load(Ordering::SeqCst), 0, "nothing was sent to the seller");
+    // Both owners approve; `pay --proposal` then pays under it, once.
+    let id = waiting["proposal_id"].as_u64().unwrap();
+    let buyer = BuyerConfig::resolve(
+        &BuyerFlags {
+            config: Some(config_path.clone()),
+            ..BuyerFlags::default()
+        },
+        |_| None,
+    )
+    .unwrap();
+    let ledger = SpendLedger::open(&buyer.ledger_url).await.unwrap();
+    let custody = LocalCustody::open(&buyer, ledger).unwrap();
+    custody.approve(id, &owners[0]).await.unwrap();
+    let approved = custody.approve(id, &owners[1]).await.unwrap();
+    assert_eq!(approved.approvals, 2, "{approved:?}");
+    let (code, done) = pay_under(approving.clone(), Some(id)).await;
+    assert_eq!(code, 0, "{done}");
+    assert_eq!(paid.load(Ordering::SeqCst), 1, "paid under the approved proposal");
+    let (code, again) = pay_under(approving, Some(id)).await;
+    assert_eq!(code, 3, "a proposal pays once: {again}");
+    assert_eq!(paid.load(Ordering::SeqCst), 1);
     // Within every rule it pays.
     let (code, ok) = pay("per_tx_cap = \"$1\"\ndaily_cap = \"$2\"".into()).await;
     assert_eq!(code, 0, "{ok}");
-    assert_eq!(paid.load(Ordering::SeqCst), 1);
+    assert_eq!(paid.load(Ordering::SeqCst), 2);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -41,6 +41,8 @@ pub struct PayOptions {
     /// Most this one call may cost (`$0.05`).
     pub max: Option<String>,
     pub json: bool,
+    /// The approved treasury proposal this payment is made under (`--proposal`).
+    pub proposal: Option<u64>,
     pub timeout: Duration,
     pub buyer: BuyerFlags,
 }
@@ -73,7 +75,9 @@ pub async fn run(options: PayOptions, stdout: &mut dyn Write, stderr: &mut dyn W
         }
     };
     let (client, request) = prepared;
-    let result = client.call(&request).await;
+    let result = client
+        .call_approved(&request, &crate::buyer::x402_client::NoGate, options.proposal)
+        .await;
     if options.json {
         let (code, document) = match &result {
             Ok(outcome) => (status_code(outcome), outcome_json(outcome)),

@@ -49,7 +49,8 @@ are not reachable; do not retry), `compliance_blocked` (the counterparty is sanc
 `compliance_unavailable` (a screening source could not answer; retry later). `screen_address` screens an \
 address without paying. With an organisation's treasury configured, `treasury_status`, `propose_payment` \
 (pays from the treasury; executes at once within its policy) and `proposal_status` work on it: `needs_approval` \
-means owners must approve the proposal outside this server (do not retry; check `proposal_status` later), and a \
+means owners must approve the proposal outside this server (check `proposal_status` later; an `x402_fetch` that \
+answered `needs_approval` under local custody is paid once approved by calling it again with `proposal_id`), and a \
 policy refusal names its rule (`daily_cap`, `per_tx_cap`, `payee_allow_list`). No tool can raise a limit or \
 approve a payment.";
 
@@ -133,6 +134,10 @@ pub struct FetchInput {
     /// The id of an approval a person granted for this payment.
     #[serde(default)]
     pub approval_id: Option<String>,
+    /// The treasury proposal (from a `needs_approval` answer) its owners have since approved: the call pays
+    /// under it, once.
+    #[serde(default)]
+    pub proposal_id: Option<u64>,
 }
 
 #[derive(Debug, Serialize, JsonSchema)]
@@ -502,7 +507,11 @@ impl BuyerTools {
             kind: "x402_fetch",
             approval_id: input.approval_id.as_deref(),
         };
-        let outcome = self.client.call_gated(&request, &gate).await.map_err(|e| refusal(&e))?;
+        let outcome = self
+            .client
+            .call_approved(&request, &gate, input.proposal_id)
+            .await
+            .map_err(|e| refusal(&e))?;
         let (body, truncated) = body_for_model(&outcome.body, outcome.truncated);
         Ok(Json(FetchOutput {
             status: outcome.status.as_u16(),
