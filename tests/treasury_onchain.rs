@@ -197,6 +197,56 @@ async fn pay_from_the_treasury_settles_it_as_an_eip1271_payer_through_our_facili
     );
     assert_eq!(dev.balance(at).await, treasury_before - price);
 
+    // Two owners approve its authorization; the agent's retry with the proposal id pays the dear route under
+    // the approved authorization (no new proposal), once.
+    let dear_price: U256 = dev.state["dear_price"].as_str().unwrap().parse().unwrap();
+    for owner in [3, 4] {
+        let key = key_file(&dev, owner);
+        let (code, approved) = treasury(
+            &dev,
+            &[
+                "approve",
+                &id.to_string(),
+                "--treasury",
+                &at.to_string(),
+                "--key-file",
+                &key,
+            ],
+        )
+        .await;
+        assert_eq!(code, 0, "{approved}");
+    }
+    let proposals_before = contract.proposalCount().call().await.unwrap();
+    let seller_mid = dev.balance(seller).await;
+    let (code, stdout, stderr) = dev
+        .pay(
+            &ledger,
+            &["--config", &config, "--json", "--proposal", &id.to_string(), &dear_url],
+        )
+        .await;
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(dev.balance(seller).await, seller_mid + dear_price);
+    assert_eq!(dev.balance(at).await, treasury_before - price - dear_price);
+    assert_eq!(
+        contract.proposalCount().call().await.unwrap(),
+        proposals_before,
+        "no new proposal"
+    );
+    let (code, stdout, _) = dev
+        .pay(
+            &ledger,
+            &["--config", &config, "--json", "--proposal", &id.to_string(), &dear_url],
+        )
+        .await;
+    assert_eq!(code, 5, "an approved authorization pays once: {stdout}");
+    let again: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(again["error"], "unpayable", "{again}");
+    assert!(
+        again["message"].as_str().unwrap().contains("already been used"),
+        "{again}"
+    );
+    assert_eq!(dev.balance(at).await, treasury_before - price - dear_price);
+
     // The approval that reaches M stands even when execution is refused (another payment took the day's
     // allowance meanwhile): exit 3 naming `daily_cap`, the proposal still waits with both approvals.
     let at_flag = at.to_string();
@@ -240,7 +290,10 @@ async fn pay_from_the_treasury_settles_it_as_an_eip1271_payer_through_our_facili
         (Some("pending_approval"), Some(2)),
         "{waiting}"
     );
-    assert_eq!(dev.balance(at).await, treasury_before - price - U256::from(600_000u64));
+    assert_eq!(
+        dev.balance(at).await,
+        treasury_before - price - dear_price - U256::from(600_000u64)
+    );
 }
 
 #[tokio::test]

@@ -332,6 +332,19 @@ impl SpendLedger {
 
     /// Moves an open (signed or pending) payment to its outcome; a settled or unsettled one stays as it is.
     /// Returns whether the row moved.
+    /// Removes the record of a payment that was refused before its signature existed (`unsettled` for
+    /// `reason`), so the same authorization can be recorded again when it is paid after all — an on-chain
+    /// treasury's owners approved it. Returns whether a row was removed; any other row is left alone.
+    pub async fn forget_unsent(&self, id: &str, reason: &str) -> Result<bool, SpendLedgerError> {
+        let done = sqlx::query("DELETE FROM payments WHERE id = $1 AND state = $2 AND reason = $3")
+            .bind(id)
+            .bind(SpendState::Unsettled.as_str())
+            .bind(reason)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn finish(
         &self,
         id: &str,

@@ -542,7 +542,26 @@ impl X402Client {
         }
         gate.check(asked.as_str(), offer).await?;
         let host = asked.host_str().unwrap_or("").to_owned();
-        let nonce = B256::random();
+        // Paying from an on-chain treasury under a proposal its owners approved: the authorization is the one
+        // they approved (its nonce and validity), not a new one.
+        let resumed = match (&self.treasury_payer, proposal) {
+            (Some(payer), Some(id)) => Some(
+                payer
+                    .approved_authorization(
+                        id,
+                        offer.pay_to(),
+                        offer.amount(),
+                        offer.asset(),
+                        asked.as_str(),
+                        unix_now().max(0) as u64,
+                    )
+                    .await?,
+            ),
+            _ => None,
+        };
+        let nonce = resumed
+            .as_ref()
+            .map_or_else(B256::random, |(authorization, _)| authorization.nonce);
         let amount = i64::try_from(offer.amount()).map_err(|_| PayError::Unpayable {
             why: "the price does not fit the spend ledger".into(),
         })?;
@@ -559,9 +578,24 @@ impl X402Client {
             payer: self.payer(),
             nonce,
             amount,
-            valid_before: Some(now.saturating_add(i64::try_from(offer.max_timeout_seconds()).unwrap_or(i64::MAX))),
+            valid_before: Some(match &resumed {
+                Some((authorization, _)) => i64::try_from(authorization.valid_before).unwrap_or(i64::MAX),
+                None => now.saturating_add(i64::try_from(offer.max_timeout_seconds()).unwrap_or(i64::MAX)),
+            }),
             tx_hash: None,
             chain_nonce: None,
+        };
+        // The on-chain treasury's owners approved it: the contract is the authority, not a local proposal; the
+        // record of the attempt that asked for their approval (refused before anything was signed) gives way to
+        // this one.
+        let proposal = if resumed.is_some() {
+            self.ledger
+                .forget_unsent(&SpendLedger::spend_id(&spend), "needs_approval")
+                .await
+                .map_err(|e| PayError::Ledger(e.to_string()))?;
+            None
+        } else {
+            proposal
         };
         let id = match &self.treasury {
             Some(treasury) => {
@@ -582,7 +616,10 @@ impl X402Client {
             },
         };
         let signed = match &self.treasury_payer {
-            Some(payer) => self.sign_from_treasury(payer, offer, nonce, now, asked.as_str()).await,
+            Some(payer) => {
+                self.sign_from_treasury(payer, offer, nonce, now, asked.as_str(), resumed)
+                    .await
+            }
             None => self.sign(offer, nonce, now).await,
         };
         let (header_name, header_value) = match signed {
@@ -684,7 +721,8 @@ impl X402Client {
     }
 
     /// The payment for `offer` from the treasury: the authorization names it as `from`, and its signature is
-    /// the treasury's own approval of the digest (see `treasury_payer`).
+    /// the treasury's own approval of the digest (see `treasury_payer`) — proposed now, or, with `resumed`, the
+    /// one its owners already approved (whose digest must be this offer's).
     async fn sign_from_treasury(
         &self,
         treasury: &TreasuryPayer,
@@ -692,9 +730,51 @@ impl X402Client {
         nonce: B256,
         now: i64,
         url: &str,
+        resumed: Option<(protocol::ExactEvmAuthorization, B256)>,
     ) -> Result<(&'static str, String), PayError> {
         let now = now.max(0) as u64;
         let signer_error = |e: protocol::eip3009::Eip3009Error| PayError::Signer(e.to_string());
+        let (domain, asset) = match offer {
+            Offer::V2 { requirement, .. } => (protocol::eip3009::domain_for(requirement), requirement.asset),
+            Offer::V1 { requirement, chain_id } => {
+                let chain_id = chain_id.ok_or_else(|| PayError::Unpayable {
+                    why: format!("network `{}` is unknown", requirement.network),
+                })?;
+                (
+                    protocol::eip3009::domain_for_v1(requirement, chain_id),
+                    requirement.asset,
+                )
+            }
+        };
+        let domain = domain.map_err(signer_error)?;
+        let (authorization, signature) = match resumed {
+            Some((authorization, approved)) => {
+                if protocol::eip3009::signing_hash(&authorization, &domain) != approved {
+                    return Err(PayError::Unpayable {
+                        why: "the approved authorization was made under another EIP-712 domain than this offer's"
+                            .into(),
+                    });
+                }
+                (authorization, alloy::primitives::Bytes::new())
+            }
+            None => {
+                let (authorization, digest) = match offer {
+                    Offer::V2 { requirement, .. } => {
+                        protocol::eip3009::unsigned(treasury.address(), requirement, now, nonce)
+                    }
+                    Offer::V1 { requirement, chain_id } => protocol::eip3009::unsigned_v1(
+                        treasury.address(),
+                        requirement,
+                        chain_id.unwrap_or_default(),
+                        now,
+                        nonce,
+                    ),
+                }
+                .map_err(signer_error)?;
+                let signature = treasury.authorize(&authorization, digest, asset, url).await?;
+                (authorization, signature)
+            }
+        };
         match offer {
             Offer::V2 {
                 requirement,
@@ -703,25 +783,11 @@ impl X402Client {
                 resource_json,
                 ..
             } => {
-                let (authorization, digest) =
-                    protocol::eip3009::unsigned(treasury.address(), requirement, now, nonce).map_err(signer_error)?;
-                let signature = treasury
-                    .authorize(&authorization, digest, requirement.asset, url)
-                    .await?;
                 let payload = protocol::eip3009::payload(requirement, resource.clone(), authorization, signature);
                 let echoed = payload.echoing(accepted_json, resource_json.as_ref());
                 Ok((codec::PAYMENT_SIGNATURE, codec::encode(&echoed)))
             }
-            Offer::V1 { requirement, chain_id } => {
-                let chain_id = chain_id.ok_or_else(|| PayError::Unpayable {
-                    why: format!("network `{}` is unknown", requirement.network),
-                })?;
-                let (authorization, digest) =
-                    protocol::eip3009::unsigned_v1(treasury.address(), requirement, chain_id, now, nonce)
-                        .map_err(signer_error)?;
-                let signature = treasury
-                    .authorize(&authorization, digest, requirement.asset, url)
-                    .await?;
+            Offer::V1 { requirement, .. } => {
                 let payload = protocol::eip3009::payload_v1(requirement, authorization, signature);
                 Ok((codec::X_PAYMENT, codec::encode(&payload)))
             }

@@ -3,9 +3,11 @@
 //! validBefore, nonce, keccak(url))`; below the approval threshold the contract approves its digest in the same
 //! transaction (`AuthorizationApproved`), and the payment then carries empty signature bytes — the Treasury answers
 //! EIP-1271 `isValidSignature` from its own approval, so USDC (and the facilitator) accept it. At or above the
-//! threshold the authorization waits for M owners: `NeedsApproval` with the proposal id. Before anything is
-//! sent the offer must be in the Treasury's token under the token's own EIP-712 domain, the contract digest
-//! must be the one the payment carries, and the contract's policy is checked off chain (`onchain_precheck`).
+//! threshold the authorization waits for M owners: `NeedsApproval` with the proposal id; once they approved it,
+//! `approved_authorization` hands that very authorization back for the agent's retry (once, while it is still
+//! valid). Before anything is sent the offer must be in the Treasury's token under the token's own EIP-712
+//! domain, the contract digest must be the one the payment carries, and the contract's policy is checked off
+//! chain (`onchain_precheck`).
 
 use alloy::primitives::{Address, B256, Bytes, keccak256};
 use alloy::signers::local::PrivateKeySigner;
@@ -130,6 +132,85 @@ impl TreasuryPayer {
             approvals: 0,
             required: u64::try_from(threshold).unwrap_or(u64::MAX),
         })
+    }
+}
+
+/// Seconds an approved authorization must still be valid for a payment to be sent under it (the facilitator
+/// refuses one about to expire).
+const MIN_REMAINING_SECS: u64 = 6;
+
+/// `ProposalKind.TransferAuthorization` and `ProposalState.Executed` as the `proposal(id)` view encodes them.
+const KIND_TRANSFER_AUTHORIZATION: u8 = 1;
+const STATE_EXECUTED: u8 = 1;
+
+impl TreasuryPayer {
+    /// The authorization M owners approved for proposal `id` (made by an earlier payment of `url` that answered
+    /// `needs_approval`), to pay it now: it must be a transfer authorization of `amount` in `asset` to `pay_to`
+    /// for this URL, approved, and still valid long enough. Returns it with the digest the Treasury approved.
+    pub async fn approved_authorization(
+        &self,
+        id: u64,
+        pay_to: Address,
+        amount: alloy::primitives::U256,
+        asset: Address,
+        url: &str,
+        now: u64,
+    ) -> Result<(ExactEvmAuthorization, B256), TreasuryPayError> {
+        let treasury = self.custody.address();
+        let t = Treasury::new(treasury, self.custody.reader());
+        let token = t.token().call().await.map_err(|e| custody_error(&e))?;
+        let view = t
+            .proposal(alloy::primitives::U256::from(id))
+            .call()
+            .await
+            .map_err(|e| custody_error(&e))?;
+        let unusable = |why: String| TreasuryPayError::Unpayable(format!("proposal {id} cannot pay this offer: {why}"));
+        if view.kind != KIND_TRANSFER_AUTHORIZATION {
+            return Err(unusable("it is not an x402 payment's authorization".into()));
+        }
+        if view.to != pay_to || view.amount != amount || token != asset {
+            return Err(unusable(format!(
+                "it pays {} to {} in {token}; the offer asks {amount} to {pay_to} in {asset}",
+                view.amount, view.to
+            )));
+        }
+        if view.memoHash != keccak256(url.as_bytes()) {
+            return Err(unusable("it was made for another URL".into()));
+        }
+        if view.state != STATE_EXECUTED {
+            let threshold = t.threshold().call().await.map_err(|e| custody_error(&e))?;
+            return Err(TreasuryPayError::NeedsApproval {
+                proposal_id: id,
+                approvals: u64::try_from(view.approvals).unwrap_or(u64::MAX),
+                required: u64::try_from(threshold).unwrap_or(u64::MAX),
+            });
+        }
+        if view.validBefore < alloy::primitives::U256::from(now.saturating_add(MIN_REMAINING_SECS)) {
+            return Err(unusable(format!(
+                "its authorization expired at {} (owners approved it after the offer's time ran out); pay again \
+                 to propose anew",
+                view.validBefore
+            )));
+        }
+        let used = USDC::new(token, self.custody.reader())
+            .authorizationState(treasury, view.nonce)
+            .call()
+            .await
+            .map_err(|e| custody_error(&e))?;
+        if used {
+            return Err(unusable(
+                "its authorization has already been used (it paid once)".into(),
+            ));
+        }
+        let authorization = ExactEvmAuthorization {
+            from: treasury,
+            to: view.to,
+            value: view.amount,
+            valid_after: view.validAfter,
+            valid_before: view.validBefore,
+            nonce: view.nonce,
+        };
+        Ok((authorization, view.digest))
     }
 }
 
