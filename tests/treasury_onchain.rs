@@ -80,6 +80,26 @@ async fn fund(dev: &Dev, from: usize, to: Address, amount: U256) {
     assert!(receipt.status());
 }
 
+/// `treasury approve <id>` by each of `owners` (account indices); each must succeed.
+async fn approve_by(dev: &Dev, at: Address, id: u64, owners: &[usize]) {
+    for &owner in owners {
+        let key = key_file(dev, owner);
+        let (code, approved) = treasury(
+            dev,
+            &[
+                "approve",
+                &id.to_string(),
+                "--treasury",
+                &at.to_string(),
+                "--key-file",
+                &key,
+            ],
+        )
+        .await;
+        assert_eq!(code, 0, "{approved}");
+    }
+}
+
 fn usd(dollars: u64) -> U256 {
     U256::from(dollars * 1_000_000)
 }
@@ -200,22 +220,7 @@ async fn pay_from_the_treasury_settles_it_as_an_eip1271_payer_through_our_facili
     // Two owners approve its authorization; the agent's retry with the proposal id pays the dear route under
     // the approved authorization (no new proposal), once.
     let dear_price: U256 = dev.state["dear_price"].as_str().unwrap().parse().unwrap();
-    for owner in [3, 4] {
-        let key = key_file(&dev, owner);
-        let (code, approved) = treasury(
-            &dev,
-            &[
-                "approve",
-                &id.to_string(),
-                "--treasury",
-                &at.to_string(),
-                "--key-file",
-                &key,
-            ],
-        )
-        .await;
-        assert_eq!(code, 0, "{approved}");
-    }
+    approve_by(&dev, at, id, &[3, 4]).await;
     let proposals_before = contract.proposalCount().call().await.unwrap();
     let seller_mid = dev.balance(seller).await;
     let (code, stdout, stderr) = dev
@@ -524,22 +529,7 @@ async fn mcp_proposes_from_the_treasury_and_reports_needs_approval_until_two_own
     assert_eq!(over.is_error, Some(true));
     assert_eq!(over.structured_content.unwrap()["error"], "per_tx_cap");
 
-    for owner in [3, 5] {
-        let key = key_file(&dev, owner);
-        let (code, approved) = treasury(
-            &dev,
-            &[
-                "approve",
-                &id.to_string(),
-                "--treasury",
-                &at.to_string(),
-                "--key-file",
-                &key,
-            ],
-        )
-        .await;
-        assert_eq!(code, 0, "{approved}");
-    }
+    approve_by(&dev, at, id, &[3, 5]).await;
     let shown = call_tool(&client, "proposal_status", json!({"proposal_id": id})).await;
     assert_ne!(shown.is_error, Some(true), "{shown:?}");
     let shown = shown.structured_content.unwrap();
