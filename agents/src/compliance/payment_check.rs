@@ -11,7 +11,7 @@ use crate::buyer::buyer_config::BuyerConfig;
 use crate::buyer::spend_ledger::SpendLedger;
 use crate::buyer::x402_client::PayError;
 use crate::compliance::audit;
-use crate::compliance::compliance_config::{ComplianceConfigError, ScreenChain};
+use crate::compliance::compliance_config::{ComplianceConfigError, ComplianceSection, ScreenChain};
 use crate::compliance::decision::{ComplianceScreen, Decision, Verdict};
 use crate::compliance::screener::SourceAnswer;
 
@@ -34,11 +34,23 @@ impl PaymentScreen {
         ledger: SpendLedger,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ComplianceConfigError> {
+        Self::for_section(&config.compliance, &config.rpc_url, config.usdc, ledger, env).await
+    }
+
+    /// The screen `section` describes on the chain at `rpc_url` (the token blocklist of `token`), recorded in
+    /// `ledger`.
+    pub async fn for_section(
+        section: &ComplianceSection,
+        rpc_url: &str,
+        token: Address,
+        ledger: SpendLedger,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ComplianceConfigError> {
         let chain = ScreenChain {
-            rpc_url: config.rpc_url.clone(),
-            token: config.usdc,
+            rpc_url: rpc_url.to_owned(),
+            token,
         };
-        let screen = ComplianceScreen::from_section(&config.compliance, &chain, env).await?;
+        let screen = ComplianceScreen::from_section(section, &chain, env).await?;
         Ok(PaymentScreen::new(Arc::new(screen), ledger))
     }
 

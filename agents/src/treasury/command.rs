@@ -26,8 +26,7 @@ use serde_json::json;
 use crate::buyer::buyer_config::{self, BuyerConfig, BuyerFlags, DevState};
 use crate::buyer::pay_command::exit;
 use crate::buyer::spend_ledger::SpendLedger;
-use crate::compliance::compliance_config::{ComplianceSection, ScreenChain};
-use crate::compliance::decision::ComplianceScreen;
+use crate::compliance::compliance_config::ComplianceSection;
 use crate::compliance::payment_check::PaymentScreen;
 use crate::treasury::create::{self, DEFAULT_PROPOSAL_TTL_SECONDS, TreasurySpec};
 use crate::treasury::custody::{Custody, CustodyError, PaymentProposal, ProposalStatus, TreasuryStatus};
@@ -153,14 +152,11 @@ impl TreasurySettings {
     /// chain, decisions recorded in the spend ledger).
     async fn payment_screen(&self) -> Result<PaymentScreen, CommandError> {
         let ledger = SpendLedger::open(&self.ledger_url).await.map_err(config)?;
-        let chain = ScreenChain {
-            rpc_url: self.rpc_url.clone(),
-            token: self.usdc,
-        };
-        let screen = ComplianceScreen::from_section(&self.compliance, &chain, &|name| std::env::var(name).ok())
-            .await
-            .map_err(|e| config(format!("[compliance]: {e}")))?;
-        Ok(PaymentScreen::new(std::sync::Arc::new(screen), ledger))
+        PaymentScreen::for_section(&self.compliance, &self.rpc_url, self.usdc, ledger, &|name| {
+            std::env::var(name).ok()
+        })
+        .await
+        .map_err(|e| config(format!("[compliance]: {e}")))
     }
 
     /// The buyer's key, as `pay` finds it (it must be a local key: it sends transactions).
