@@ -14,12 +14,18 @@ pub use protocol::screening::{CounterpartyScreen, ScreenFuture, ScreenRefusal};
 /// The `/supported` extension naming the check.
 pub const SUPPORTED_EXTENSION: &str = "compliance-screening";
 
-/// Screens payer and payee (both concurrently); the payer's refusal is reported first.
+/// Screens payer and payee (both concurrently). A `blocked` answer is reported before an `unavailable` one (it is
+/// the stronger refusal, as the buyer reports it), the payer's before the payee's.
 pub async fn screen_parties(
     screen: &Arc<dyn CounterpartyScreen>,
     payer: Address,
     payee: Address,
 ) -> Result<(), ScreenRefusal> {
     let (payer, payee) = tokio::join!(screen.screen(payer), screen.screen(payee));
+    for answer in [&payer, &payee] {
+        if let Err(blocked @ ScreenRefusal::Blocked { .. }) = answer {
+            return Err(blocked.clone());
+        }
+    }
     payer.and(payee)
 }

@@ -36,6 +36,10 @@ pub enum OfacError {
     TooLarge { location: String, limit: usize },
     #[error("the SDN list has no Digital Currency Address feature types (not an SDN_ADVANCED file?)")]
     NoFeatureTypes,
+    /// A file that parses but lists no EVM address would clear every address: refused, so a refresh keeps the
+    /// last good list (OFAC renamed its features, or the file is cut short).
+    #[error("the SDN list names no EVM digital currency address (ETH/USDC/… features missing or empty)")]
+    NoEvmAddresses,
 }
 
 /// The addresses of one publication.
@@ -203,6 +207,9 @@ pub fn parse(input: impl BufRead) -> Result<SdnList, OfacError> {
             None => list.ignored += 1,
         }
     }
+    if list.addresses.is_empty() {
+        return Err(OfacError::NoEvmAddresses);
+    }
     Ok(list)
 }
 
@@ -243,12 +250,18 @@ pub struct OfacSdn {
     location: ListLocation,
     http: reqwest::Client,
     current: RwLock<Option<Loaded>>,
+    /// Held while a screen loads a missing list, so concurrent screens start one load, not one each.
+    loading: tokio::sync::Mutex<()>,
 }
+
+/// The longest the whole download of a list may take (a full SDN_ADVANCED.XML is tens of MiB).
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl OfacSdn {
     pub fn new(location: ListLocation, timeout: Duration) -> Result<Self, OfacError> {
         let http = reqwest::Client::builder()
-            .timeout(timeout)
+            .connect_timeout(timeout)
+            .timeout(DOWNLOAD_TIMEOUT.max(timeout))
             .build()
             .map_err(|e| OfacError::Read {
                 location: location.shown(),
@@ -258,6 +271,7 @@ impl OfacSdn {
             location,
             http,
             current: RwLock::new(None),
+            loading: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -316,10 +330,16 @@ impl OfacSdn {
                 let body = crate::buyer::bounded_body::read(response, MAX_LIST_BYTES)
                     .await
                     .map_err(read)?;
-                if body.truncated {
+                if body.truncated && body.bytes.len() >= MAX_LIST_BYTES {
                     return Err(OfacError::TooLarge {
                         location,
                         limit: MAX_LIST_BYTES,
+                    });
+                }
+                if body.truncated {
+                    return Err(OfacError::Read {
+                        location,
+                        message: format!("the download broke off after {} bytes", body.bytes.len()),
                     });
                 }
                 tokio::task::spawn_blocking(move || parse(std::io::Cursor::new(body.bytes))).await
@@ -377,7 +397,16 @@ impl Screener for OfacSdn {
             if let Some(answer) = self.answer(address) {
                 return answer;
             }
-            // No list yet (the first load failed): try again now.
+            // No list yet (the first load failed): one screen tries again now; the others answer unavailable
+            // rather than start a download each.
+            let Ok(_loading) = self.loading.try_lock() else {
+                return SourceAnswer::Unavailable {
+                    error: "the OFAC list is being loaded".into(),
+                };
+            };
+            if let Some(answer) = self.answer(address) {
+                return answer;
+            }
             match self.load().await {
                 Ok(()) => self.answer(address).unwrap_or(SourceAnswer::Unavailable {
                     error: "the OFAC list could not be read".into(),

@@ -93,7 +93,7 @@ async fn history(
 }
 
 /// Marks `proposal` executed by the payment `payment_id` when it is approved for exactly this payment
-/// (same agent, kind, payee, asset, no more money, the same URL for an x402 one) and not expired.
+/// (same agent, kind, payee, asset, network, no more money, the same URL for an x402 one) and not expired.
 async fn consume(
     tx: &mut sqlx::AnyConnection,
     proposal: ApprovedProposal,
@@ -105,7 +105,7 @@ async fn consume(
     let done = sqlx::query(
         "UPDATE treasury_proposals SET state = 'executed', payment_id = $1, updated_at = $2 \
          WHERE id = $3 AND agent = $4 AND state = 'approved' AND pay_to = $5 AND asset = $6 AND amount >= $7 \
-         AND expires_at >= $2 AND kind = $8 AND (url IS NULL OR url = $9)",
+         AND expires_at >= $2 AND kind = $8 AND (url IS NULL OR url = $9) AND network = $10",
     )
     .bind(payment_id)
     .bind(now)
@@ -116,6 +116,7 @@ async fn consume(
     .bind(spend.amount)
     .bind(spend.kind.as_str())
     .bind(spend.url)
+    .bind(spend.network)
     .execute(&mut *tx)
     .await?;
     Ok(done.rows_affected() == 1)

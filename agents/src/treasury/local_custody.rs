@@ -253,7 +253,9 @@ impl LocalCustody {
             .await
             .map_err(ledger_error)?;
         let approvals = self.counted_approvers(id).await?.len() as u64;
-        if approvals >= row.required.max(0) as u64 {
+        // The threshold as configured now counts (raised since the proposal was made, it applies to it too).
+        let required = (row.required.max(0) as u64).max(u64::from(self.rules().threshold()));
+        if approvals >= required {
             // Only the approval that moves it executes it (two owners approving at once execute it once).
             let moved = self
                 .proposals()

@@ -96,6 +96,17 @@ impl Proposals {
 
     /// Records a pending proposal; ids count up from 1 per ledger (assigned under the agent's lock).
     pub async fn create(&self, new: &NewProposal<'_>, now: i64) -> Result<ProposalRow, SpendLedgerError> {
+        self.insert(new, None, now).await
+    }
+
+    /// Inserts `new` as pending, or (with `executed`: the payment's ledger id and transaction) as executed in the
+    /// same statement — a proposal that paid is never, even for a moment, one an approval could pay again.
+    async fn insert(
+        &self,
+        new: &NewProposal<'_>,
+        executed: Option<(&str, &str)>,
+        now: i64,
+    ) -> Result<ProposalRow, SpendLedgerError> {
         let mut tx = self.ledger.begin_serialised(Address::ZERO).await?;
         let (next,): (i64,) = sqlx::query_as("SELECT CAST(COALESCE(MAX(id), 0) + 1 AS BIGINT) FROM treasury_proposals")
             .fetch_one(&mut *tx)
@@ -103,8 +114,8 @@ impl Proposals {
         let expires_at = now.saturating_add(i64::try_from(new.ttl_seconds).unwrap_or(i64::MAX));
         sqlx::query(
             "INSERT INTO treasury_proposals (id, agent, kind, pay_to, amount, asset, network, memo, url, rule, \
-             required, state, created_at, expires_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending_approval', $12, $13, $12)",
+             required, state, created_at, expires_at, updated_at, payment_id, tx_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $14, $12, $13, $12, $15, $16)",
         )
         .bind(next)
         .bind(new.agent.to_checksum(None))
@@ -116,9 +127,16 @@ impl Proposals {
         .bind(new.memo)
         .bind(new.url)
         .bind(new.rule)
-        .bind(i64::from(new.required))
+        .bind(if executed.is_some() { 0 } else { i64::from(new.required) })
         .bind(now)
         .bind(expires_at)
+        .bind(if executed.is_some() {
+            "executed"
+        } else {
+            "pending_approval"
+        })
+        .bind(executed.map(|(payment, _)| payment))
+        .bind(executed.map(|(_, tx)| tx))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -135,20 +153,7 @@ impl Proposals {
         tx_hash: &str,
         now: i64,
     ) -> Result<ProposalRow, SpendLedgerError> {
-        let row = self.create(new, now).await?;
-        sqlx::query(
-            "UPDATE treasury_proposals SET state = 'executed', required = 0, payment_id = $1, tx_hash = $2, \
-             updated_at = $3 WHERE id = $4",
-        )
-        .bind(payment_id)
-        .bind(tx_hash)
-        .bind(now)
-        .bind(row.id)
-        .execute(self.ledger.pool())
-        .await?;
-        self.get(row.id(), now)
-            .await?
-            .ok_or(SpendLedgerError::Database(sqlx::Error::RowNotFound))
+        self.insert(new, Some((payment_id, tx_hash)), now).await
     }
 
     /// The proposal, with its expiry applied at `now`.

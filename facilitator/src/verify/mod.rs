@@ -4,7 +4,7 @@
 //! only), else from one coalesced read of the chain ([`crate::chain::ChainSnapshot`]). A settle of a payload
 //! that passed verify moments ago reuses that verdict ([`reuse`]) instead of reading the chain again; the
 //! ledger's reservation and the chain's answer to the settlement stay the authority. When a counterparty screen
-//! is configured, payer and payee are screened right after the request-only checks. Verify writes nothing
+//! is configured, payer and payee are screened before the chain is read (a reused verdict was screened already). Verify writes nothing
 //! durable.
 
 mod checks;
@@ -123,12 +123,6 @@ impl Verifier {
         checks::recipient_value::check(&payment)?;
         checks::time_window::check(&payment, now, self.config.clock_skew_secs)?;
         checks::signature::refuse_unlisted_erc6492(&payment, &self.config.erc6492_factories)?;
-        if let Some(screen) = &self.screen {
-            compliance::screen_parties(screen, payment.authorization.from, payment.authorization.to)
-                .await
-                .map_err(|refusal| payment.invalid(refusal.reason(), refusal.to_string()))?;
-        }
-
         let key = payment.key();
         if ledger_check == LedgerCheck::IgnoreOwnReservation
             && let Some(balance) = self.reuse.balance_seen(&payment.payload_hash)
@@ -143,6 +137,12 @@ impl Verifier {
             return Ok(payment);
         }
 
+        // Screened here, after the reuse shortcut: a payload reused there passed this screen moments ago.
+        if let Some(screen) = &self.screen {
+            compliance::screen_parties(screen, payment.authorization.from, payment.authorization.to)
+                .await
+                .map_err(|refusal| payment.invalid(refusal.reason(), refusal.to_string()))?;
+        }
         let mirrored = payment
             .chain
             .mirror()
