@@ -157,7 +157,7 @@ pub fn day_start(t: i64) -> i64 {
 }
 
 /// States that count against budgets: all but the proven unsettled.
-const COUNTED: &str = "('signed', 'settled', 'pending')";
+pub(crate) const COUNTED: &str = "('signed', 'settled', 'pending')";
 /// States whose outcome is still open.
 const OPEN: &str = "('signed', 'pending')";
 

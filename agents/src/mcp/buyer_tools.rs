@@ -264,11 +264,11 @@ fn usd(atomic: U256) -> String {
 }
 
 /// A tool error the model can act on.
-fn refusal(error: &PayError) -> CallToolResult {
+pub(super) fn refusal(error: &PayError) -> CallToolResult {
     CallToolResult::structured_error(error.to_json())
 }
 
-fn bad_input(message: impl Into<String>) -> CallToolResult {
+pub(super) fn bad_input(message: impl Into<String>) -> CallToolResult {
     CallToolResult::structured_error(json!({"error": "invalid_input", "message": message.into()}))
 }
 

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::compliance::decision::Decision;
 use crate::compliance::screener::{SourceAnswer, parse_evm};
-use crate::mcp::buyer_tools::BuyerTools;
+use crate::mcp::buyer_tools::{BuyerTools, bad_input, refusal};
 
 #[derive(Debug, Deserialize, JsonSchema)]
 pub struct ScreenInput {
@@ -70,10 +70,6 @@ fn view(decision: &Decision) -> ScreenOutput {
     }
 }
 
-fn tool_error(kind: &str, message: String) -> CallToolResult {
-    CallToolResult::structured_error(json!({"error": kind, "message": message}))
-}
-
 #[tool_router(router = compliance_router, vis = "pub(crate)")]
 impl BuyerTools {
     /// Screen an address against the sanctions and block lists this buyer is configured with (the token's
@@ -89,21 +85,15 @@ impl BuyerTools {
         Parameters(input): Parameters<ScreenInput>,
     ) -> Result<Json<ScreenOutput>, CallToolResult> {
         let Some(address) = parse_evm(&input.address) else {
-            return Err(tool_error(
-                "invalid_input",
-                format!("`{}` is not an EVM address", input.address),
-            ));
+            return Err(bad_input(format!("`{}` is not an EVM address", input.address)));
         };
         let Some(screen) = self.client().compliance() else {
-            return Err(tool_error(
-                "compliance_unavailable",
-                "this server has no compliance screen".into(),
-            ));
+            return Err(CallToolResult::structured_error(json!({
+                "error": "compliance_unavailable",
+                "message": "this server has no compliance screen",
+            })));
         };
-        let decision = screen
-            .decide(address, "screen")
-            .await
-            .map_err(|e| tool_error(e.kind(), e.to_string()))?;
+        let decision = screen.decide(address, "screen").await.map_err(|e| refusal(&e))?;
         Ok(Json(view(&decision)))
     }
 }

@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::mcp::buyer_tools::BuyerTools;
+use crate::mcp::buyer_tools::{BuyerTools, bad_input};
 use crate::treasury::custody::{CustodyError, PaymentProposal, ProposalState, ProposalStatus, TreasuryStatus};
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -102,17 +102,9 @@ impl From<&ProposalStatus> for ProposalView {
     }
 }
 
-fn bad_input(message: impl Into<String>) -> CallToolResult {
-    CallToolResult::structured_error(json!({"error": "invalid_input", "message": message.into()}))
-}
-
 /// A custody error as a tool error naming its reason (the rule, for a policy refusal).
 fn refusal(error: &CustodyError) -> CallToolResult {
-    let mut document = json!({"error": error.reason(), "message": error.to_string()});
-    if let CustodyError::Refused { rule, .. } = error {
-        document["rule"] = json!(rule);
-    }
-    CallToolResult::structured_error(document)
+    CallToolResult::structured_error(error.to_json())
 }
 
 fn no_treasury() -> CallToolResult {

@@ -97,14 +97,7 @@ impl CommandError {
     fn to_json(&self) -> serde_json::Value {
         match self {
             CommandError::Config(message) => json!({"error": "config_error", "message": message}),
-            CommandError::Custody(e) => {
-                let mut document = json!({"error": e.reason(), "message": e.to_string()});
-                if let CustodyError::WrongState { id, state, .. } = e {
-                    document["proposal_id"] = json!(id);
-                    document["state"] = json!(state);
-                }
-                document
-            }
+            CommandError::Custody(e) => e.to_json(),
         }
     }
 }

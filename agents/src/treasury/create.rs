@@ -12,8 +12,8 @@ use contracts::bindings::TreasuryFactory;
 use crate::treasury::custody::CustodyError;
 use crate::treasury::onchain_custody::{OnChainCustody, event_in, mined};
 
-/// One day: the default time a proposal stays executable.
-pub const DEFAULT_PROPOSAL_TTL_SECONDS: u64 = 86_400;
+/// One day: the default time a proposal stays executable (the `[treasury]` default too).
+pub use crate::treasury::rules_config::DEFAULT_PROPOSAL_TTL_SECONDS;
 
 /// What `treasury create` asks for, amounts in atomic units.
 #[derive(Debug, Clone, PartialEq, Eq)]

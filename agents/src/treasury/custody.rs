@@ -107,6 +107,21 @@ pub enum CustodyError {
 }
 
 impl CustodyError {
+    /// The error as one JSON object (CLI `--json`, MCP tool errors): `error` (the reason), `message`, and `rule`
+    /// for a refusal, `proposal_id` and `state` for a proposal in the wrong state.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut document = serde_json::json!({"error": self.reason(), "message": self.to_string()});
+        match self {
+            CustodyError::Refused { rule, .. } => document["rule"] = serde_json::json!(rule),
+            CustodyError::WrongState { id, state, .. } => {
+                document["proposal_id"] = serde_json::json!(id);
+                document["state"] = serde_json::json!(state);
+            }
+            _ => {}
+        }
+        document
+    }
+
     /// The machine-readable kind: the rule for a refusal, else the error's own name.
     pub fn reason(&self) -> &str {
         match self {

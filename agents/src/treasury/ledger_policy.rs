@@ -11,14 +11,11 @@ use std::sync::Arc;
 use alloy::primitives::U256;
 use sqlx::Row;
 
-use crate::buyer::spend_ledger::{BudgetExceeded, Budgets, NewSpend, SpendLedger, SpendLedgerError};
+use crate::buyer::spend_ledger::{BudgetExceeded, Budgets, COUNTED, NewSpend, SpendLedger, SpendLedgerError};
 use crate::buyer::x402_client::PayError;
 use crate::treasury::periods::{Windows, velocity_window_start};
 use crate::treasury::policy_engine::{Decision, History, PaymentFacts, PolicyRules, Rule, evaluate};
 use crate::treasury::proposals::{NewProposal, ProposalKind, Proposals};
-
-/// States that count against caps (as for budgets): all but the proven unsettled.
-const COUNTED: &str = "('signed', 'settled', 'pending')";
 
 /// A local proposal whose owners approved this payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -309,7 +309,15 @@ impl OnChainCustody {
     }
 
     async fn do_execute(&self, id: u64) -> Result<ProposalStatus, CustodyError> {
-        self.screen_payment(self.status_of(id, None).await?.to).await?;
+        if self.screen.is_some() {
+            let view = self
+                .reading()
+                .proposal(U256::from(id))
+                .call()
+                .await
+                .map_err(|e| custody_error(&e))?;
+            self.screen_payment(view.to).await?;
+        }
         let provider = self.provider_for(self.sender()?);
         let receipt = mined(Treasury::new(self.treasury, &provider).execute(U256::from(id))).await?;
         self.status_of(id, Some(receipt.transaction_hash)).await

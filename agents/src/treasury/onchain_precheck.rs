@@ -64,7 +64,8 @@ fn engine_rules(to: Address, facts: &ChainFacts) -> PolicyRules {
         allowed_hours: None,
         velocity: None,
         first_time_payee_needs_approval: false,
-        approval_above: facts.approval_threshold.checked_sub(U256::from(1u8)),
+        // The contract asks approval for `amount >= approvalThreshold` (every amount when it is 0).
+        approval_above: Some(facts.approval_threshold.saturating_sub(U256::from(1u8))),
         owners: Vec::new(),
         threshold: 0,
         proposal_ttl_seconds: 0,
